@@ -1,0 +1,40 @@
+# Two commands for a new user: `make run` and `make test`. Both build the venv themselves.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8080
+BACKENDS ?= embedded
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: venv run test lint bench fmt clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+## run: serve every function group on http://localhost:$(PORT) (BACKENDS=real: Valkey state)
+run: venv
+	$(BIN)/python -m scripts.serve --port $(PORT) --backends $(BACKENDS)
+
+## test: lint, then the whole suite with real servers started by the fixtures
+test: venv lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## bench: throughput and latency ratios, measured side by side in one run
+bench: venv
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache .ruff_cache

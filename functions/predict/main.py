@@ -1,0 +1,50 @@
+"""predict: predict, prequential predict_learn, and multi-step forecast.
+
+Entry point: `functions-framework --asgi --target app --source functions/predict/main.py`.
+"""
+
+from __future__ import annotations
+
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from shared.http import JSON, build_router, forward, idempotency_of, parse_body
+from shared.runtime import current_runtime
+from shared.schemas import ForecastRequest, PredictRequest, Sample
+from shared.tenancy import path_name, tenant_of
+
+
+async def predict(request: Request) -> Response:
+    tenant, name = tenant_of(request), path_name(request)
+    body = await parse_body(request, PredictRequest)
+    return JSON(await current_runtime().models.predict(tenant, name, body.x))
+
+
+async def predict_learn(request: Request) -> Response:
+    tenant, name = tenant_of(request), path_name(request)
+    body = await parse_body(request, Sample)
+    result = await current_runtime().models.predict_learn(
+        tenant, name, body.x, body.y, idempotency_of(request)
+    )
+    return JSON(result)
+
+
+async def forecast(request: Request) -> Response:
+    tenant, name = tenant_of(request), path_name(request)
+    body = await parse_body(request, ForecastRequest)
+    return JSON(await current_runtime().models.forecast(tenant, name, body.horizon, body.xs))
+
+
+ROUTES = [
+    Route("/api/v1/models/{model}/predict", predict, methods=["POST"]),
+    Route("/api/v1/models/{model}/predict_learn", predict_learn, methods=["POST"]),
+    Route("/api/v1/models/{model}/forecast", forecast, methods=["POST"]),
+]
+router = build_router("predict", ROUTES)
+
+
+@functions_framework.aio.http
+async def app(request: Request) -> Response:
+    return forward(router, request)

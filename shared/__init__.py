@@ -1,0 +1,1 @@
+"""Everything the functions share: config, tenancy, errors, schemas, state, catalog."""

@@ -1,0 +1,533 @@
+"""The model catalog: an allow-list of River estimators a spec may name (never an import path).
+
+A spec is `{"task": ..., "steps": [{"kind": ..., "params": {...}}, ...]}`; every step but the
+last is a transformer, the last is the estimator. `build(spec)` returns the River object.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from river import (
+    compose,
+    ensemble,
+    feature_extraction,
+    forest,
+    linear_model,
+    naive_bayes,
+    neighbors,
+    optim,
+    preprocessing,
+    time_series,
+    tree,
+)
+from river.compat import convert_sklearn_to_river
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+from shared.errors import unprocessable
+
+Role = Literal["transformer", "regressor", "classifier", "forecaster", "optimizer"]
+Task = Literal["regression", "classification", "forecasting"]
+TASK_OF_ROLE: dict[str, Task] = {
+    "regressor": "regression",
+    "classifier": "classification",
+    "forecaster": "forecasting",
+}
+ParamType = Literal[
+    "int",
+    "float",
+    "bool",
+    "str",
+    "int_list",
+    "int_or_none",
+    "float_or_none",
+    "str_or_none",
+    "number_or_str",
+    "label_list",
+    "spec",
+]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One allow-listed estimator: how to build it and what it accepts."""
+
+    name: str
+    role: Role
+    factory: Callable[..., Any]
+    doc: str
+    params: Mapping[str, ParamType] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    required: tuple[str, ...] = ()
+    nested: Mapping[str, Role] = field(default_factory=dict)  # params that are specs themselves
+    text_input: bool = False  # takes a raw string x (tokenisers)
+    handles_strings: bool = False  # copes with string-valued features (encoders, trees, NB)
+    binary_only: bool = False  # labels must be booleans / 0 / 1
+
+
+# Parameters we never expose: they take Python objects or callables, not JSON.
+_OBJECT_PARAMS = {
+    "optimizer",
+    "loss",
+    "initializer",
+    "engine",
+    "metric",
+    "drift_detector",
+    "warning_detector",
+    "splitter",
+    "preprocessor",
+    "tokenizer",
+    "leaf_model",
+    "categories",
+    "stop_words",
+    "intercept_lr",
+    "on",
+    "model",
+    "regressor",
+    "classes",
+}
+
+
+def _infer(signature_of: Callable[..., Any]) -> tuple[dict[str, ParamType], tuple[str, ...]]:
+    """Parameter types from a constructor signature: JSON scalars only."""
+    types: dict[str, ParamType] = {}
+    required: list[str] = []
+    for name, p in inspect.signature(signature_of).parameters.items():
+        if name in _OBJECT_PARAMS or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        default, hint = p.default, str(p.annotation)
+        if default is inspect.Parameter.empty:
+            required.append(name)
+            types[name] = "float"
+        elif isinstance(default, bool):
+            types[name] = "bool"
+        elif isinstance(default, int):
+            types[name] = "int"
+        elif isinstance(default, float):
+            types[name] = "float"
+        elif isinstance(default, str):
+            types[name] = "number_or_str" if "int" in hint or "float" in hint else "str"
+        elif isinstance(default, tuple):
+            types[name] = "int_list"
+        elif default is None:
+            types[name] = (
+                "int_or_none"
+                if "int" in hint
+                else "float_or_none"
+                if "float" in hint
+                else "str_or_none"
+                if "str" in hint
+                else "int_or_none"
+            )
+    return types, tuple(required)
+
+
+def _kind(
+    name: str,
+    role: Role,
+    factory: Callable[..., Any],
+    doc: str,
+    *,
+    overrides: Mapping[str, ParamType] | None = None,
+    **extra: Any,
+) -> Kind:
+    params, required = _infer(factory)
+    params.update(overrides or {})
+    nested = extra.pop("nested", {})
+    params.update({p: "spec" for p in nested})
+    extra.setdefault("required", required)
+    return Kind(name, role, factory, doc, params=params, nested=nested, **extra)
+
+
+def _mlp_regressor(**params: Any) -> Any:
+    return convert_sklearn_to_river(MLPRegressor(**params))
+
+
+def _mlp_classifier(classes: list[Any], **params: Any) -> Any:
+    return convert_sklearn_to_river(MLPClassifier(**params), classes=list(classes))
+
+
+def _mlp_params(estimator: type) -> dict[str, ParamType]:
+    params, _ = _infer(estimator)
+    params["random_state"] = "int"
+    params.pop("verbose", None)
+    params.pop("warm_start", None)
+    params.pop("early_stopping", None)  # needs a validation split, meaningless per sample
+    return params
+
+
+_MLP_DEFAULTS = {"hidden_layer_sizes": (32,), "random_state": 0}  # seeded: replays agree
+
+
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in [
+        # transformers
+        _kind(
+            "standard_scaler",
+            "transformer",
+            preprocessing.StandardScaler,
+            "Standardise each numeric feature online",
+        ),
+        _kind(
+            "min_max_scaler",
+            "transformer",
+            preprocessing.MinMaxScaler,
+            "Scale each numeric feature into [0, 1] online",
+        ),
+        _kind(
+            "max_abs_scaler",
+            "transformer",
+            preprocessing.MaxAbsScaler,
+            "Scale each numeric feature by its maximum absolute value",
+        ),
+        _kind(
+            "one_hot_encoder",
+            "transformer",
+            preprocessing.OneHotEncoder,
+            "One-hot encode string features",
+            handles_strings=True,
+        ),
+        _kind(
+            "tfidf",
+            "transformer",
+            feature_extraction.TFIDF,
+            "TF-IDF of a text x",
+            overrides={"ngram_range": "int_list"},
+            text_input=True,
+        ),
+        _kind(
+            "bag_of_words",
+            "transformer",
+            feature_extraction.BagOfWords,
+            "Token counts of a text x",
+            overrides={"ngram_range": "int_list"},
+            text_input=True,
+        ),
+        # regressors
+        _kind(
+            "linear_regression",
+            "regressor",
+            linear_model.LinearRegression,
+            "Linear regression by SGD; l1 → lasso, l2 → ridge",
+            nested={"optimizer": "optimizer"},
+        ),
+        _kind(
+            "pa_regressor", "regressor", linear_model.PARegressor, "Passive-aggressive regressor"
+        ),
+        _kind(
+            "knn_regressor",
+            "regressor",
+            neighbors.KNNRegressor,
+            "k-nearest neighbours over a sliding window",
+        ),
+        _kind(
+            "hoeffding_tree_regressor",
+            "regressor",
+            tree.HoeffdingTreeRegressor,
+            "Hoeffding tree regressor",
+            handles_strings=True,
+        ),
+        _kind(
+            "hoeffding_adaptive_tree_regressor",
+            "regressor",
+            tree.HoeffdingAdaptiveTreeRegressor,
+            "Hoeffding adaptive tree regressor",
+            handles_strings=True,
+        ),
+        _kind(
+            "bagging_regressor",
+            "regressor",
+            ensemble.BaggingRegressor,
+            "Online bagging of a base regressor",
+            nested={"model": "regressor"},
+            defaults={"seed": 42},
+        ),
+        _kind(
+            "amf_regressor",
+            "regressor",
+            forest.AMFRegressor,
+            "Aggregated Mondrian forest",
+            defaults={"seed": 42},
+        ),
+        _kind(
+            "adaptive_random_forest_regressor",
+            "regressor",
+            forest.ARFRegressor,
+            "Adaptive random forest regressor",
+            defaults={"seed": 42},
+        ),
+        _kind(
+            "mlp_regressor",
+            "regressor",
+            _mlp_regressor,
+            "scikit-learn MLPRegressor learning by partial_fit (river.compat)",
+            overrides=_mlp_params(MLPRegressor),
+            defaults=_MLP_DEFAULTS,
+            required=(),
+        ),
+        # classifiers
+        _kind(
+            "logistic_regression",
+            "classifier",
+            linear_model.LogisticRegression,
+            "Binary logistic regression by SGD",
+            nested={"optimizer": "optimizer"},
+            binary_only=True,
+        ),
+        _kind(
+            "perceptron",
+            "classifier",
+            linear_model.Perceptron,
+            "Binary perceptron",
+            binary_only=True,
+        ),
+        _kind("gaussian_nb", "classifier", naive_bayes.GaussianNB, "Gaussian naive Bayes"),
+        _kind(
+            "multinomial_nb",
+            "classifier",
+            naive_bayes.MultinomialNB,
+            "Multinomial naive Bayes (counts, e.g. after tfidf / bag_of_words)",
+        ),
+        _kind(
+            "hoeffding_tree_classifier",
+            "classifier",
+            tree.HoeffdingTreeClassifier,
+            "Hoeffding tree classifier",
+            handles_strings=True,
+        ),
+        _kind(
+            "hoeffding_adaptive_tree_classifier",
+            "classifier",
+            tree.HoeffdingAdaptiveTreeClassifier,
+            "Hoeffding adaptive tree classifier",
+            handles_strings=True,
+            defaults={"seed": 42},
+        ),
+        _kind(
+            "amf_classifier",
+            "classifier",
+            forest.AMFClassifier,
+            "Aggregated Mondrian forest classifier",
+            defaults={"seed": 42},
+        ),
+        _kind(
+            "knn_classifier",
+            "classifier",
+            neighbors.KNNClassifier,
+            "k-nearest neighbours classifier",
+        ),
+        _kind(
+            "adaptive_random_forest_classifier",
+            "classifier",
+            forest.ARFClassifier,
+            "Adaptive random forest classifier",
+            handles_strings=True,
+            defaults={"seed": 42},
+        ),
+        _kind(
+            "mlp_classifier",
+            "classifier",
+            _mlp_classifier,
+            "scikit-learn MLPClassifier learning by partial_fit (river.compat); "
+            "params.classes lists every label",
+            overrides={**_mlp_params(MLPClassifier), "classes": "label_list"},
+            defaults=_MLP_DEFAULTS,
+            required=("classes",),
+        ),
+        # forecasters (time series: learn y, forecast a horizon)
+        _kind(
+            "holt_winters",
+            "forecaster",
+            time_series.HoltWinters,
+            "Holt-Winters exponential smoothing",
+            overrides={
+                "alpha": "float",
+                "beta": "float_or_none",
+                "gamma": "float_or_none",
+                "seasonality": "int",
+                "multiplicative": "bool",
+            },
+        ),
+        _kind(
+            "snarimax",
+            "forecaster",
+            time_series.SNARIMAX,
+            "(S)(N)ARIMA(X) with an online regressor",
+            overrides={p: "int" for p in ("p", "d", "q", "m", "sp", "sd", "sq")},
+            nested={"regressor": "regressor"},
+        ),
+        # optimizers (only as the `optimizer` parameter of a linear model)
+        _kind(
+            "sgd",
+            "optimizer",
+            optim.SGD,
+            "Plain stochastic gradient descent",
+            overrides={"lr": "float"},
+        ),
+        _kind("adam", "optimizer", optim.Adam, "Adam", overrides={"lr": "float"}),
+        _kind("rmsprop", "optimizer", optim.RMSProp, "RMSProp", overrides={"lr": "float"}),
+    ]
+}
+
+
+def describe() -> list[dict[str, Any]]:
+    """`GET /catalog`: every kind with its role, task and parameters."""
+    return [
+        {
+            "kind": k.name,
+            "role": k.role,
+            "task": TASK_OF_ROLE.get(k.role),
+            "doc": k.doc,
+            "params": dict(k.params),
+            "required": list(k.required),
+            "text_input": k.text_input,
+        }
+        for k in KINDS.values()
+    ]
+
+
+def _check_value(kind: str, param: str, expected: ParamType, value: Any) -> Any:
+    def wrong(what: str) -> Exception:
+        return unprocessable(f"{kind}.params.{param} must be {what}", "invalid_parameter")
+
+    is_num = isinstance(value, int | float) and not isinstance(value, bool)
+    match expected:
+        case "bool":
+            if not isinstance(value, bool):
+                raise wrong("a boolean")
+        case "int":
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise wrong("an integer")
+        case "float":
+            if not is_num:
+                raise wrong("a number")
+        case "str":
+            if not isinstance(value, str):
+                raise wrong("a string")
+        case "int_or_none":
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise wrong("an integer or null")
+        case "float_or_none":
+            if value is not None and not is_num:
+                raise wrong("a number or null")
+        case "str_or_none":
+            if value is not None and not isinstance(value, str):
+                raise wrong("a string or null")
+        case "number_or_str":
+            if not (is_num or isinstance(value, str)):
+                raise wrong("a number or a string")
+        case "int_list":
+            if (
+                not isinstance(value, list)
+                or not value
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+            ):
+                raise wrong("a non-empty list of positive integers")
+            return tuple(value)
+        case "label_list":
+            if (
+                not isinstance(value, list)
+                or len(value) < 2
+                or not all(isinstance(v, str | int | bool) for v in value)
+            ):
+                raise wrong("a list of at least two labels")
+    return value
+
+
+def build_step(step: Mapping[str, Any], role: Role | None = None) -> tuple[Kind, Any]:
+    """Build one `{"kind", "params"}` step; nested specs (bagging's model) recurse."""
+    name = step.get("kind")
+    kind = KINDS.get(name) if isinstance(name, str) else None
+    if kind is None:
+        raise unprocessable(
+            f"unknown kind '{name}'; GET /api/v1/catalog lists them", "unknown_kind"
+        )
+    if role is not None and kind.role != role:
+        raise unprocessable(f"'{kind.name}' is a {kind.role}, expected a {role}", "invalid_spec")
+    given = step.get("params") or {}
+    if not isinstance(given, dict):
+        raise unprocessable(f"{kind.name}.params must be an object", "invalid_parameter")
+    params: dict[str, Any] = {}
+    for param, value in given.items():
+        expected = kind.params.get(param)
+        if expected is None:
+            raise unprocessable(
+                f"unknown parameter '{param}' for kind '{kind.name}'; "
+                f"known: {', '.join(sorted(kind.params)) or 'none'}",
+                "unknown_parameter",
+            )
+        if expected == "spec":
+            _, params[param] = build_model(_as_spec(value, kind.name, param), kind.nested[param])
+        else:
+            params[param] = _check_value(kind.name, param, expected, value)
+    missing = [p for p in kind.required if p not in params]
+    if missing:
+        raise unprocessable(
+            f"kind '{kind.name}' needs params: {', '.join(missing)}", "missing_parameter"
+        )
+    for param, value in kind.defaults.items():
+        params.setdefault(param, value)
+    try:
+        return kind, kind.factory(**params)
+    except (TypeError, ValueError, AssertionError) as exc:
+        raise unprocessable(f"cannot build '{kind.name}': {exc}", "invalid_parameter") from None
+
+
+def _as_spec(value: Any, kind: str, param: str) -> dict[str, Any]:
+    if isinstance(value, dict) and "kind" in value and "steps" not in value:
+        return {"steps": [value]}
+    if isinstance(value, dict) and "steps" in value:
+        return value
+    raise unprocessable(
+        f'{kind}.params.{param} must be a spec like {{"kind": ...}}', "invalid_parameter"
+    )
+
+
+@dataclass(frozen=True)
+class Blueprint:
+    """What a built spec is: its task and what its inputs must look like."""
+
+    task: Task
+    text_input: bool
+    handles_strings: bool
+    binary_only: bool
+
+
+def build_model(spec: Mapping[str, Any], role: Role | None = None) -> tuple[Blueprint | None, Any]:
+    """Build a spec into a River estimator (a Pipeline when there are several steps)."""
+    steps = spec.get("steps")
+    if not isinstance(steps, list) or not steps:
+        raise unprocessable("spec.steps must be a non-empty list", "invalid_spec")
+    if role == "optimizer":
+        if len(steps) != 1:
+            raise unprocessable("an optimizer is a single step", "invalid_spec")
+        return None, build_step(steps[0], "optimizer")[1]
+    built = [build_step(step) for step in steps]
+    *transformers, (last, estimator) = built
+    for position, (kind, _) in enumerate(transformers):
+        if kind.role != "transformer":
+            raise unprocessable(
+                f"step {position} '{kind.name}' must be a transformer", "invalid_spec"
+            )
+        if kind.text_input and position != 0:
+            raise unprocessable(
+                f"'{kind.name}' reads raw text: it must be the first step", "invalid_spec"
+            )
+    if last.role not in TASK_OF_ROLE:
+        raise unprocessable(f"the last step '{last.name}' must be an estimator", "invalid_spec")
+    if role is not None and last.role != role:
+        raise unprocessable(f"expected a {role}, '{last.name}' is a {last.role}", "invalid_spec")
+    if last.role == "forecaster" and transformers:
+        raise unprocessable("a forecaster is a single step", "invalid_spec")
+    model = compose.Pipeline(*(m for _, m in built)) if transformers else estimator
+    blueprint = Blueprint(
+        task=TASK_OF_ROLE[last.role],
+        text_input=bool(transformers) and transformers[0][0].text_input,
+        handles_strings=any(k.handles_strings for k, _ in built),
+        binary_only=last.binary_only,
+    )
+    return blueprint, model

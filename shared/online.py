@@ -1,0 +1,364 @@
+"""Online models served from a snapshot + learn log (DESIGN §4).
+
+A warm instance keeps each model in memory with the `seq` it has applied. Before serving it
+applies the log after that seq; its in-memory model only ever advances by applying the log
+in seq order (its own appends included), under the model's lock. So every instance, in any
+interleaving, holds exactly the model one process would build from the same ordered samples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import pickle
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import Counter
+
+from shared import learning
+from shared.catalog import Blueprint, build_model
+from shared.errors import ApiError, conflict, not_found, unavailable, unprocessable
+from shared.schemas import ModelSpec, Sample
+from shared.state.base import Idempotency, LogEntry, Snapshot, StateStore
+
+log = logging.getLogger("ml.online")
+
+COLD_LOADS = Counter("ml_model_cold_loads_total", "Models unpickled from a snapshot")
+SKIPPED_SAMPLES = Counter("ml_learn_skipped_total", "Logged samples whose learn_one raised")
+MAX_APPEND_ATTEMPTS = 64
+
+
+@dataclass
+class LiveModel:
+    tenant: str
+    name: str
+    uid: str
+    record: dict[str, Any]
+    blueprint: Blueprint
+    model: Any
+    seq: int
+    snap_seq: int
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def blueprint_of(record: dict[str, Any]) -> Blueprint:
+    return Blueprint(**record["blueprint"])
+
+
+def encode_sample(x: Any, y: Any) -> str:
+    return json.dumps([x, y], separators=(",", ":"), allow_nan=False)
+
+
+def public_record(record: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A model record as clients see it (internal ids left out)."""
+    shown = {k: v for k, v in record.items() if k not in ("uid", "blueprint")}
+    return {**shown, **extra}
+
+
+class OnlineModels:
+    """The process's warm models over one state store."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        cache_size: int = 256,
+        snapshot_every: int = 1000,
+        idempotency_ttl: int = 86400,
+    ) -> None:
+        self.store = store
+        self.cache_size = cache_size
+        self.snapshot_every = snapshot_every
+        self.idempotency_ttl = idempotency_ttl
+        self._cache: OrderedDict[tuple[str, str], LiveModel] = OrderedDict()
+        self._loading: dict[tuple[str, str], asyncio.Lock] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    # ----- definitions -------------------------------------------------------------------
+
+    async def create(self, tenant: str, spec: ModelSpec) -> dict[str, Any]:
+        steps = [s.model_dump() for s in spec.steps]
+        blueprint, estimator = build_model({"steps": steps})
+        assert blueprint is not None
+        if spec.task is not None and spec.task != blueprint.task:
+            raise unprocessable(
+                f"task '{spec.task}' does not match the last step, a {blueprint.task} model",
+                "invalid_spec",
+            )
+        uid = uuid.uuid4().hex
+        record = {
+            "name": spec.name,
+            "task": blueprint.task,
+            "spec": {"steps": steps},
+            "description": spec.description,
+            "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "version": 0,
+            "uid": uid,
+            "blueprint": blueprint.__dict__,
+        }
+        # Snapshot 0 is the freshly built estimator, pickled once: no instance ever rebuilds
+        # a model from its spec, so even unseeded randomness is the same everywhere.
+        blob = pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
+        if not await self.store.create_model(tenant, spec.name, uid, json.dumps(record), blob):
+            raise conflict(f"model '{spec.name}' already exists; DELETE it first", "model_exists")
+        return record
+
+    async def record(self, tenant: str, name: str) -> dict[str, Any]:
+        raw = await self.store.get_record(tenant, name)
+        if raw is None:
+            raise not_found("model", name)
+        return json.loads(raw)
+
+    async def records(self, tenant: str) -> list[dict[str, Any]]:
+        return [json.loads(raw) for raw in await self.store.list_records(tenant)]
+
+    async def delete(self, tenant: str, name: str) -> None:
+        self._cache.pop((tenant, name), None)
+        if not await self.store.delete_model(tenant, name):
+            raise not_found("model", name)
+
+    async def seq_of(self, tenant: str, name: str) -> int:
+        return await self.store.log_length(tenant, name)
+
+    def evict_all(self) -> int:
+        count = len(self._cache)
+        self._cache.clear()
+        return count
+
+    # ----- serving -----------------------------------------------------------------------
+
+    async def predict(self, tenant: str, name: str, x: Any) -> dict[str, Any]:
+        async with self._locked(tenant, name) as live:
+            x = learning.check_x(live.blueprint, x)
+            await self._catch_up(live)
+            return self._answer(live, x, live.seq)
+
+    async def forecast(
+        self, tenant: str, name: str, horizon: int, xs: list[dict[str, Any]] | None
+    ) -> dict[str, Any]:
+        async with self._locked(tenant, name) as live:
+            if live.blueprint.task != "forecasting":
+                raise unprocessable(
+                    f"'{name}' is a {live.blueprint.task} model; forecast needs "
+                    "a forecaster (holt_winters, snarimax)",
+                    "not_a_forecaster",
+                )
+            if xs is not None:
+                xs = [learning.check_x(live.blueprint, x) for x in xs]
+                if len(xs) != horizon:
+                    raise unprocessable("xs must hold one feature object per step of the horizon")
+            await self._catch_up(live)
+            return {
+                "forecast": learning.forecast_steps(live.model, horizon, xs),
+                "horizon": horizon,
+                "model_version": live.record.get("version", 0),
+                "seq": live.seq,
+            }
+
+    async def predict_learn(
+        self, tenant: str, name: str, x: Any, y: Any, idempotency: Idempotency | None
+    ) -> dict[str, Any]:
+        """Predict with the state before this sample (in log order), then learn it."""
+        async with self._locked(tenant, name) as live:
+            x = learning.check_x(live.blueprint, x)
+            y = learning.check_y(live.blueprint, y)
+            data = encode_sample(x, y)
+            for _ in range(MAX_APPEND_ATTEMPTS):
+                answer = self._answer(live, x, live.seq + 1)
+                result = await self.store.append(
+                    tenant,
+                    name,
+                    live.uid,
+                    live.seq,
+                    [data],
+                    expected=True,
+                    idempotency=idempotency,
+                    response=json.dumps(answer, allow_nan=True),
+                    ttl_seconds=self.idempotency_ttl,
+                )
+                match result.status:
+                    case "appended":
+                        self._apply(live, [LogEntry(result.first, data)])
+                        self._maybe_compact(live)
+                        return answer
+                    case "behind":
+                        self._apply(live, result.entries)
+                    case "replay":
+                        return json.loads(result.response)
+                    case _:
+                        await self._resolve(live, result.status)
+            raise unavailable("too much contention on this model; retry", code="contention")
+
+    async def learn(
+        self, tenant: str, name: str, samples: list[Sample], idempotency: Idempotency | None
+    ) -> dict[str, Any]:
+        async with self._locked(tenant, name) as live:
+            data = [
+                encode_sample(
+                    learning.check_x(live.blueprint, s.x), learning.check_y(live.blueprint, s.y)
+                )
+                for s in samples
+            ]
+            while True:
+                result = await self.store.append(
+                    tenant,
+                    name,
+                    live.uid,
+                    live.seq,
+                    data,
+                    expected=False,
+                    idempotency=idempotency,
+                    ttl_seconds=self.idempotency_ttl,
+                )
+                if result.status in ("appended", "replay"):
+                    break
+                await self._resolve(live, result.status)
+            if result.status == "appended":
+                self._apply(live, result.entries)
+                self._apply(live, [LogEntry(result.first + i, d) for i, d in enumerate(data)])
+                self._maybe_compact(live)
+            return {
+                "learned": result.last - result.first + 1,
+                "first_seq": result.first,
+                "last_seq": result.last,
+            }
+
+    # ----- internals ---------------------------------------------------------------------
+
+    def _answer(self, live: LiveModel, x: Any, seq: int) -> dict[str, Any]:
+        try:
+            prediction, proba = learning.predict(live.model, live.blueprint, x)
+        except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
+            raise unprocessable(
+                f"the model cannot predict this x: {exc}", "prediction_failed"
+            ) from None
+        answer: dict[str, Any] = {"prediction": prediction}
+        if proba is not None:
+            answer["proba"] = proba
+        answer["model_version"] = live.record.get("version", 0)
+        answer["seq"] = seq
+        return answer
+
+    def _locked(self, tenant: str, name: str) -> _ModelLock:
+        return _ModelLock(self, tenant, name)
+
+    async def _live(self, tenant: str, name: str) -> LiveModel:
+        key = (tenant, name)
+        live = self._cache.get(key)
+        if live is not None:
+            self._cache.move_to_end(key)
+            return live
+        loading = self._loading.setdefault(key, asyncio.Lock())
+        async with loading:
+            live = self._cache.get(key)
+            if live is None:
+                snapshot = await self.store.load(tenant, name)
+                if snapshot is None:
+                    raise not_found("model", name)
+                live = self._materialize(tenant, name, snapshot)
+                self._cache[key] = live
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        self._loading.pop(key, None)
+        return live
+
+    def _materialize(self, tenant: str, name: str, snapshot: Snapshot) -> LiveModel:
+        COLD_LOADS.inc()
+        record = json.loads(snapshot.record)
+        live = LiveModel(
+            tenant,
+            name,
+            snapshot.uid,
+            record,
+            blueprint_of(record),
+            pickle.loads(snapshot.blob),
+            snapshot.seq,
+            snapshot.seq,
+        )
+        self._apply(live, snapshot.tail)
+        return live
+
+    async def _catch_up(self, live: LiveModel) -> None:
+        for _ in range(MAX_APPEND_ATTEMPTS):
+            read = await self.store.read_log(live.tenant, live.name, live.uid, live.seq)
+            if read.status == "ok":
+                self._apply(live, read.entries)
+                return
+            await self._resolve(live, read.status)
+
+    async def _resolve(self, live: LiveModel, status: str) -> None:
+        """React to a non-success store answer: reload a stale model, 404 a missing one."""
+        if status == "conflict":
+            raise conflict(
+                "this Idempotency-Key was used with another request body", "idempotency_conflict"
+            )
+        snapshot = await self.store.load(live.tenant, live.name) if status == "stale" else None
+        if snapshot is None:
+            self._cache.pop((live.tenant, live.name), None)
+            raise not_found("model", live.name)
+        fresh = self._materialize(live.tenant, live.name, snapshot)
+        live.uid, live.record, live.blueprint = fresh.uid, fresh.record, fresh.blueprint
+        live.model, live.seq, live.snap_seq = fresh.model, fresh.seq, fresh.snap_seq
+
+    def _apply(self, live: LiveModel, entries: list[LogEntry]) -> None:
+        for entry in entries:
+            if entry.seq <= live.seq:
+                continue
+            if entry.seq != live.seq + 1:
+                raise ApiError(503, "log_gap", "learn log gap; retry", {"Retry-After": "1"})
+            x, y = json.loads(entry.data)
+            try:
+                learning.learn(live.model, live.blueprint, x, y)
+            except Exception:  # deterministic everywhere: every replay skips it the same way
+                SKIPPED_SAMPLES.inc()
+                log.exception("learn_one failed on %s/%s seq %d", live.tenant, live.name, entry.seq)
+            live.seq = entry.seq
+
+    def _maybe_compact(self, live: LiveModel) -> None:
+        if live.seq - live.snap_seq >= self.snapshot_every:
+            task = asyncio.get_running_loop().create_task(self._compact(live))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _compact(self, live: LiveModel) -> None:
+        """Write a newer snapshot and trim the log before it, under a short store lock."""
+        try:
+            if not await self.store.try_lock(f"{{{live.tenant}:{live.name}}}:compact", 30_000):
+                return
+            async with live.lock:
+                seq, uid = live.seq, live.uid
+                blob = await asyncio.to_thread(pickle.dumps, live.model, pickle.HIGHEST_PROTOCOL)
+            if await self.store.save_snapshot(live.tenant, live.name, uid, seq, blob):
+                live.snap_seq = max(live.snap_seq, seq)
+        except Exception:
+            log.exception("compaction of %s/%s failed", live.tenant, live.name)
+
+    async def drain(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+class _ModelLock:
+    """`async with models._locked(t, n) as live`: the warm model, held exclusively."""
+
+    def __init__(self, models: OnlineModels, tenant: str, name: str) -> None:
+        self.models, self.tenant, self.name = models, tenant, name
+        self.live: LiveModel | None = None
+
+    async def __aenter__(self) -> LiveModel:
+        while True:
+            live = await self.models._live(self.tenant, self.name)
+            await live.lock.acquire()
+            if self.models._cache.get((self.tenant, self.name)) is live:
+                self.live = live
+                return live
+            live.lock.release()  # evicted or replaced while we waited; take the new one
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.live is not None
+        self.live.lock.release()

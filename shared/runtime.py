@@ -1,0 +1,73 @@
+"""The per-process runtime: settings, state store and warm models, built on first use.
+
+functions-framework gives the ASGI app no lifespan hook, so the runtime is created lazily by
+the first request of each process (and of each event loop, for tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from shared.online import OnlineModels
+from shared.settings import Settings, get_settings
+from shared.state import StateStore, StateUnavailable, open_state_store
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: StateStore
+    models: OnlineModels
+    loop: asyncio.AbstractEventLoop
+
+
+_runtime: Runtime | None = None
+
+
+def current_runtime() -> Runtime:
+    """The runtime of this process and event loop (created synchronously, no I/O)."""
+    global _runtime
+    loop = asyncio.get_running_loop()
+    if _runtime is None or _runtime.loop is not loop:
+        settings = get_settings()
+        store = open_state_store(settings.state_url, settings.state_timeout_seconds)
+        models = OnlineModels(
+            store,
+            cache_size=settings.model_cache_size,
+            snapshot_every=settings.snapshot_every,
+            idempotency_ttl=settings.idempotency_ttl_seconds,
+        )
+        _runtime = Runtime(settings, store, models, loop)
+    return _runtime
+
+
+async def reset_runtime() -> None:
+    """Drop the runtime (tests switch settings between apps)."""
+    global _runtime
+    if _runtime is not None:
+        await _runtime.models.drain()
+        await _runtime.store.close()
+    _runtime = None
+
+
+async def ready(request: Request) -> Response:
+    """Readiness: the state store answers."""
+    from shared.http import JSON
+
+    runtime = current_runtime()
+    checks: dict[str, str] = {}
+    try:
+        await runtime.store.ping()
+        checks["state"] = "ok"
+    except StateUnavailable as exc:
+        checks["state"] = str(exc)
+    ok = all(v == "ok" for v in checks.values())
+    return JSON(
+        {"status": "ready" if ok else "not_ready", "checks": checks},
+        status_code=200 if ok else 503,
+        headers=None if ok else {"Retry-After": "2"},
+    )

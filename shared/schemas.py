@@ -1,0 +1,109 @@
+"""Request and response bodies (pydantic); OpenAPI is generated from these."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.tenancy import NAME_PATTERN
+
+MAX_SAMPLES_PER_LEARN = 1000
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Step(Strict):
+    kind: str = Field(description="snake_case River class name from GET /api/v1/catalog")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelSpec(Strict):
+    """`{"name", "task"?, "steps": [...]}`, or `{"name", "kind", "params"?}` for one step."""
+
+    name: str = Field(pattern=NAME_PATTERN.pattern, max_length=128)
+    task: Literal["regression", "classification", "forecasting"] | None = None
+    steps: list[Step] = Field(default_factory=list, max_length=16)
+    kind: str | None = None
+    params: dict[str, Any] | None = None
+    description: str = Field("", max_length=1000)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ModelSpec:
+        if self.kind is not None:
+            if self.steps:
+                raise ValueError("give either steps or kind, not both")
+            self.steps = [Step(kind=self.kind, params=self.params or {})]
+            self.kind, self.params = None, None
+        elif self.params is not None:
+            raise ValueError("params without kind: put params inside a step")
+        if not self.steps:
+            raise ValueError("steps must list at least one step (or give kind)")
+        if ".." in self.name:
+            raise ValueError("name must not contain '..'")
+        return self
+
+
+class Sample(Strict):
+    x: Any = Field(None, description="feature object, or a string for text models")
+    y: Any = Field(None, description="target: number (regression/forecasting) or class label")
+
+
+class LearnRequest(Strict):
+    """One sample `{x, y}` or many `{samples: [{x, y}, ...]}` learned in order."""
+
+    x: Any = None
+    y: Any = None
+    samples: list[Sample] | None = Field(None, max_length=MAX_SAMPLES_PER_LEARN)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> LearnRequest:
+        if self.samples is not None and (self.x is not None or self.y is not None):
+            raise ValueError("give either {x, y} or samples, not both")
+        if self.samples is not None and not self.samples:
+            raise ValueError("samples must not be empty")
+        return self
+
+    def as_samples(self) -> list[Sample]:
+        return self.samples if self.samples is not None else [Sample(x=self.x, y=self.y)]
+
+
+class PredictRequest(Strict):
+    x: Any = None
+
+
+class ForecastRequest(Strict):
+    horizon: int = Field(5, ge=1, le=1000)
+    xs: list[dict[str, Any]] | None = Field(None, description="future exogenous features")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    task: str
+    spec: dict[str, Any]
+    description: str = ""
+    created_at: str
+    version: int = 0
+    seq: int | None = None
+
+
+class PredictionOut(BaseModel):
+    prediction: Any
+    proba: dict[str, float] | None = None
+    model_version: int
+    seq: int
+
+
+class LearnOut(BaseModel):
+    learned: int
+    first_seq: int
+    last_seq: int
+
+
+class ForecastOut(BaseModel):
+    forecast: list[float] | None
+    horizon: int
+    model_version: int
+    seq: int

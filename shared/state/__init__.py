@@ -1,0 +1,22 @@
+"""State store backends behind one interface: pick one from STATE_URL."""
+
+from __future__ import annotations
+
+from shared.state.base import StateStore, StateUnavailable
+from shared.state.memory import MemoryStateStore
+from shared.state.redis_store import RedisStateStore
+
+
+def open_state_store(url: str, timeout_seconds: float = 2.0) -> StateStore:
+    if url.startswith("memory://"):
+        return MemoryStateStore()
+    return RedisStateStore(url, timeout_seconds)
+
+
+__all__ = [
+    "MemoryStateStore",
+    "RedisStateStore",
+    "StateStore",
+    "StateUnavailable",
+    "open_state_store",
+]

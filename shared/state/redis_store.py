@@ -1,0 +1,265 @@
+"""`redis://`: the state store shared by every instance (Redis, Valkey, Memorystore).
+
+Each model's keys carry the hash tag `{<tenant>:<model>}` so its Lua scripts run unchanged on
+Redis Cluster. The learn log is a Stream whose ids are `<seq>-0`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from redis import asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from shared.state.base import (
+    AppendResult,
+    Idempotency,
+    LogEntry,
+    LogRead,
+    Snapshot,
+    StateUnavailable,
+)
+
+T = TypeVar("T")
+
+# Rows of a stream read, flattened as [id, data, id, data, ...].
+_TAIL = """
+local function tail(log, after, last)
+  local out = {}
+  if last > after then
+    local rows = redis.call('XRANGE', log, tostring(after + 1) .. '-0', '+')
+    for _, row in ipairs(rows) do
+      out[#out + 1] = row[1]
+      out[#out + 1] = row[2][2]
+    end
+  end
+  return out
+end
+"""
+
+_APPEND = (
+    _TAIL
+    + """
+-- KEYS: state, log, idempotency; ARGV: uid, after, expected, has_key, body_hash, response,
+-- ttl, samples...
+local st = redis.call('HMGET', KEYS[1], 'uid', 'seq', 'trimmed')
+if not st[1] then return {'missing'} end
+local seq, after = tonumber(st[2]), tonumber(ARGV[2])
+if st[1] ~= ARGV[1] or after < tonumber(st[3]) then return {'stale'} end
+if ARGV[4] == '1' then
+  local seen = redis.call('GET', KEYS[3])
+  if seen then
+    local rec = cjson.decode(seen)
+    if rec[1] ~= ARGV[5] then return {'conflict'} end
+    return {'replay', rec[2], rec[3], rec[4]}
+  end
+end
+if ARGV[3] == '1' and seq ~= after then
+  return {'behind', 0, 0, '', tail(KEYS[2], after, seq)}
+end
+local missed = tail(KEYS[2], after, seq)
+local first = seq + 1
+for i = 8, #ARGV do
+  seq = seq + 1
+  redis.call('XADD', KEYS[2], tostring(seq) .. '-0', 'd', ARGV[i])
+end
+redis.call('HSET', KEYS[1], 'seq', seq)
+if ARGV[4] == '1' then
+  redis.call('SET', KEYS[3], cjson.encode({ARGV[5], first, seq, ARGV[6]}), 'EX', ARGV[7])
+end
+return {'appended', first, seq, '', missed}
+"""
+)
+
+_READ = (
+    _TAIL
+    + """
+-- KEYS: state, log; ARGV: uid, after
+local st = redis.call('HMGET', KEYS[1], 'uid', 'seq', 'trimmed')
+if not st[1] then return {'missing'} end
+local after = tonumber(ARGV[2])
+if st[1] ~= ARGV[1] or after < tonumber(st[3]) then return {'stale'} end
+return {'ok', tail(KEYS[2], after, tonumber(st[2]))}
+"""
+)
+
+_LOAD = (
+    _TAIL
+    + """
+-- KEYS: state, snapshot, log
+local st = redis.call('HMGET', KEYS[1], 'uid', 'record', 'snap_seq', 'seq')
+if not st[1] then return false end
+local snap_seq = tonumber(st[3])
+return {st[1], st[2], snap_seq, redis.call('GET', KEYS[2]), tail(KEYS[3], snap_seq, tonumber(st[4]))}
+"""
+)
+
+_CREATE = """
+-- KEYS: state, snapshot, log; ARGV: uid, record, blob
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('DEL', KEYS[3])
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[1], 'uid', ARGV[1], 'record', ARGV[2], 'seq', 0, 'snap_seq', 0,
+           'trimmed', 0)
+return 1
+"""
+
+_SAVE_SNAPSHOT = """
+-- KEYS: state, snapshot, log; ARGV: uid, seq, blob
+local st = redis.call('HMGET', KEYS[1], 'uid', 'snap_seq', 'seq')
+local seq = tonumber(ARGV[2])
+if st[1] ~= ARGV[1] or seq <= tonumber(st[2]) or seq > tonumber(st[3]) then return 0 end
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[1], 'snap_seq', seq, 'trimmed', seq)
+redis.call('XTRIM', KEYS[3], 'MINID', tostring(seq + 1) .. '-0')
+return 1
+"""
+
+
+def _entries(flat: list[Any]) -> list[LogEntry]:
+    return [
+        LogEntry(int(flat[i].split(b"-", 1)[0]), flat[i + 1].decode())
+        for i in range(0, len(flat), 2)
+    ]
+
+
+class RedisStateStore:
+    def __init__(self, url: str, timeout_seconds: float = 2.0) -> None:
+        # No automatic retries: a resent append could apply twice. Clients retry with an
+        # Idempotency-Key instead, which is exactly-once.
+        self._redis = aioredis.Redis.from_url(
+            url,
+            socket_timeout=timeout_seconds,
+            socket_connect_timeout=timeout_seconds,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+        self._append = self._redis.register_script(_APPEND)
+        self._read = self._redis.register_script(_READ)
+        self._load = self._redis.register_script(_LOAD)
+        self._create = self._redis.register_script(_CREATE)
+        self._save_snapshot = self._redis.register_script(_SAVE_SNAPSHOT)
+
+    @staticmethod
+    def _keys(tenant: str, name: str) -> tuple[str, str, str]:
+        tag = f"ml:{{{tenant}:{name}}}"
+        return f"{tag}:state", f"{tag}:snapshot", f"{tag}:log"
+
+    @staticmethod
+    def _index(tenant: str) -> str:
+        return f"ml:tenant:{{{tenant}}}:models"
+
+    async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await operation()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StateUnavailable(f"state store unreachable: {exc.__class__.__name__}") from exc
+
+    async def create_model(
+        self, tenant: str, name: str, uid: str, record: str, blob: bytes
+    ) -> bool:
+        state, snapshot, log = self._keys(tenant, name)
+        created = await self._call(
+            lambda: self._create(keys=[state, snapshot, log], args=[uid, record, blob])
+        )
+        if created:
+            await self._call(lambda: self._redis.sadd(self._index(tenant), name))
+        return bool(created)
+
+    async def delete_model(self, tenant: str, name: str) -> bool:
+        deleted = await self._call(lambda: self._redis.delete(*self._keys(tenant, name)))
+        await self._call(lambda: self._redis.srem(self._index(tenant), name))
+        return bool(deleted)
+
+    async def get_record(self, tenant: str, name: str) -> str | None:
+        state, _, _ = self._keys(tenant, name)
+        raw = await self._call(lambda: self._redis.hget(state, "record"))
+        return raw.decode() if raw is not None else None
+
+    async def list_records(self, tenant: str) -> list[str]:
+        names = sorted(
+            n.decode() for n in await self._call(lambda: self._redis.smembers(self._index(tenant)))
+        )
+        if not names:
+            return []
+
+        async def fetch() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
+            for name in names:
+                pipe.hget(self._keys(tenant, name)[0], "record")
+            return await pipe.execute()
+
+        return [raw.decode() for raw in await self._call(fetch) if raw is not None]
+
+    async def load(self, tenant: str, name: str) -> Snapshot | None:
+        keys = list(self._keys(tenant, name))
+        raw = await self._call(lambda: self._load(keys=keys))
+        if raw is None:
+            return None
+        uid, record, snap_seq, blob, flat = raw
+        return Snapshot(uid.decode(), record.decode(), int(snap_seq), blob, _entries(flat))
+
+    async def read_log(self, tenant: str, name: str, uid: str, after: int) -> LogRead:
+        state, _, log = self._keys(tenant, name)
+        raw = await self._call(lambda: self._read(keys=[state, log], args=[uid, after]))
+        status = raw[0].decode()
+        if status != "ok":
+            return LogRead(status)  # type: ignore[arg-type]
+        return LogRead("ok", _entries(raw[1]))
+
+    async def append(
+        self,
+        tenant: str,
+        name: str,
+        uid: str,
+        after: int,
+        samples: list[str],
+        *,
+        expected: bool,
+        idempotency: Idempotency | None,
+        response: str = "",
+        ttl_seconds: int = 86400,
+    ) -> AppendResult:
+        state, _, log = self._keys(tenant, name)
+        idem_key = f"ml:{{{tenant}:{name}}}:idem:{uid}:{idempotency.key if idempotency else ''}"
+        args: list[Any] = [
+            uid,
+            after,
+            int(expected),
+            int(idempotency is not None),
+            idempotency.body_hash if idempotency else "",
+            response,
+            ttl_seconds,
+            *samples,
+        ]
+        raw = await self._call(lambda: self._append(keys=[state, log, idem_key], args=args))
+        status = raw[0].decode()
+        if status in ("missing", "stale", "conflict"):
+            return AppendResult(status)  # type: ignore[arg-type]
+        if status == "replay":
+            return AppendResult("replay", int(raw[1]), int(raw[2]), response=raw[3].decode())
+        return AppendResult(status, int(raw[1]), int(raw[2]), entries=_entries(raw[4]))  # type: ignore[arg-type]
+
+    async def log_length(self, tenant: str, name: str) -> int:
+        state, _, _ = self._keys(tenant, name)
+        raw = await self._call(lambda: self._redis.hget(state, "seq"))
+        return int(raw) if raw is not None else 0
+
+    async def save_snapshot(self, tenant: str, name: str, uid: str, seq: int, blob: bytes) -> bool:
+        keys = list(self._keys(tenant, name))
+        return bool(await self._call(lambda: self._save_snapshot(keys=keys, args=[uid, seq, blob])))
+
+    async def try_lock(self, key: str, ttl_ms: int) -> bool:
+        return bool(
+            await self._call(lambda: self._redis.set(f"ml:lock:{key}", b"1", nx=True, px=ttl_ms))
+        )
+
+    async def ping(self) -> None:
+        await self._call(self._redis.ping)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
