@@ -144,19 +144,9 @@ class EdgeMiddleware:
         except ApiError as exc:
             if not started:
                 await error_response(exc)(scope, receive, send_with_id)
-        except StateUnavailable as exc:
-            log.warning("state store unavailable: %s", exc)
+        except Exception:  # Starlette has answered 500 in the envelope and re-raised
             if not started:
-                down = ApiError(
-                    503,
-                    "state_unavailable",
-                    "the state store is unreachable; retry",
-                    {"Retry-After": "1"},
-                )
-                await error_response(down)(scope, receive, send_with_id)
-        except Exception:
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            if not started:
+                log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
                 internal = ApiError(500, "internal_error", "internal error; quote the request id")
                 await error_response(internal)(scope, receive, send_with_id)
 
@@ -184,6 +174,20 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
+async def _state_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("state store unavailable: %s", exc)
+    return error_response(
+        ApiError(
+            503, "state_unavailable", "the state store is unreachable; retry", {"Retry-After": "1"}
+        )
+    )
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(ApiError(500, "internal_error", "internal error; quote the request id"))
+
+
 async def health(request: Request) -> Response:
     return JSON({"status": "ok"})
 
@@ -204,7 +208,12 @@ def build_router(group: str, routes: Sequence[BaseRoute]) -> Starlette:
     ]
     app = Starlette(
         routes=[*routes, *common],
-        exception_handlers={HTTPException: _http_exception, ApiError: _api_error},
+        exception_handlers={
+            HTTPException: _http_exception,
+            ApiError: _api_error,
+            StateUnavailable: _state_unavailable,
+            Exception: _internal_error,  # Starlette answers with it, then re-raises to us
+        },
     )
     app.state.group = group
     return EdgeMiddleware(app)  # type: ignore[return-value]

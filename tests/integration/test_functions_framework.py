@@ -1,0 +1,32 @@
+"""Each function group runs alone under the functions-framework CLI, as on Cloud Run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from tests.servers import AppProcess
+
+H = {"X-Tenant-ID": "acme"}
+
+
+def test_train_and_predict_as_separate_functions(
+    redis_url: str, app_factory: Callable[..., AppProcess]
+) -> None:
+    env = {"STATE_URL": redis_url}
+    train = app_factory(env, function_source="functions/train/main.py")
+    predict = app_factory(env, function_source="functions/predict/main.py")
+    spec = {"name": "m", "steps": [{"kind": "standard_scaler"}, {"kind": "linear_regression"}]}
+    assert httpx.post(f"{train.url}/api/v1/models", json=spec, headers=H).status_code == 201
+    learned = httpx.post(
+        f"{train.url}/api/v1/models/m/learn", json={"x": {"a": 1.0}, "y": 2.0}, headers=H
+    )
+    assert learned.status_code == 200
+    answer = httpx.post(f"{predict.url}/api/v1/models/m/predict", json={"x": {"a": 1.0}}, headers=H)
+    assert answer.status_code == 200 and answer.json()["seq"] == 1
+    # each function serves only its own routes; errors keep the envelope
+    missing = httpx.post(f"{predict.url}/api/v1/models", json=spec, headers=H)
+    assert missing.status_code == 405 or missing.status_code == 404
+    assert "error" in missing.json()
+    assert httpx.get(f"{predict.url}/ready").json()["status"] == "ready"
