@@ -201,6 +201,7 @@ def build_router(group: str, routes: Sequence[BaseRoute]) -> Starlette:
     """One function group's ASGI app: its routes plus /health, behind the shared edge."""
     from shared.runtime import ready  # the runtime imports the state layer; keep http light
 
+    get_settings()  # validate the configuration at start-up, not on the first request
     common = [
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
