@@ -19,12 +19,13 @@ from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.context import choose_request_id, request_id_var, traceparent_var, valid_traceparent
 from shared.errors import ApiError, envelope
+from shared.openapi import docs_page, openapi_document
 from shared.settings import get_settings
 from shared.state.base import Idempotency, StateUnavailable
 
@@ -202,7 +203,17 @@ def build_router(group: str, routes: Sequence[BaseRoute]) -> Starlette:
     from shared.runtime import ready  # the runtime imports the state layer; keep http light
 
     get_settings()  # validate the configuration at start-up, not on the first request
+    document = openapi_document(routes, f"online-ml {group}")
+
+    async def openapi(request: Request) -> Response:
+        return JSON(document)
+
+    async def docs(request: Request) -> Response:
+        return HTMLResponse(docs_page(document))
+
     common = [
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

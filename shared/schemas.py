@@ -107,3 +107,21 @@ class ForecastOut(BaseModel):
     horizon: int
     model_version: int
     seq: int
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+class CatalogKind(BaseModel):
+    kind: str
+    role: str
+    task: str | None
+    doc: str
+    params: dict[str, str]
+    required: list[str]
+    text_input: bool
+
+
+class CatalogOut(BaseModel):
+    kinds: list[CatalogKind]

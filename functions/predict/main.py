@@ -11,18 +11,23 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shared.http import JSON, build_router, forward, idempotency_of, parse_body
+from shared.openapi import api
 from shared.runtime import current_runtime
-from shared.schemas import ForecastRequest, PredictRequest, Sample
+from shared.schemas import ForecastOut, ForecastRequest, PredictionOut, PredictRequest, Sample
 from shared.tenancy import path_name, tenant_of
 
 
+@api("predict", body=PredictRequest, response=PredictionOut)
 async def predict(request: Request) -> Response:
+    """Predict with the current state (never learns)."""
     tenant, name = tenant_of(request), path_name(request)
     body = await parse_body(request, PredictRequest)
     return JSON(await current_runtime().models.predict(tenant, name, body.x))
 
 
+@api("predict", body=Sample, response=PredictionOut)
 async def predict_learn(request: Request) -> Response:
+    """Prequential: predict with the state before this sample, then learn it."""
     tenant, name = tenant_of(request), path_name(request)
     body = await parse_body(request, Sample)
     result = await current_runtime().models.predict_learn(
@@ -31,7 +36,9 @@ async def predict_learn(request: Request) -> Response:
     return JSON(result)
 
 
+@api("predict", body=ForecastRequest, response=ForecastOut)
 async def forecast(request: Request) -> Response:
+    """Recursive multi-step forecast of a time-series model."""
     tenant, name = tenant_of(request), path_name(request)
     body = await parse_body(request, ForecastRequest)
     return JSON(await current_runtime().models.forecast(tenant, name, body.horizon, body.xs))

@@ -13,42 +13,55 @@ from starlette.routing import Route
 from shared.catalog import describe
 from shared.http import JSON, build_router, forward, idempotency_of, parse_body
 from shared.online import public_record
+from shared.openapi import api
 from shared.runtime import current_runtime
-from shared.schemas import LearnRequest, ModelSpec
+from shared.schemas import CatalogOut, LearnOut, LearnRequest, ModelInfo, ModelList, ModelSpec
 from shared.tenancy import path_name, tenant_of
 
 
+@api("train", response=CatalogOut)
 async def catalog(request: Request) -> Response:
+    """List every allow-listed model kind with its task and parameters."""
     return JSON({"kinds": describe()})
 
 
+@api("train", body=ModelSpec, response=ModelInfo, status=201)
 async def create_model(request: Request) -> Response:
+    """Create an online model from the catalog (snapshot 0)."""
     tenant = tenant_of(request)
     spec = await parse_body(request, ModelSpec)
     record = await current_runtime().models.create(tenant, spec)
     return JSON(public_record(record, seq=0), status_code=201)
 
 
+@api("train", response=ModelList)
 async def list_models(request: Request) -> Response:
+    """List this tenant's models."""
     tenant = tenant_of(request)
     records = await current_runtime().models.records(tenant)
     return JSON({"models": [public_record(r) for r in records]})
 
 
+@api("train", response=ModelInfo)
 async def get_model(request: Request) -> Response:
+    """Show a model: spec, task, version and samples learned (seq)."""
     tenant, name = tenant_of(request), path_name(request)
     models = current_runtime().models
     record = await models.record(tenant, name)
     return JSON(public_record(record, seq=await models.seq_of(tenant, name)))
 
 
+@api("train", status=204)
 async def delete_model(request: Request) -> Response:
+    """Delete a model, its snapshot and its learn log."""
     tenant, name = tenant_of(request), path_name(request)
     await current_runtime().models.delete(tenant, name)
     return Response(status_code=204)
 
 
+@api("train", body=LearnRequest, response=LearnOut)
 async def learn(request: Request) -> Response:
+    """Learn one {x, y} or many {samples} in order; the append is the acknowledgement."""
     tenant, name = tenant_of(request), path_name(request)
     body = await parse_body(request, LearnRequest)
     result = await current_runtime().models.learn(
