@@ -114,6 +114,27 @@ class StateStore(Protocol):
     async def save_snapshot(self, tenant: str, name: str, uid: str, seq: int, blob: bytes) -> bool:
         """Store a newer snapshot at `seq` and trim the log up to it."""
 
+    async def replace_model(
+        self, tenant: str, name: str, uid: str, record: str, blob: bytes
+    ) -> int | None:
+        """Start a new generation (activation): `blob` becomes the snapshot at the current seq,
+        the log restarts empty after it, and the new uid makes every warm instance reload.
+        Returns that seq, or None if the model does not exist."""
+
+    async def put_doc(self, kind: str, tenant: str, key: str, value: str, ttl_seconds: int) -> None:
+        """A small JSON document (a job's status, say), expiring after ttl_seconds."""
+
+    async def get_doc(self, kind: str, tenant: str, key: str) -> str | None: ...
+
+    async def add_counters(
+        self, kind: str, tenant: str, key: str, deltas: dict[str, float]
+    ) -> None:
+        """Atomically add to named float counters (shared metrics)."""
+
+    async def get_counters(self, kind: str, tenant: str, key: str) -> dict[str, float]: ...
+
+    async def reset_counters(self, kind: str, tenant: str, key: str) -> None: ...
+
     async def try_lock(self, key: str, ttl_ms: int) -> bool: ...
 
     async def ping(self) -> None: ...

@@ -30,6 +30,8 @@ class MemoryStateStore:
     def __init__(self) -> None:
         self._models: dict[tuple[str, str], _ModelState] = {}
         self._locks: dict[str, float] = {}
+        self._docs: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._counters: dict[tuple[str, str, str], dict[str, float]] = {}
 
     async def create_model(
         self, tenant: str, name: str, uid: str, record: str, blob: bytes
@@ -120,6 +122,38 @@ class MemoryStateStore:
         state.log = state.after(seq)
         state.trimmed = seq
         return True
+
+    async def replace_model(
+        self, tenant: str, name: str, uid: str, record: str, blob: bytes
+    ) -> int | None:
+        state = self._models.get((tenant, name))
+        if state is None:
+            return None
+        seq = state.seq
+        self._models[tenant, name] = _ModelState(
+            uid=uid, record=record, blob=blob, seq=seq, snap_seq=seq, trimmed=seq
+        )
+        return seq
+
+    async def put_doc(self, kind: str, tenant: str, key: str, value: str, ttl_seconds: int) -> None:
+        self._docs[kind, tenant, key] = (value, time.monotonic() + ttl_seconds)
+
+    async def get_doc(self, kind: str, tenant: str, key: str) -> str | None:
+        value, expires = self._docs.get((kind, tenant, key), (None, 0.0))
+        return value if expires > time.monotonic() else None
+
+    async def add_counters(
+        self, kind: str, tenant: str, key: str, deltas: dict[str, float]
+    ) -> None:
+        counters = self._counters.setdefault((kind, tenant, key), {})
+        for name, delta in deltas.items():
+            counters[name] = counters.get(name, 0.0) + delta
+
+    async def get_counters(self, kind: str, tenant: str, key: str) -> dict[str, float]:
+        return dict(self._counters.get((kind, tenant, key), {}))
+
+    async def reset_counters(self, kind: str, tenant: str, key: str) -> None:
+        self._counters.pop((kind, tenant, key), None)
 
     async def try_lock(self, key: str, ttl_ms: int) -> bool:
         now = time.monotonic()

@@ -119,6 +119,16 @@ redis.call('XTRIM', KEYS[3], 'MINID', tostring(seq + 1) .. '-0')
 return 1
 """
 
+_REPLACE = """
+-- KEYS: state, snapshot, log; ARGV: uid, record, blob
+local seq = redis.call('HGET', KEYS[1], 'seq')
+if not seq then return false end
+redis.call('DEL', KEYS[3])
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[1], 'uid', ARGV[1], 'record', ARGV[2], 'snap_seq', seq, 'trimmed', seq)
+return tonumber(seq)
+"""
+
 
 def _entries(flat: list[Any]) -> list[LogEntry]:
     return [
@@ -143,6 +153,7 @@ class RedisStateStore:
         self._load = self._redis.register_script(_LOAD)
         self._create = self._redis.register_script(_CREATE)
         self._save_snapshot = self._redis.register_script(_SAVE_SNAPSHOT)
+        self._replace = self._redis.register_script(_REPLACE)
 
     @staticmethod
     def _keys(tenant: str, name: str) -> tuple[str, str, str]:
@@ -252,6 +263,46 @@ class RedisStateStore:
     async def save_snapshot(self, tenant: str, name: str, uid: str, seq: int, blob: bytes) -> bool:
         keys = list(self._keys(tenant, name))
         return bool(await self._call(lambda: self._save_snapshot(keys=keys, args=[uid, seq, blob])))
+
+    async def replace_model(
+        self, tenant: str, name: str, uid: str, record: str, blob: bytes
+    ) -> int | None:
+        keys = list(self._keys(tenant, name))
+        seq = await self._call(lambda: self._replace(keys=keys, args=[uid, record, blob]))
+        return None if seq is None else int(seq)
+
+    @staticmethod
+    def _doc_key(kind: str, tenant: str, key: str) -> str:
+        return f"ml:{{{tenant}}}:{kind}:{key}"
+
+    async def put_doc(self, kind: str, tenant: str, key: str, value: str, ttl_seconds: int) -> None:
+        await self._call(
+            lambda: self._redis.set(self._doc_key(kind, tenant, key), value, ex=ttl_seconds)
+        )
+
+    async def get_doc(self, kind: str, tenant: str, key: str) -> str | None:
+        raw = await self._call(lambda: self._redis.get(self._doc_key(kind, tenant, key)))
+        return raw.decode() if raw is not None else None
+
+    async def add_counters(
+        self, kind: str, tenant: str, key: str, deltas: dict[str, float]
+    ) -> None:
+        name = self._doc_key(kind, tenant, key)
+
+        async def add() -> None:
+            pipe = self._redis.pipeline(transaction=True)
+            for field_name, delta in deltas.items():
+                pipe.hincrbyfloat(name, field_name, delta)
+            await pipe.execute()
+
+        await self._call(add)
+
+    async def get_counters(self, kind: str, tenant: str, key: str) -> dict[str, float]:
+        raw = await self._call(lambda: self._redis.hgetall(self._doc_key(kind, tenant, key)))
+        return {k.decode(): float(v) for k, v in raw.items()}
+
+    async def reset_counters(self, kind: str, tenant: str, key: str) -> None:
+        await self._call(lambda: self._redis.delete(self._doc_key(kind, tenant, key)))
 
     async def try_lock(self, key: str, ttl_ms: int) -> bool:
         return bool(

@@ -117,3 +117,27 @@ async def test_lock_is_exclusive(store: StateStore) -> None:
     assert await store.try_lock("{t:m}:compact", 10_000)
     assert not await store.try_lock("{t:m}:compact", 10_000)
     assert await store.try_lock("{t:n}:compact", 10_000)
+
+
+async def test_replace_starts_a_new_generation(store: StateStore) -> None:
+    await store.create_model("t", "m", "u1", "{}", b"v1")
+    await store.append("t", "m", "u1", 0, ["s1", "s2"], expected=False, idempotency=None)
+    assert await store.replace_model("t", "m", "u2", '{"version": 2}', b"v2") == 2
+    assert (await store.read_log("t", "m", "u1", 2)).status == "stale"  # warm instances reload
+    snapshot = await store.load("t", "m")
+    assert snapshot is not None
+    assert (snapshot.uid, snapshot.seq, snapshot.blob, snapshot.tail) == ("u2", 2, b"v2", [])
+    nxt = await store.append("t", "m", "u2", 2, ["s3"], expected=True, idempotency=None)
+    assert (nxt.status, nxt.first) == ("appended", 3)  # seq keeps counting
+    assert await store.replace_model("t", "ghost", "u", "{}", b"") is None
+
+
+async def test_docs_and_counters(store: StateStore) -> None:
+    await store.put_doc("job", "a", "j1", '{"status": "queued"}', 60)
+    assert await store.get_doc("job", "a", "j1") == '{"status": "queued"}'
+    assert await store.get_doc("job", "b", "j1") is None
+    await store.add_counters("cmp", "a", "m", {"n": 1, "abs": 0.5})
+    await store.add_counters("cmp", "a", "m", {"n": 1, "abs": 0.25})
+    assert await store.get_counters("cmp", "a", "m") == {"n": 2.0, "abs": 0.75}
+    await store.reset_counters("cmp", "a", "m")
+    assert await store.get_counters("cmp", "a", "m") == {}
