@@ -1,0 +1,183 @@
+"""`make bench`: our functions against a bare functions-framework echo, side by side, one run.
+
+Every server is a uvicorn subprocess on loopback; the load comes from a separate client
+process (bench.load), the same client for the echo and for our functions. Missed aims are
+reported, never turned into a failing exit status: this is a measurement, not a test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from river.datasets import TrumpApproval
+
+from bench import inprocess
+from bench.load import Result
+from bench.report import Aim, Row, aims, table
+from bench.scenario import (
+    LATENCY,
+    LINREG,
+    N_LEARN,
+    ROUNDS,
+    THROUGHPUT,
+    WARM_MODELS,
+    Job,
+    Load,
+    best_of,
+    create_and_learn,
+    progress,
+    start_servers,
+    write_bodies,
+)
+
+IN_PROCESS_SECONDS = 1.0
+BUSY = 0.9  # share of a core above which a process may be what limits a row
+MEMORY, REDIS = "ff predict+train, memory://", "ff predict | train, redis://"
+# Where the linreg model is served: row label → server name. The gateway row shows what the
+# functions-framework layer costs; the aims are judged on the ff rows, served as deployed.
+DEPLOYMENTS = {
+    MEMORY: "ff-memory",
+    REDIS: "ff-redis-predict",
+    "gateway (no ff), memory://": "gateway",
+}
+ROUTES = {"predict": "x", "predict_learn": "xy"}  # route → request body file
+
+
+def cpu_text(result: Result) -> str:
+    parts = [f"{name} {share:.0%}" for name, share in result.server_cpu.items()]
+    ours = result.client_cpu + sum(result.server_cpu.values())
+    other = max(0.0, result.machine_cpu - ours)
+    return ", ".join([*parts, f"client {result.client_cpu:.0%}", f"other {other:.0%}"])
+
+
+def served_row(case: str, served: str, load: Load, result: Result) -> Row:
+    return Row(
+        case=case,
+        served=served,
+        concurrency=load.concurrency,
+        rate=result.rps,
+        p50_ms=result.p50_ms,
+        p99_ms=result.p99_ms,
+        errors=result.errors,
+        cpu=cpu_text(result),
+        client_cpu=result.client_cpu,
+    )
+
+
+def river_row(case: str, timing: inprocess.Timing) -> Row:
+    return Row(case, "in-process River", None, timing.calls_per_s, timing.p50_ms, timing.p99_ms)
+
+
+def measure(work: Path, stack: contextlib.ExitStack) -> tuple[list[Row], list[Row], list[Aim]]:
+    samples: list[inprocess.Sample] = [(dict(x), float(y)) for x, y in TrumpApproval()]
+    learned = samples[:N_LEARN]
+    bodies = write_bodies(work, samples)
+    progress(f"starting servers (logs in {work})")
+    servers, valkey_pid = start_servers(work, stack)
+
+    progress(f"creating models, learning {N_LEARN} samples each")
+    for name in ("ff-memory", "gateway", "ff-redis-train"):
+        create_and_learn(servers[name].url, "linreg", LINREG, learned)
+    for name, steps in WARM_MODELS.items():
+        create_and_learn(servers["ff-memory"].url, name, steps, learned)
+
+    progress("timing River in-process")
+    linreg = inprocess.trained_model(LINREG, learned)
+    river_predict = inprocess.predict_timing(linreg, samples, IN_PROCESS_SECONDS)
+    river_prequential = inprocess.prequential_timing(linreg, samples, IN_PROCESS_SECONDS)
+    river_warm = {
+        name: inprocess.predict_timing(
+            inprocess.trained_model(steps, learned), samples, IN_PROCESS_SECONDS
+        )
+        for name, steps in WARM_MODELS.items()
+    }
+
+    echo = servers["echo"]
+    jobs = [Job("echo", echo, "/", bodies["xy"], THROUGHPUT)]
+    for label, name in DEPLOYMENTS.items():
+        pids = {"valkey": valkey_pid} if label == REDIS else {}
+        for route, body in ROUTES.items():
+            path = f"/api/v1/models/linreg/{route}"
+            jobs.append(
+                Job(f"{label}/{route}", servers[name], path, bodies[body], THROUGHPUT, pids)
+            )
+    # The echo's latency is measured with predict's body, so both carry the same bytes.
+    jobs.append(Job("echo-1", echo, "/", bodies["x"], LATENCY))
+    for name in WARM_MODELS:
+        path = f"/api/v1/models/{name}/predict"
+        jobs.append(Job(f"warm/{name}", servers["ff-memory"], path, bodies["x"], LATENCY))
+    best = best_of(jobs)
+
+    throughput_rows = [served_row("echo {x,y}", "ff echo", THROUGHPUT, best["echo"])]
+    for route in ROUTES:
+        throughput_rows += [
+            served_row(f"{route} scaler>linreg", label, THROUGHPUT, best[f"{label}/{route}"])
+            for label in DEPLOYMENTS
+        ]
+    throughput_rows += [
+        river_row("predict_one scaler>linreg", river_predict),
+        river_row("predict_one+learn_one scaler>linreg", river_prequential),
+    ]
+    latency_rows = [served_row("echo {x}", "ff echo", LATENCY, best["echo-1"])]
+    for name in WARM_MODELS:
+        latency_rows += [
+            served_row(f"predict {name} (warm)", MEMORY, LATENCY, best[f"warm/{name}"]),
+            river_row(f"predict_one {name}", river_warm[name]),
+        ]
+
+    echo_rps = best["echo"].rps
+    checks: list[Aim] = []
+    for label, short in ((MEMORY, "memory://"), (REDIS, "redis://")):
+        learn_ratio = best[f"{label}/predict_learn"].rps / echo_rps
+        checks.append(Aim(f"predict_learn / echo req/s, {short}", learn_ratio, 0.6, at_least=True))
+        predict_ratio = best[f"{label}/predict"].rps / echo_rps
+        checks.append(Aim(f"predict / echo req/s, {short}", predict_ratio, 0.8, at_least=True))
+    for name in WARM_MODELS:
+        floor = river_warm[name].p50_ms + best["echo-1"].p50_ms
+        ratio = best[f"warm/{name}"].p50_ms / floor
+        checks.append(Aim(f"{name} warm predict p50 / (River p50 + echo p50)", ratio, 1.5, False))
+    return throughput_rows, latency_rows, checks
+
+
+def notes(rows: list[Row]) -> list[str]:
+    lines = [
+        f"{os.cpu_count()} cores. One uvicorn (uvloop+httptools) per server; the load client is "
+        "one process on raw asyncio streams + uvloop, HTTP/1.1 keep-alive, for echo and ours.",
+        f"Each served row is the best of {ROUNDS} interleaved rounds. CPU: 100% = one core; "
+        "'other' = load on the box that is not ours (e.g. a test run), which slows rows down.",
+        "River calls/s = calls / time inside the calls (p50/p99 include ~0.1 us of timer).",
+        "redis:// rows share the cores between client, predict server and Valkey.",
+    ]
+    busy = [r for r in rows if r.client_cpu is not None and r.client_cpu >= BUSY]
+    if busy:
+        where = "; ".join(f"{r.case} [{r.served}]" for r in busy)
+        lines.append(f"client near a full core on: {where}; those req/s are partly client-bound.")
+    return lines
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, contextlib.ExitStack() as stack:
+        throughput_rows, latency_rows, checks = measure(Path(tmp), stack)
+    tp, lat = THROUGHPUT, LATENCY
+    print(
+        f"\nThroughput: {tp.concurrency} connections, {tp.duration:g} s after {tp.warmup:g} s "
+        f"warm-up; every model learned {N_LEARN} TrumpApproval samples first"
+    )
+    print(table(throughput_rows))
+    print(
+        f"\nUnloaded latency: {lat.concurrency} connection, {lat.duration:g} s after "
+        f"{lat.warmup:g} s warm-up"
+    )
+    print(table(latency_rows))
+    print("\nAims (reported, never enforced)")
+    print(aims(checks))
+    print()
+    for line in notes([*throughput_rows, *latency_rows]):
+        print(f"note: {line}")
+
+
+if __name__ == "__main__":
+    main()

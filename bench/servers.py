@@ -1,0 +1,91 @@
+"""The servers under test: uvicorn subprocesses in their own process groups, and a Valkey.
+
+Each uvicorn runs the way our functions are served (uvloop + httptools from
+uvicorn[standard], no access log), on 127.0.0.1 with a free port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server:
+    """`python -m uvicorn <target>` with its own environment and log file."""
+
+    def __init__(self, name: str, target: str, env: dict[str, str], logs: Path) -> None:
+        self.name, self.target = name, target
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "ENV": "test", **env}
+        self.log = logs / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> None:
+        argv = [
+            *(sys.executable, "-m", "uvicorn", self.target, "--host", "127.0.0.1"),
+            *("--port", str(self.port), "--log-level", "warning", "--no-access-log"),
+        ]
+        with self.log.open("ab") as out:
+            # A new session = a new process group, so stop() reaches any child it spawns.
+            self.process = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Any HTTP answer means the app is serving (the echo has no /health route)."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early; log:\n{self.tail()}")
+            try:
+                httpx.get(f"{self.url}/health", timeout=1.0)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise TimeoutError(f"{self.name} not serving after {timeout}s; log:\n{self.tail()}")
+
+    def tail(self, lines: int = 20) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
