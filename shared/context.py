@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextvars
+import os
 import re
-import uuid
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 traceparent_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -19,7 +19,7 @@ def choose_request_id(sent: str | None) -> str:
     """Echo a sane client request id; otherwise mint one."""
     if sent and _CLIENT_REQUEST_ID.match(sent):
         return sent
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def valid_traceparent(sent: str | None) -> str | None:

@@ -26,12 +26,13 @@ def check_x(blueprint: Blueprint, x: Any, *, required: bool = True) -> Any:
     if not isinstance(x, dict):
         raise unprocessable("x must be an object of feature → value", "invalid_features")
     for name, value in x.items():
-        if isinstance(value, bool) or value is None:
-            continue
-        if isinstance(value, int | float):
+        kind = type(value)
+        if kind is float or kind is int:
             if not math.isfinite(value):
                 raise unprocessable(f"x.{name} must be a finite number", "invalid_features")
-        elif isinstance(value, str):
+        elif kind is bool or value is None:
+            continue
+        elif kind is str:
             if not blueprint.handles_strings:
                 raise unprocessable(
                     f"x.{name} is text but this model takes numbers; add a one_hot_encoder "

@@ -44,6 +44,7 @@ class LiveModel:
     seq: int
     snap_seq: int
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    compacting: bool = False
 
 
 def blueprint_of(record: dict[str, Any]) -> Blueprint:
@@ -170,6 +171,8 @@ class OnlineModels:
             data = encode_sample(x, y)
             for _ in range(MAX_APPEND_ATTEMPTS):
                 answer = self._answer(live, x, live.seq + 1)
+                # the stored response is only ever read back for an Idempotency-Key retry
+                stored = json.dumps(answer) if idempotency is not None else ""
                 result = await self.store.append(
                     tenant,
                     name,
@@ -178,12 +181,12 @@ class OnlineModels:
                     [data],
                     expected=True,
                     idempotency=idempotency,
-                    response=json.dumps(answer, allow_nan=True),
+                    response=stored,
                     ttl_seconds=self.idempotency_ttl,
                 )
                 match result.status:
                     case "appended":
-                        self._apply(live, [LogEntry(result.first, data)])
+                        self._learn_own(live, result.first, x, y)
                         self._maybe_compact(live)
                         return answer
                     case "behind":
@@ -319,24 +322,47 @@ class OnlineModels:
                 log.exception("learn_one failed on %s/%s seq %d", live.tenant, live.name, entry.seq)
             live.seq = entry.seq
 
+    def _learn_own(self, live: LiveModel, seq: int, x: Any, y: Any) -> None:
+        """Apply the sample this instance just appended (already validated and encoded)."""
+        if seq != live.seq + 1:
+            raise ApiError(503, "log_gap", "learn log gap; retry", {"Retry-After": "1"})
+        try:
+            learning.learn(live.model, live.blueprint, x, y)
+        except Exception:
+            SKIPPED_SAMPLES.inc()
+            log.exception("learn_one failed on %s/%s seq %d", live.tenant, live.name, seq)
+        live.seq = seq
+
     def _maybe_compact(self, live: LiveModel) -> None:
-        if live.seq - live.snap_seq >= self.snapshot_every:
-            task = asyncio.get_running_loop().create_task(self._compact(live))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        if live.compacting or live.seq - live.snap_seq < self.snapshot_every:
+            return
+        live.compacting = True
+        task = asyncio.get_running_loop().create_task(self._compact(live))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _compact(self, live: LiveModel) -> None:
         """Write a newer snapshot and trim the log before it, under a short store lock."""
+        lock = f"{{{live.tenant}:{live.name}}}:compact"
         try:
-            if not await self.store.try_lock(f"{{{live.tenant}:{live.name}}}:compact", 30_000):
+            if not await self.store.try_lock(lock, 30_000):
+                # another instance is compacting: look again a quarter period later
+                live.snap_seq = max(live.snap_seq, live.seq - self.snapshot_every * 3 // 4)
                 return
-            async with live.lock:
-                seq, uid = live.seq, live.uid
-                blob = await asyncio.to_thread(pickle.dumps, live.model, pickle.HIGHEST_PROTOCOL)
-            if await self.store.save_snapshot(live.tenant, live.name, uid, seq, blob):
-                live.snap_seq = max(live.snap_seq, seq)
+            try:
+                async with live.lock:
+                    seq, uid = live.seq, live.uid
+                    blob = await asyncio.to_thread(
+                        pickle.dumps, live.model, pickle.HIGHEST_PROTOCOL
+                    )
+                if await self.store.save_snapshot(live.tenant, live.name, uid, seq, blob):
+                    live.snap_seq = max(live.snap_seq, seq)
+            finally:
+                await self.store.release_lock(lock)
         except Exception:
             log.exception("compaction of %s/%s failed", live.tenant, live.name)
+        finally:
+            live.compacting = False
 
     async def drain(self) -> None:
         if self._background:

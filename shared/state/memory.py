@@ -162,6 +162,9 @@ class MemoryStateStore:
         self._locks[key] = now + ttl_ms / 1000
         return True
 
+    async def release_lock(self, key: str) -> None:
+        self._locks.pop(key, None)
+
     async def ping(self) -> None:
         return None
 

@@ -309,6 +309,9 @@ class RedisStateStore:
             await self._call(lambda: self._redis.set(f"ml:lock:{key}", b"1", nx=True, px=ttl_ms))
         )
 
+    async def release_lock(self, key: str) -> None:
+        await self._call(lambda: self._redis.delete(f"ml:lock:{key}"))
+
     async def ping(self) -> None:
         await self._call(self._redis.ping)
 
