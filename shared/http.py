@@ -97,6 +97,15 @@ async def parse_body(request: Request, model: type[ModelT]) -> ModelT:
         raise _describe(exc) from None
 
 
+async def optional_body(request: Request, model: type[ModelT]) -> ModelT:
+    """Like parse_body, but an empty body means the model's defaults."""
+    body = await request.body()
+    request.state.raw_body = body
+    if not body.strip():
+        return model()
+    return await parse_body(request, model)
+
+
 class FunctionApp:
     """One function group as plain ASGI: request id, traceparent, body-size limit, routing
     and the error envelope. (Starlette's app stack is skipped on purpose: it costs more per

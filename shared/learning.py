@@ -10,6 +10,8 @@ import json
 import math
 from typing import Any
 
+import pandas as pd
+
 from shared.catalog import Blueprint
 from shared.errors import unprocessable
 
@@ -95,3 +97,24 @@ def forecast_steps(model: Any, horizon: int, xs: list[dict[str, Any]] | None) ->
         return list(model.forecast(horizon=horizon, xs=xs))
     except (IndexError, ValueError, ZeroDivisionError, KeyError):
         return None
+
+
+MANY_THRESHOLD = 32  # below this, a vectorised call costs more than it saves
+
+
+def predict_batch(model: Any, blueprint: Blueprint, xs: list[Any]) -> list[tuple[Any, Any]]:
+    """Predictions for many instances; a large regular batch of a regressor goes through
+    River's `predict_many` (vectorised: equal to predict_one up to float rounding)."""
+    if (
+        blueprint.task == "regression"
+        and len(xs) >= MANY_THRESHOLD
+        and isinstance(xs[0], dict)
+        and all(isinstance(x, dict) and x.keys() == xs[0].keys() for x in xs)
+        and all(type(v) in (int, float) for v in xs[0].values())
+    ):
+        try:
+            frame = pd.DataFrame.from_records(xs, columns=list(xs[0]))
+            return [(float(p), None) for p in model.predict_many(frame)]
+        except (AttributeError, NotImplementedError, TypeError, ValueError, KeyError):
+            pass  # not every pipeline step has a *_many method: fall back to one by one
+    return [predict(model, blueprint, x) for x in xs]

@@ -14,6 +14,7 @@ import logging
 import pickle
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,7 @@ log = logging.getLogger("ml.online")
 COLD_LOADS = Counter("ml_model_cold_loads_total", "Models unpickled from a snapshot")
 SKIPPED_SAMPLES = Counter("ml_learn_skipped_total", "Logged samples whose learn_one raised")
 MAX_APPEND_ATTEMPTS = 64
+Recover = Callable[[str, str], Awaitable[bool]]
 
 
 @dataclass
@@ -71,8 +73,12 @@ class OnlineModels:
         cache_size: int = 256,
         snapshot_every: int = 1000,
         idempotency_ttl: int = 86400,
+        recover: Recover | None = None,
     ) -> None:
         self.store = store
+        # Called when the state store has no such model (memory:// after a restart): rebuild
+        # it from the durable registry; True if it now exists.
+        self.recover = recover
         self.cache_size = cache_size
         self.snapshot_every = snapshot_every
         self.idempotency_ttl = idempotency_ttl
@@ -82,7 +88,11 @@ class OnlineModels:
 
     # ----- definitions -------------------------------------------------------------------
 
-    async def create(self, tenant: str, spec: ModelSpec) -> dict[str, Any]:
+    @staticmethod
+    def prepare(spec: ModelSpec) -> tuple[dict[str, Any], bytes]:
+        """Validate a spec and build its record and snapshot 0 (the fresh estimator, pickled
+        once: no instance ever rebuilds a model from its spec, so even unseeded randomness is
+        the same everywhere)."""
         steps = [s.model_dump() for s in spec.steps]
         blueprint, estimator = build_model({"steps": steps})
         assert blueprint is not None
@@ -91,23 +101,38 @@ class OnlineModels:
                 f"task '{spec.task}' does not match the last step, a {blueprint.task} model",
                 "invalid_spec",
             )
-        uid = uuid.uuid4().hex
         record = {
             "name": spec.name,
             "task": blueprint.task,
             "spec": {"steps": steps},
             "description": spec.description,
             "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "version": 0,
-            "uid": uid,
+            "version": 1,
+            "uid": uuid.uuid4().hex,
             "blueprint": blueprint.__dict__,
         }
-        # Snapshot 0 is the freshly built estimator, pickled once: no instance ever rebuilds
-        # a model from its spec, so even unseeded randomness is the same everywhere.
-        blob = pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
-        if not await self.store.create_model(tenant, spec.name, uid, json.dumps(record), blob):
-            raise conflict(f"model '{spec.name}' already exists; DELETE it first", "model_exists")
-        return record
+        return record, pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
+
+    async def install(self, tenant: str, record: dict[str, Any], blob: bytes) -> bool:
+        """Claim the name in the state store with this snapshot at seq 0."""
+        return await self.store.create_model(
+            tenant, record["name"], record["uid"], json.dumps(record), blob
+        )
+
+    async def replace(self, tenant: str, record: dict[str, Any], blob: bytes) -> int | None:
+        """Restart the online model from `blob` (activation); every instance reloads."""
+        seq = await self.store.replace_model(
+            tenant, record["name"], record["uid"], json.dumps(record), blob
+        )
+        self._cache.pop((tenant, record["name"]), None)
+        return seq
+
+    async def snapshot(self, tenant: str, name: str) -> tuple[dict[str, Any], int, bytes]:
+        """The live model caught up with the log, pickled: (record, seq, artifact)."""
+        async with self._locked(tenant, name) as live:
+            await self._catch_up(live)
+            blob = await asyncio.to_thread(pickle.dumps, live.model, pickle.HIGHEST_PROTOCOL)
+            return dict(live.record), live.seq, blob
 
     async def record(self, tenant: str, name: str) -> dict[str, Any]:
         raw = await self.store.get_record(tenant, name)
@@ -118,10 +143,9 @@ class OnlineModels:
     async def records(self, tenant: str) -> list[dict[str, Any]]:
         return [json.loads(raw) for raw in await self.store.list_records(tenant)]
 
-    async def delete(self, tenant: str, name: str) -> None:
+    async def delete(self, tenant: str, name: str) -> bool:
         self._cache.pop((tenant, name), None)
-        if not await self.store.delete_model(tenant, name):
-            raise not_found("model", name)
+        return await self.store.delete_model(tenant, name)
 
     async def seq_of(self, tenant: str, name: str) -> int:
         return await self.store.log_length(tenant, name)
@@ -138,6 +162,33 @@ class OnlineModels:
             x = learning.check_x(live.blueprint, x)
             await self._catch_up(live)
             return self._answer(live, x, live.seq)
+
+    async def predict_batch(self, tenant: str, name: str, instances: list[Any]) -> dict[str, Any]:
+        """One result or one error per instance, in order; never all-or-nothing."""
+        async with self._locked(tenant, name) as live:
+            await self._catch_up(live)
+            results: list[dict[str, Any]] = [{} for _ in instances]
+            valid: list[tuple[int, Any]] = []
+            for index, x in enumerate(instances):
+                try:
+                    valid.append((index, learning.check_x(live.blueprint, x)))
+                except ApiError as exc:
+                    results[index] = {"error": {"code": exc.code, "message": exc.message}}
+            try:
+                answers = learning.predict_batch(live.model, live.blueprint, [x for _, x in valid])
+            except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
+                raise unprocessable(
+                    f"the model cannot predict this batch: {exc}", "prediction_failed"
+                ) from None
+            for (index, _), (prediction, proba) in zip(valid, answers, strict=True):
+                results[index] = {"prediction": prediction}
+                if proba is not None:
+                    results[index]["proba"] = proba
+            return {
+                "results": results,
+                "model_version": live.record.get("version", 0),
+                "seq": live.seq,
+            }
 
     async def forecast(
         self, tenant: str, name: str, horizon: int, xs: list[dict[str, Any]] | None
@@ -261,6 +312,12 @@ class OnlineModels:
             live = self._cache.get(key)
             if live is None:
                 snapshot = await self.store.load(tenant, name)
+                if (
+                    snapshot is None
+                    and self.recover is not None
+                    and await self.recover(tenant, name)
+                ):
+                    snapshot = await self.store.load(tenant, name)
                 if snapshot is None:
                     raise not_found("model", name)
                 live = self._materialize(tenant, name, snapshot)

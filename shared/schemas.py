@@ -125,3 +125,54 @@ class CatalogKind(BaseModel):
 
 class CatalogOut(BaseModel):
     kinds: list[CatalogKind]
+
+
+class VersionRequest(Strict):
+    description: str = Field("", max_length=1000)
+
+
+class AliasRequest(Strict):
+    version: int = Field(ge=1)
+
+
+class VersionList(BaseModel):
+    versions: list[dict[str, Any]]
+    active: int | None
+    aliases: dict[str, int]
+
+
+class Activation(BaseModel):
+    name: str
+    version: int
+    previous: int | None
+    seq: int
+
+
+class AliasesOut(BaseModel):
+    name: str
+    aliases: dict[str, int]
+
+
+class ReloadOut(BaseModel):
+    dropped: int
+
+
+class BatchRequest(Strict):
+    instances: list[Any] = Field(min_length=1, description="feature objects (or texts), in order")
+
+
+class BatchItem(Strict):
+    model: str = Field(pattern=NAME_PATTERN.pattern, max_length=128)
+    x: Any = None
+
+
+class MultiBatchRequest(Strict):
+    """Several models in one call (e.g. one model per market symbol)."""
+
+    items: list[BatchItem] = Field(min_length=1)
+
+
+class BatchOut(BaseModel):
+    results: list[dict[str, Any]]
+    model_version: int | None = None
+    seq: int | None = None

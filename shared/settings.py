@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     web_concurrency: int = Field(1, ge=1, description="worker processes serving this app")
     state_timeout_seconds: float = Field(2.0, gt=0)
     idempotency_ttl_seconds: int = Field(24 * 3600, ge=60)
+    events_dir: str = ".data/events"
+    batch_max_items: int = Field(10_000, ge=1)
+    job_ttl_seconds: int = Field(7 * 24 * 3600, ge=60)
 
     @field_validator("state_url")
     @classmethod

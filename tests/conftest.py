@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -38,8 +39,15 @@ def app_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[.
     started: list[AppProcess] = []
     logs = tmp_path_factory.mktemp("app-logs")
 
+    shared_dir = tmp_path_factory.mktemp("app-data")
+    defaults = {
+        "MODEL_REGISTRY_URI": f"file://{shared_dir / 'registry'}",
+        "EVENTS_DIR": str(shared_dir / "events"),
+    }
+
     def start(env: dict[str, str] | None = None, **kwargs: object) -> AppProcess:
-        app = AppProcess(env or {}, log=logs / f"app-{len(started)}.log", **kwargs)  # type: ignore[arg-type]
+        merged = {**defaults, **(env or {})}
+        app = AppProcess(merged, log=logs / f"app-{len(started)}.log", **kwargs)  # type: ignore[arg-type]
         started.append(app)
         return app.start()
 
@@ -58,9 +66,13 @@ def app_url(request: pytest.FixtureRequest, app_factory: Callable[..., AppProces
 
 
 @pytest.fixture
-async def client(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway in this process over memory:// (fast, for table-driven API tests)."""
     monkeypatch.setenv("STATE_URL", "memory://")
+    monkeypatch.setenv("MODEL_REGISTRY_URI", f"file://{tmp_path / 'registry'}")
+    monkeypatch.setenv("EVENTS_DIR", str(tmp_path / "events"))
     monkeypatch.setenv("ENV", "test")
     monkeypatch.setenv("MAX_BODY_BYTES", "65536")
     reset_settings_cache()
@@ -72,3 +84,24 @@ async def client(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncCl
         yield c
     await reset_runtime()
     reset_settings_cache()
+
+
+from tests.nats_server import NatsServer  # noqa: E402  (appended with its fixture)
+
+
+@pytest.fixture
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A real nats-server with JetStream on 127.0.0.1; `stop()`/`start()` keep port and store."""
+    server = NatsServer(tmp_path_factory.mktemp("nats")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[str]:
+    """The endpoint URL of a real in-memory fake-gcs-server, shared by the session."""
+    from tests.gcs_server import GcsServer
+
+    server = GcsServer().start()
+    yield server.url
+    server.stop()

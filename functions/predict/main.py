@@ -19,10 +19,17 @@ from shared.tenancy import path_name, tenant_of
 
 @api("predict", body=PredictRequest, response=PredictionOut)
 async def predict(request: Request) -> Response:
-    """Predict with the current state (never learns)."""
+    """Predict with the current online state (never learns).
+
+    `?version=N` or `?alias=champion` predicts with that registered version as frozen."""
     tenant, name = tenant_of(request), path_name(request)
     body = await parse_body(request, PredictRequest)
-    return JSON(await current_runtime().models.predict(tenant, name, body.x))
+    runtime = current_runtime()
+    version, alias = request.query_params.get("version"), request.query_params.get("alias")
+    if version is None and alias is None:
+        return JSON(await runtime.models.predict(tenant, name, body.x))
+    pinned = await runtime.lifecycle.resolve(tenant, name, version, alias)
+    return JSON(await runtime.lifecycle.predict_version(tenant, name, pinned, body.x))
 
 
 @api("predict", body=Sample, response=PredictionOut)

@@ -30,7 +30,7 @@ async def create_model(request: Request) -> Response:
     """Create an online model from the catalog (snapshot 0)."""
     tenant = tenant_of(request)
     spec = await parse_body(request, ModelSpec)
-    record = await current_runtime().models.create(tenant, spec)
+    record = await current_runtime().lifecycle.create(tenant, spec)
     return JSON(public_record(record, seq=0), status_code=201)
 
 
@@ -38,7 +38,7 @@ async def create_model(request: Request) -> Response:
 async def list_models(request: Request) -> Response:
     """List this tenant's models."""
     tenant = tenant_of(request)
-    records = await current_runtime().models.records(tenant)
+    records = await current_runtime().lifecycle.records(tenant)
     return JSON({"models": [public_record(r) for r in records]})
 
 
@@ -46,16 +46,16 @@ async def list_models(request: Request) -> Response:
 async def get_model(request: Request) -> Response:
     """Show a model: spec, task, version and samples learned (seq)."""
     tenant, name = tenant_of(request), path_name(request)
-    models = current_runtime().models
-    record = await models.record(tenant, name)
-    return JSON(public_record(record, seq=await models.seq_of(tenant, name)))
+    runtime = current_runtime()
+    record = await runtime.lifecycle.record(tenant, name)
+    return JSON(public_record(record, seq=await runtime.models.seq_of(tenant, name)))
 
 
 @api("train", status=204)
 async def delete_model(request: Request) -> Response:
     """Delete a model, its snapshot and its learn log."""
     tenant, name = tenant_of(request), path_name(request)
-    await current_runtime().models.delete(tenant, name)
+    await current_runtime().lifecycle.delete(tenant, name)
     return Response(status_code=204)
 
 

@@ -35,7 +35,8 @@ async def _scenario(ops: list, snapshot_every: int) -> None:
     spec = ModelSpec.model_validate(
         {"name": "m", "steps": [{"kind": "standard_scaler"}, {"kind": "linear_regression"}]}
     )
-    await instances[0].create("t", spec)
+    record, blob = OnlineModels.prepare(spec)
+    assert await instances[0].install("t", record, blob)
     seen: list[tuple[int, dict, float, float | None]] = []  # (seq, x, y, prediction)
 
     async def run(op: tuple) -> None:

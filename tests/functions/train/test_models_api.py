@@ -13,7 +13,7 @@ async def test_create_get_list_delete(client: httpx.AsyncClient) -> None:
     created = await client.post("/api/v1/models", json={**LINEAR, "description": "demo"})
     assert created.status_code == 201
     body = created.json()
-    assert body["task"] == "regression" and body["seq"] == 0 and body["version"] == 0
+    assert body["task"] == "regression" and body["seq"] == 0 and body["version"] == 1
     assert "uid" not in body and "blueprint" not in body
 
     learned = await client.post("/api/v1/models/m/learn", json={"x": {"a": 1}, "y": 2})
@@ -27,7 +27,7 @@ async def test_create_get_list_delete(client: httpx.AsyncClient) -> None:
     # the name is free again, and the new model starts from scratch
     assert (await client.post("/api/v1/models", json=LINEAR)).status_code == 201
     again = await client.post("/api/v1/models/m/predict", json={"x": {"a": 1}})
-    assert again.json() == {"prediction": 0.0, "model_version": 0, "seq": 0}
+    assert again.json() == {"prediction": 0.0, "model_version": 1, "seq": 0}
 
 
 async def test_catalog_lists_every_kind(client: httpx.AsyncClient) -> None:

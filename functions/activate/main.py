@@ -1,0 +1,97 @@
+"""activate: versions, activation and rollback, aliases, and cache reload.
+
+Entry point: `functions-framework --asgi --target app --source functions/activate/main.py`.
+"""
+
+from __future__ import annotations
+
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from shared.errors import ApiError
+from shared.http import JSON, build_router, forward, optional_body, parse_body
+from shared.openapi import api
+from shared.runtime import current_runtime
+from shared.schemas import (
+    Activation,
+    AliasesOut,
+    AliasRequest,
+    ReloadOut,
+    VersionList,
+    VersionRequest,
+)
+from shared.security import require_admin
+from shared.tenancy import check_name, path_name, tenant_of
+
+
+def _version(request: Request) -> int:
+    raw = request.path_params["version"]
+    if not raw.isdigit() or int(raw) < 1:
+        raise ApiError(400, "invalid_version", "version must be a positive integer")
+    return int(raw)
+
+
+@api("activate", response=VersionList)
+async def list_versions(request: Request) -> Response:
+    """List a model's immutable versions, the active one and the aliases."""
+    tenant, name = tenant_of(request), path_name(request)
+    return JSON(await current_runtime().lifecycle.versions(tenant, name))
+
+
+@api("activate", body=VersionRequest, status=201)
+async def create_version(request: Request) -> Response:
+    """Snapshot the live online state as a new immutable version (records seq and parent)."""
+    tenant, name = tenant_of(request), path_name(request)
+    body = await optional_body(request, VersionRequest)
+    meta = await current_runtime().lifecycle.create_version(tenant, name, body.description)
+    return JSON(meta, status_code=201)
+
+
+@api("activate", response=Activation)
+async def activate(request: Request) -> Response:
+    """Restart the online model from this version on every instance (rollback = an older one)."""
+    tenant, name = tenant_of(request), path_name(request)
+    return JSON(await current_runtime().lifecycle.activate(tenant, name, _version(request)))
+
+
+@api("activate", body=AliasRequest, response=AliasesOut)
+async def set_alias(request: Request) -> Response:
+    """Point an alias (champion, challenger or any name) at a version, compare-and-set."""
+    tenant, name = tenant_of(request), path_name(request)
+    alias = check_name(request.path_params["alias"], "alias")
+    body = await parse_body(request, AliasRequest)
+    return JSON(await current_runtime().lifecycle.set_alias(tenant, name, alias, body.version))
+
+
+@api("activate", response=AliasesOut)
+async def delete_alias(request: Request) -> Response:
+    """Remove an alias."""
+    tenant, name = tenant_of(request), path_name(request)
+    alias = check_name(request.path_params["alias"], "alias")
+    return JSON(await current_runtime().lifecycle.delete_alias(tenant, name, alias))
+
+
+@api("admin", response=ReloadOut)
+async def reload(request: Request) -> Response:
+    """Drop this instance's in-memory caches (admin); state and registry are untouched."""
+    runtime = current_runtime()
+    require_admin(request, runtime.settings)
+    return JSON({"dropped": runtime.lifecycle.reload()})
+
+
+ROUTES = [
+    Route("/api/v1/models/{model}/versions", list_versions, methods=["GET"]),
+    Route("/api/v1/models/{model}/versions", create_version, methods=["POST"]),
+    Route("/api/v1/models/{model}/versions/{version}/activate", activate, methods=["POST"]),
+    Route("/api/v1/models/{model}/aliases/{alias}", set_alias, methods=["PUT"]),
+    Route("/api/v1/models/{model}/aliases/{alias}", delete_alias, methods=["DELETE"]),
+    Route("/api/v1/admin/reload", reload, methods=["POST"]),
+]
+router = build_router("activate", ROUTES)
+
+
+@functions_framework.aio.http
+async def app(request: Request) -> Response:
+    return forward(router, request)

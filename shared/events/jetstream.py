@@ -1,0 +1,89 @@
+"""NATS plumbing shared by the relay and the CLI: connect, and make sure ML_EVENTS exists."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from shared.events.cloudevent import STREAM, SUBJECT_PREFIX
+
+log = logging.getLogger("shared.events")
+
+STREAM_SUBJECTS = f"{SUBJECT_PREFIX}.>"
+
+
+async def _on_error(exc: Exception) -> None:
+    # nats-py reports every failed reconnect attempt; the relay logs the outage once itself.
+    log.debug("nats: %s", exc)
+
+
+async def _on_disconnected() -> None:
+    log.info("nats: disconnected")
+
+
+async def _on_reconnected() -> None:
+    log.info("nats: reconnected")
+
+
+async def connect_nats(url: str, *, name: str, connect_timeout: float = 2.0) -> NATS:
+    """Connect, reconnecting forever afterwards; raise if the first connect takes too long.
+
+    With `max_reconnect_attempts=-1` nats-py would retry the *first* connect forever too, so
+    it is bounded here. `pending_size=0` makes publishing fail at once while reconnecting
+    instead of buffering: the outbox is the buffer.
+    """
+    nc = NATS()
+    try:
+        await asyncio.wait_for(
+            nc.connect(
+                url,
+                name=name,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,  # type: ignore[arg-type]
+                connect_timeout=connect_timeout,  # type: ignore[arg-type]
+                pending_size=0,
+                error_cb=_on_error,
+                disconnected_cb=_on_disconnected,
+                reconnected_cb=_on_reconnected,
+            ),
+            timeout=connect_timeout + 0.5,
+        )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await nc.close()
+        raise
+    return nc
+
+
+async def ensure_stream(js: JetStreamContext) -> None:
+    """Create ML_EVENTS on `ml.events.>`, or add that subject to an existing ML_EVENTS.
+
+    An existing stream keeps the rest of its configuration (retention, limits, replicas), so
+    an operator can tune it without start-up undoing it.
+    """
+    try:
+        info = await js.stream_info(STREAM)
+    except NotFoundError:
+        # Creating an identical stream twice succeeds, so racing instances are fine.
+        await js.add_stream(
+            StreamConfig(
+                name=STREAM,
+                subjects=[STREAM_SUBJECTS],
+                storage=StorageType.FILE,
+                description="online-ml lifecycle events (CloudEvents 1.0 JSON)",
+            )
+        )
+        return
+    subjects = info.config.subjects or []
+    if STREAM_SUBJECTS not in subjects:
+        # Narrower subjects under ml.events would overlap the wildcard: replace them.
+        keep = [s for s in subjects if not s.startswith(f"{SUBJECT_PREFIX}.")]
+        info.config.subjects = [*keep, STREAM_SUBJECTS]
+        await js.update_stream(info.config)

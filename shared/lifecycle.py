@@ -1,0 +1,292 @@
+"""Model lifecycle over the registry (durable truth) and the online state (hot): create,
+version, activate, alias, recover after a restart, and serve frozen versions.
+
+aliases.json holds `{"active": v, "live": w, "aliases": {"champion": n, ...}}`: `active` is
+the version the online model restarted from; `live` the newest version snapshotted from the
+online model since (what a restarted memory:// process resumes from).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pickle
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+from shared import learning
+from shared.errors import ApiError, conflict, not_found, unprocessable
+from shared.events import EventBus
+from shared.online import OnlineModels, blueprint_of, public_record
+from shared.registry import Registry
+from shared.registry.base import AliasConflict, VersionExists, VersionNotFound
+from shared.schemas import ModelSpec
+from shared.tenancy import check_name
+
+RESERVED_ALIASES = {"active", "live"}
+FROZEN_CACHE_SIZE = 64
+
+
+class Lifecycle:
+    def __init__(self, models: OnlineModels, registry: Registry, events: EventBus) -> None:
+        self.models = models
+        self.registry = registry
+        self.events = events
+        # immutable versions: a loaded artifact never goes stale
+        self._frozen: OrderedDict[tuple[str, str, int], tuple[Any, Any]] = OrderedDict()
+        models.recover = self.recover
+
+    # ----- definitions -------------------------------------------------------------------
+
+    async def create(self, tenant: str, spec: ModelSpec) -> dict[str, Any]:
+        record, blob = self.models.prepare(spec)
+        name = spec.name
+        if await self.registry.get_definition(tenant, name) is not None:
+            raise conflict(f"model '{name}' already exists; DELETE it first", "model_exists")
+        if not await self.models.install(tenant, record, blob):
+            raise conflict(f"model '{name}' already exists; DELETE it first", "model_exists")
+        try:
+            definition = {k: v for k, v in record.items() if k not in ("uid", "version")}
+            await self.registry.put_definition(tenant, name, definition)
+            await self.registry.create_version(
+                tenant, name, 1, blob, self._meta(record, seq=0, parent=None, source="created")
+            )
+            await self.registry.write_aliases(
+                tenant, name, {"active": 1, "live": 1, "aliases": {}}, None
+            )
+        except BaseException:
+            await self.models.delete(tenant, name)  # the name is not taken by a half-made model
+            await self.registry.delete_model(tenant, name)
+            raise
+        await self.events.publish(
+            tenant, "model.created", public_record(record), subject=name, source="/online-ml/train"
+        )
+        return record
+
+    async def delete(self, tenant: str, name: str) -> None:
+        in_state = await self.models.delete(tenant, name)
+        in_registry = await self.registry.get_definition(tenant, name) is not None
+        if not (in_state or in_registry):
+            raise not_found("model", name)
+        await self.registry.delete_model(tenant, name)
+        self._forget(tenant, name)
+        await self.events.publish(
+            tenant, "model.deleted", {"name": name}, subject=name, source="/online-ml/train"
+        )
+
+    async def record(self, tenant: str, name: str) -> dict[str, Any]:
+        raw = await self.models.store.get_record(tenant, name)
+        if raw is None and await self.recover(tenant, name):
+            raw = await self.models.store.get_record(tenant, name)
+        if raw is None:
+            raise not_found("model", name)
+        return json.loads(raw)
+
+    async def records(self, tenant: str) -> list[dict[str, Any]]:
+        names = set(await self.registry.list_models(tenant))
+        hot = {r["name"]: r for r in await self.models.records(tenant)}
+        shown = []
+        for name in sorted(names | set(hot)):
+            record = hot.get(name) or await self.registry.get_definition(tenant, name)
+            if record is not None:
+                shown.append(record)
+        return shown
+
+    async def recover(self, tenant: str, name: str) -> bool:
+        """Rebuild a model the state store lost (memory:// restart) from the registry."""
+        definition = await self.registry.get_definition(tenant, name)
+        if definition is None:
+            return False
+        pointers = (await self.registry.read_aliases(tenant, name)).doc
+        version = int(pointers.get("live") or pointers.get("active") or 1)
+        blob = await self.registry.load_artifact(tenant, name, version)
+        record = {
+            **definition,
+            "version": int(pointers.get("active") or version),
+            "uid": uuid.uuid4().hex,
+        }
+        await self.models.install(tenant, record, blob)  # False: another request won; fine
+        return True
+
+    # ----- versions ----------------------------------------------------------------------
+
+    async def create_version(self, tenant: str, name: str, description: str = "") -> dict[str, Any]:
+        """Snapshot the live online state as a new immutable version."""
+        record, seq, blob = await self.models.snapshot(tenant, name)
+        meta = self._meta(
+            record, seq=seq, parent=record.get("version"), source="online", description=description
+        )
+        stored = await self._store_version(tenant, name, blob, meta)
+        await self._update_pointers(
+            tenant,
+            name,
+            lambda doc: (
+                doc.update(live=stored["version"])
+                if doc.get("active") == record.get("version")
+                else None
+            ),
+        )
+        await self.events.publish(
+            tenant, "model.version_created", stored, subject=name, source="/online-ml/activate"
+        )
+        return stored
+
+    async def add_trained_version(
+        self, tenant: str, name: str, blob: bytes, meta: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Register a batch-trained artifact as a new version (not activated)."""
+        record = await self.record(tenant, name)
+        return await self._store_version(
+            tenant, name, blob, {**self._meta(record, seq=0, parent=None, source="batch"), **meta}
+        )
+
+    async def versions(self, tenant: str, name: str) -> dict[str, Any]:
+        await self.record(tenant, name)
+        pointers = (await self.registry.read_aliases(tenant, name)).doc
+        return {
+            "versions": await self.registry.list_versions(tenant, name),
+            "active": pointers.get("active"),
+            "aliases": pointers.get("aliases", {}),
+        }
+
+    async def activate(self, tenant: str, name: str, version: int) -> dict[str, Any]:
+        """Restart the online model from a version's artifact, on every instance."""
+        record = await self.record(tenant, name)
+        blob = await self._artifact(tenant, name, version)
+        previous = record.get("version")
+        # the registry first: it is the truth a restarted process resumes from
+        await self._update_pointers(
+            tenant, name, lambda doc: doc.update(active=version, live=version)
+        )
+        record = {**record, "version": version, "uid": uuid.uuid4().hex}
+        seq = await self.models.replace(tenant, record, blob)
+        if seq is None:
+            await self.models.install(tenant, record, blob)
+            seq = 0
+        activated = {"name": name, "version": version, "previous": previous, "seq": seq}
+        await self.events.publish(
+            tenant, "model.activated", activated, subject=name, source="/online-ml/activate"
+        )
+        return activated
+
+    async def set_alias(self, tenant: str, name: str, alias: str, version: int) -> dict[str, Any]:
+        check_name(alias, "alias")
+        if alias in RESERVED_ALIASES:
+            raise unprocessable(f"'{alias}' is reserved; use POST .../activate", "reserved_alias")
+        await self.record(tenant, name)
+        if await self.registry.get_version(tenant, name, version) is None:
+            raise not_found("version", str(version))
+        doc = await self._update_pointers(
+            tenant, name, lambda d: d.setdefault("aliases", {}).__setitem__(alias, version)
+        )
+        return {"name": name, "aliases": doc.get("aliases", {})}
+
+    async def delete_alias(self, tenant: str, name: str, alias: str) -> dict[str, Any]:
+        check_name(alias, "alias")
+        current = (await self.registry.read_aliases(tenant, name)).doc.get("aliases", {})
+        if alias not in current:
+            raise not_found("alias", alias)
+        doc = await self._update_pointers(
+            tenant, name, lambda d: d.get("aliases", {}).pop(alias, None)
+        )
+        return {"name": name, "aliases": doc.get("aliases", {})}
+
+    async def resolve(self, tenant: str, name: str, version: str | None, alias: str | None) -> int:
+        if version is not None:
+            if not version.isdigit():
+                raise ApiError(400, "invalid_version", "version must be a positive integer")
+            return int(version)
+        pointers = (await self.registry.read_aliases(tenant, name)).doc
+        target = (
+            pointers.get(alias)
+            if alias in RESERVED_ALIASES
+            else pointers.get("aliases", {}).get(alias)
+        )
+        if target is None:
+            raise not_found("alias", str(alias))
+        return int(target)
+
+    async def predict_version(self, tenant: str, name: str, version: int, x: Any) -> dict[str, Any]:
+        """Predict with a registered version exactly as it was frozen (it never learns)."""
+        key = (tenant, name, version)
+        if key not in self._frozen:
+            await self.record(tenant, name)
+            blob = await self._artifact(tenant, name, version)
+            definition = await self.registry.get_definition(tenant, name)
+            assert definition is not None
+            model = await asyncio.to_thread(pickle.loads, blob)
+            self._frozen[key] = (model, blueprint_of(definition))
+            while len(self._frozen) > FROZEN_CACHE_SIZE:
+                self._frozen.popitem(last=False)
+        self._frozen.move_to_end(key)
+        model, blueprint = self._frozen[key]
+        x = learning.check_x(blueprint, x)
+        prediction, proba = learning.predict(model, blueprint, x)
+        answer: dict[str, Any] = {"prediction": prediction}
+        if proba is not None:
+            answer["proba"] = proba
+        return {**answer, "model_version": version, "seq": None}
+
+    def reload(self) -> int:
+        """Drop every in-process cache (admin reload); state and registry are untouched."""
+        dropped = self.models.evict_all() + len(self._frozen)
+        self._frozen.clear()
+        return dropped
+
+    # ----- internals ---------------------------------------------------------------------
+
+    def _forget(self, tenant: str, name: str) -> None:
+        for key in [k for k in self._frozen if k[:2] == (tenant, name)]:
+            del self._frozen[key]
+
+    @staticmethod
+    def _meta(
+        record: dict[str, Any], *, seq: int, parent: int | None, source: str, description: str = ""
+    ) -> dict[str, Any]:
+        steps = record["spec"]["steps"]
+        return {
+            "kind": steps[-1]["kind"],
+            "params": steps[-1].get("params", {}),
+            "spec": record["spec"],
+            "task": record["task"],
+            "seq": seq,
+            "parent": parent,
+            "source": source,
+            "description": description,
+            "metrics": {},
+        }
+
+    async def _store_version(
+        self, tenant: str, name: str, blob: bytes, meta: dict[str, Any]
+    ) -> dict[str, Any]:
+        for _ in range(16):
+            number = await self.registry.next_version(tenant, name)
+            try:
+                return await self.registry.create_version(tenant, name, number, blob, meta)
+            except VersionExists:
+                continue  # another writer took that number: take the next
+        raise ApiError(
+            503, "registry_contention", "could not allocate a version; retry", {"Retry-After": "1"}
+        )
+
+    async def _artifact(self, tenant: str, name: str, version: int) -> bytes:
+        try:
+            return await self.registry.load_artifact(tenant, name, version)
+        except VersionNotFound:
+            raise not_found("version", str(version)) from None
+
+    async def _update_pointers(self, tenant: str, name: str, change: Any) -> dict[str, Any]:
+        """Read-modify-write aliases.json with compare-and-set, retrying on a lost race."""
+        for _ in range(32):
+            current = await self.registry.read_aliases(tenant, name)
+            doc = json.loads(json.dumps(current.doc or {"aliases": {}}))
+            change(doc)
+            try:
+                await self.registry.write_aliases(tenant, name, doc, current.generation)
+                return doc
+            except AliasConflict:
+                await asyncio.sleep(0.01)
+        raise ApiError(
+            503, "registry_contention", "aliases kept changing; retry", {"Retry-After": "1"}
+        )

@@ -1,0 +1,161 @@
+"""The model registry interface: immutable versions plus compare-and-set aliases (DESIGN §5).
+
+Layout under the registry root, the same on both backends (`file://`, `gs://`):
+
+    <tenant>/<model>/model.json                       the model definition
+    <tenant>/<model>/versions/<n>/model.pkl           the artifact, created exclusively
+    <tenant>/<model>/versions/<n>/meta.json           created last: the version is now visible
+    <tenant>/<model>/aliases.json                     alias -> version, moved by compare-and-set
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from shared.tenancy import NAME_PATTERN, TENANT_PATTERN
+
+DEFINITION = "model.json"
+ALIASES = "aliases.json"
+VERSIONS = "versions"
+ARTIFACT = "model.pkl"
+META = "meta.json"
+
+
+class RegistryError(Exception):
+    """Base of every registry error."""
+
+
+class VersionExists(RegistryError):
+    """Another writer created this version first (exclusive create lost)."""
+
+
+class VersionNotFound(RegistryError):
+    """The version does not exist, or is not visible yet (no meta.json)."""
+
+
+class ChecksumMismatch(RegistryError):
+    """The artifact does not match the sha256 in meta.json: never load it."""
+
+
+class AliasConflict(RegistryError):
+    """aliases.json changed since the caller read it (compare-and-set lost): re-read, retry."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The backend cannot be reached; callers answer 503 with Retry-After."""
+
+
+@dataclass(frozen=True)
+class Aliases:
+    """aliases.json as read, with the generation to pass back to `write_aliases`."""
+
+    doc: dict[str, Any]
+    generation: str | None  # None: aliases.json does not exist yet
+
+
+class Registry(Protocol):
+    """Versioned model artifacts. Implementations: FilesystemRegistry, GcsRegistry."""
+
+    async def put_definition(self, tenant: str, model: str, definition: dict[str, Any]) -> None:
+        """Write model.json (overwrites)."""
+
+    async def get_definition(self, tenant: str, model: str) -> dict[str, Any] | None: ...
+
+    async def list_models(self, tenant: str) -> list[str]:
+        """Names of the tenant's models that have a model.json, sorted."""
+
+    async def delete_model(self, tenant: str, model: str) -> None:
+        """Delete everything under <tenant>/<model>/ (no error if absent)."""
+
+    async def create_version(
+        self, tenant: str, model: str, version: int, artifact: bytes, meta: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Exclusively create version n; return the stored meta. Raises VersionExists."""
+
+    async def next_version(self, tenant: str, model: str) -> int:
+        """1 + the highest version number taken, visible or not (1 if none)."""
+
+    async def list_versions(self, tenant: str, model: str) -> list[dict[str, Any]]:
+        """Metas of the visible versions, sorted by version."""
+
+    async def get_version(self, tenant: str, model: str, version: int) -> dict[str, Any] | None: ...
+
+    async def load_artifact(self, tenant: str, model: str, version: int) -> bytes:
+        """The artifact, verified against meta.json. Raises VersionNotFound, ChecksumMismatch."""
+
+    async def read_aliases(self, tenant: str, model: str) -> Aliases: ...
+
+    async def write_aliases(
+        self, tenant: str, model: str, doc: dict[str, Any], expected_generation: str | None
+    ) -> str:
+        """Replace aliases.json if its generation is still `expected_generation`.
+
+        Returns the new generation; raises AliasConflict otherwise.
+        """
+
+    async def ping(self) -> None:
+        """Raise RegistryUnavailable unless the backend answers."""
+
+
+def check_tenant(tenant: str) -> str:
+    # Defence in depth: the edge validates too, but no path may ever leave its tenant folder.
+    if not isinstance(tenant, str) or not TENANT_PATTERN.match(tenant):
+        raise ValueError(f"invalid tenant {tenant!r}")
+    return tenant
+
+
+def check_model(model: str) -> str:
+    if not isinstance(model, str) or not NAME_PATTERN.match(model) or ".." in model:
+        raise ValueError(f"invalid model name {model!r}")
+    return model
+
+
+def check_version(version: int) -> int:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"invalid version {version!r}: versions are integers >= 1")
+    return version
+
+
+def model_key(tenant: str, model: str) -> str:
+    """`<tenant>/<model>`, after validating both names."""
+    return f"{check_tenant(tenant)}/{check_model(model)}"
+
+
+def stored_meta(meta: dict[str, Any], version: int, artifact: bytes) -> dict[str, Any]:
+    """The caller's meta plus the fields the registry owns (they win over the caller's)."""
+    return {
+        **meta,
+        "version": version,
+        "sha256": hashlib.sha256(artifact).hexdigest(),
+        "size": len(artifact),
+        "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    }
+
+
+def dump_json(doc: dict[str, Any]) -> bytes:
+    """Serialise before any I/O, so an unserialisable meta leaves no half-written version."""
+    if not isinstance(doc, dict):
+        raise TypeError(f"expected a JSON object, got {type(doc).__name__}")
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def load_json(data: bytes) -> dict[str, Any]:
+    doc = json.loads(data)
+    if not isinstance(doc, dict):
+        raise RegistryError("registry document is not a JSON object")
+    return doc
+
+
+def verify_artifact(meta: dict[str, Any], artifact: bytes) -> bytes:
+    """Return the artifact if it matches meta.json, else raise ChecksumMismatch."""
+    digest = hashlib.sha256(artifact).hexdigest()
+    if digest != meta.get("sha256") or len(artifact) != meta.get("size"):
+        raise ChecksumMismatch(
+            f"version {meta.get('version')}: artifact sha256 {digest} ({len(artifact)} bytes) "
+            f"!= meta.json {meta.get('sha256')} ({meta.get('size')} bytes)"
+        )
+    return artifact

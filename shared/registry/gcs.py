@@ -1,0 +1,267 @@
+"""`gs://bucket/prefix`: the registry in Cloud Storage, shared by every instance.
+
+Exclusive creates are `if_generation_match=0` and alias moves `if_generation_match=<gen>`:
+GCS answers 412 when the precondition fails, which becomes VersionExists / AliasConflict.
+The client is blocking (requests), so every call runs in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import requests
+from google.api_core import exceptions as gexc
+from google.auth.exceptions import TransportError
+from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
+
+from shared.registry.base import (
+    ALIASES,
+    ARTIFACT,
+    DEFINITION,
+    META,
+    VERSIONS,
+    AliasConflict,
+    Aliases,
+    RegistryUnavailable,
+    VersionExists,
+    VersionNotFound,
+    check_tenant,
+    check_version,
+    dump_json,
+    load_json,
+    model_key,
+    stored_meta,
+    verify_artifact,
+)
+
+T = TypeVar("T")
+
+# Transient by nature: after the client's own retries these mean "GCS is not answering".
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    gexc.RetryError,
+    gexc.ServerError,  # 500, 502, 503 (ServiceUnavailable), 504
+    gexc.TooManyRequests,
+    TransportError,  # credentials refresh could not reach the token server
+)
+# The prefix goes into match_glob patterns, so it must hold no glob metacharacters.
+_PREFIX = re.compile(r"^[A-Za-z0-9_.\-/]*$")
+_JSON = "application/json"
+
+
+class GcsRegistry:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        client: storage.Client | None = None,
+        timeout: float = 10.0,
+        retry_seconds: float = 30.0,
+    ) -> None:
+        if not bucket or not _PREFIX.match(prefix) or ".." in prefix:
+            raise ValueError(f"invalid GCS location gs://{bucket}/{prefix}")
+        self.bucket_name = bucket
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        self._client = client
+        self._client_lock = threading.Lock()
+        self._timeout = timeout
+        self._retry = DEFAULT_RETRY.with_timeout(retry_seconds)
+
+    async def put_definition(self, tenant: str, model: str, definition: dict[str, Any]) -> None:
+        name, data = self._key(tenant, model, DEFINITION), dump_json(definition)
+        # An overwrite with the same bytes is idempotent, so retrying it is safe.
+        await self._run(lambda: self._upload(name, data, _JSON))
+
+    async def get_definition(self, tenant: str, model: str) -> dict[str, Any] | None:
+        name = self._key(tenant, model, DEFINITION)
+        return await self._run(lambda: self._read_json(name))
+
+    async def list_models(self, tenant: str) -> list[str]:
+        prefix = f"{self.prefix}{check_tenant(tenant)}/"
+        shape = re.compile(re.escape(prefix) + r"([^/]+)/" + re.escape(DEFINITION))
+        names = await self._run(lambda: self._names(prefix, f"{prefix}*/{DEFINITION}"))
+        return sorted(m.group(1) for n in names if (m := shape.fullmatch(n)))
+
+    async def delete_model(self, tenant: str, model: str) -> None:
+        prefix = self._key(tenant, model, "")
+
+        def delete() -> None:
+            bucket = self._bucket()
+            blobs = list(self._storage().list_blobs(bucket, prefix=prefix, **self._opts()))
+            # on_error: a blob deleted concurrently is already where we want it.
+            bucket.delete_blobs(blobs, on_error=lambda _blob: None, **self._opts())
+
+        await self._run(delete)
+
+    async def create_version(
+        self, tenant: str, model: str, version: int, artifact: bytes, meta: dict[str, Any]
+    ) -> dict[str, Any]:
+        base = self._key(tenant, model, f"{VERSIONS}/{check_version(version)}/")
+        stored = stored_meta(meta, version, artifact)
+        meta_bytes = dump_json(stored)
+
+        def create() -> None:
+            try:
+                self._upload(base + ARTIFACT, artifact, "application/octet-stream", generation=0)
+            except gexc.PreconditionFailed as exc:
+                raise VersionExists(f"{tenant}/{model} version {version} exists") from exc
+            try:
+                self._upload(base + META, meta_bytes, _JSON, generation=0)
+            except gexc.PreconditionFailed as exc:
+                # Only the writer that created model.pkl gets here, so a 412 means our own
+                # request landed and its response was lost, then the client retried it.
+                if self._blob(base + META).download_as_bytes(**self._opts()) != meta_bytes:
+                    raise VersionExists(f"{tenant}/{model} version {version} exists") from exc
+
+        await self._run(create)
+        return stored
+
+    async def next_version(self, tenant: str, model: str) -> int:
+        prefix = self._key(tenant, model, f"{VERSIONS}/")
+
+        def taken() -> list[int]:
+            # One folder per version number, visible or not: a create that died before
+            # meta.json still holds its number.
+            listing = self._storage().list_blobs(
+                self._bucket(), prefix=prefix, delimiter="/", **self._opts()
+            )
+            for _page in listing.pages:  # prefixes fill in as the pages are read
+                pass
+            folders = (p[len(prefix) :].rstrip("/") for p in listing.prefixes)
+            return [int(f) for f in folders if f.isdecimal() and str(int(f)) == f]
+
+        return max(await self._run(taken), default=0) + 1
+
+    async def list_versions(self, tenant: str, model: str) -> list[dict[str, Any]]:
+        prefix = self._key(tenant, model, f"{VERSIONS}/")
+        shape = re.compile(re.escape(prefix) + r"[1-9][0-9]*/" + re.escape(META))
+        names = await self._run(lambda: self._names(prefix, f"{prefix}*/{META}"))
+        wanted = [n for n in names if shape.fullmatch(n)]
+        # One GET per meta: run them side by side rather than one after another.
+        metas = await asyncio.gather(*(self._run(lambda n=n: self._read_json(n)) for n in wanted))
+        return sorted((m for m in metas if m is not None), key=lambda m: m["version"])
+
+    async def get_version(self, tenant: str, model: str, version: int) -> dict[str, Any] | None:
+        name = self._key(tenant, model, f"{VERSIONS}/{check_version(version)}/{META}")
+        return await self._run(lambda: self._read_json(name))
+
+    async def load_artifact(self, tenant: str, model: str, version: int) -> bytes:
+        base = self._key(tenant, model, f"{VERSIONS}/{check_version(version)}/")
+
+        def load() -> bytes:
+            meta = self._read_json(base + META)
+            if meta is None:
+                raise VersionNotFound(f"{tenant}/{model} version {version} not found")
+            try:
+                artifact = self._blob(base + ARTIFACT).download_as_bytes(**self._opts())
+            except gexc.NotFound as exc:
+                raise VersionNotFound(
+                    f"{tenant}/{model} version {version} has no artifact"
+                ) from exc
+            return verify_artifact(meta, artifact)
+
+        return await self._run(load)
+
+    async def read_aliases(self, tenant: str, model: str) -> Aliases:
+        name = self._key(tenant, model, ALIASES)
+
+        def read() -> Aliases:
+            blob = self._blob(name)
+            try:
+                data = blob.download_as_bytes(**self._opts())
+            except gexc.NotFound:
+                return Aliases({}, None)
+            # The generation comes from the same response as the bytes, so they match.
+            return Aliases(load_json(data), str(blob.generation))
+
+        return await self._run(read)
+
+    async def write_aliases(
+        self, tenant: str, model: str, doc: dict[str, Any], expected_generation: str | None
+    ) -> str:
+        name, data = self._key(tenant, model, ALIASES), dump_json(doc)
+        generation = 0 if expected_generation is None else int(expected_generation)
+
+        def write() -> str:
+            try:
+                blob = self._upload(name, data, _JSON, generation=generation)
+            except gexc.PreconditionFailed as exc:
+                raise AliasConflict(
+                    f"{tenant}/{model} aliases are no longer at generation {expected_generation}"
+                ) from exc
+            return str(blob.generation)
+
+        return await self._run(write)
+
+    async def ping(self) -> None:
+        def check() -> None:
+            try:
+                # No retries: a health check wants the answer now.
+                listing = self._storage().list_blobs(
+                    self._bucket(),
+                    prefix=self.prefix,
+                    max_results=1,
+                    timeout=self._timeout,
+                    retry=None,
+                )
+                list(listing)
+            except gexc.GoogleAPICallError as exc:  # missing bucket, no permission
+                raise RegistryUnavailable(f"gs://{self.bucket_name}: {exc}") from exc
+
+        await self._run(check)
+
+    def _key(self, tenant: str, model: str, rest: str) -> str:
+        return f"{self.prefix}{model_key(tenant, model)}/{rest}"
+
+    def _storage(self) -> storage.Client:
+        # Built on first use, in a worker thread: storage.Client() looks up credentials,
+        # which can block on the metadata server.
+        with self._client_lock:
+            if self._client is None:
+                self._client = storage.Client()
+            return self._client
+
+    def _bucket(self) -> storage.Bucket:
+        return self._storage().bucket(self.bucket_name)
+
+    def _blob(self, name: str) -> storage.Blob:
+        return self._bucket().blob(name)
+
+    def _opts(self) -> dict[str, Any]:
+        return {"timeout": self._timeout, "retry": self._retry}
+
+    def _upload(
+        self, name: str, data: bytes, content_type: str, generation: int | None = None
+    ) -> storage.Blob:
+        blob = self._blob(name)
+        blob.upload_from_string(
+            data, content_type=content_type, if_generation_match=generation, **self._opts()
+        )
+        return blob
+
+    def _read_json(self, name: str) -> dict[str, Any] | None:
+        try:
+            return load_json(self._blob(name).download_as_bytes(**self._opts()))
+        except gexc.NotFound:
+            return None
+
+    def _names(self, prefix: str, glob: str) -> list[str]:
+        # match_glob saves listing every artifact on real GCS; callers still filter the
+        # names, since fake-gcs-server ignores matchGlob and lists the whole prefix.
+        listing = self._storage().list_blobs(
+            self._bucket(), prefix=prefix, match_glob=glob, **self._opts()
+        )
+        return [blob.name for blob in listing]
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        try:
+            return await asyncio.to_thread(fn)
+        except _UNAVAILABLE as exc:
+            raise RegistryUnavailable(f"gs://{self.bucket_name}: {exc}") from exc
