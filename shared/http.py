@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.context import choose_request_id, request_id_var, traceparent_var, valid_traceparent
 from shared.errors import ApiError, envelope
 from shared.openapi import docs_page, openapi_document
+from shared.registry.base import ChecksumMismatch, RegistryUnavailable
 from shared.settings import get_settings
 from shared.state.base import Idempotency, StateUnavailable
 
@@ -179,6 +180,17 @@ class FunctionApp:
 def _as_api_error(exc: Exception, scope: Scope) -> ApiError:
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, ChecksumMismatch):
+        log.error("registry artifact failed its checksum: %s", exc)
+        return ApiError(409, "checksum_mismatch", f"the stored artifact is corrupt: {exc}")
+    if isinstance(exc, RegistryUnavailable):
+        log.warning("registry unavailable: %s", exc)
+        return ApiError(
+            503,
+            "registry_unavailable",
+            "the model registry is unreachable; retry",
+            {"Retry-After": "2"},
+        )
     if isinstance(exc, StateUnavailable):
         log.warning("state store unavailable: %s", exc)
         return ApiError(
