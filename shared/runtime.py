@@ -20,6 +20,7 @@ from shared.registry import Registry, open_registry
 from shared.registry.base import RegistryError
 from shared.settings import Settings, get_settings
 from shared.state import StateStore, StateUnavailable, open_state_store
+from shared.training.jobs import Jobs
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Runtime:
     registry: Registry
     events: EventBus
     lifecycle: Lifecycle
+    jobs: Jobs
     loop: asyncio.AbstractEventLoop
 
 
@@ -54,7 +56,8 @@ def current_runtime() -> Runtime:
             settings.nats_url, settings.state_url, events_dir=settings.events_dir
         )
         lifecycle = Lifecycle(models, registry, events)
-        _runtime = Runtime(settings, store, models, registry, events, lifecycle, loop)
+        jobs = Jobs(store, lifecycle, events, settings)
+        _runtime = Runtime(settings, store, models, registry, events, lifecycle, jobs, loop)
         # River, scikit-learn and pandas leave a large heap of long-lived objects; freezing
         # it keeps the cyclic GC from re-scanning it on every collection (measured: ~30% of
         # predict throughput under load).
@@ -67,6 +70,7 @@ async def reset_runtime() -> None:
     """Drop the runtime (tests switch settings between apps)."""
     global _runtime
     if _runtime is not None:
+        await _runtime.jobs.drain()
         await _runtime.models.drain()
         await _runtime.events.close()
         await _runtime.store.close()

@@ -176,3 +176,34 @@ class BatchOut(BaseModel):
     results: list[dict[str, Any]]
     model_version: int | None = None
     seq: int | None = None
+
+
+class TrainRequest(Strict):
+    """Batch training from a River data set or a CSV / Parquet file (path, file://, gs://)."""
+
+    dataset: str | None = Field(None, description="a River data set, e.g. TrumpApproval")
+    uri: str | None = Field(None, max_length=2048)
+    target: str | None = Field(None, description="target column (files only)")
+    features: list[str] | None = Field(None, description="feature columns (default: all)")
+    test_size: float = Field(0.2, ge=0.0, lt=1.0)
+    shuffle: bool = False
+    seed: int = 42
+    activate: bool = Field(False, description="activate the new version when it succeeds")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TrainRequest:
+        if (self.dataset is None) == (self.uri is None):
+            raise ValueError("give exactly one of dataset or uri")
+        if self.uri is not None and not self.target:
+            raise ValueError("a file needs its target column")
+        return self
+
+
+class JobOut(BaseModel):
+    id: str
+    model: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    progress: float
+    version: int | None = None
+    metrics: dict[str, float | None] | None = None
+    error: str | None = None

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     google_cloud_project: str | None = None
     train_job_name: str | None = None
+    train_job_region: str = "europe-west1"
+    run_api_endpoint: str | None = Field(None, description="Run Admin API override (tests)")
     model_cache_size: int = Field(256, ge=1)
     web_concurrency: int = Field(1, ge=1, description="worker processes serving this app")
     state_timeout_seconds: float = Field(2.0, gt=0)

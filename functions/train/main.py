@@ -5,18 +5,32 @@ Entry point: `functions-framework --asgi --target app --source functions/train/m
 
 from __future__ import annotations
 
+import re
+
 import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from shared.catalog import describe
+from shared.errors import ApiError
 from shared.http import JSON, build_router, forward, idempotency_of, parse_body
 from shared.online import public_record
 from shared.openapi import api
 from shared.runtime import current_runtime
-from shared.schemas import CatalogOut, LearnOut, LearnRequest, ModelInfo, ModelList, ModelSpec
+from shared.schemas import (
+    CatalogOut,
+    JobOut,
+    LearnOut,
+    LearnRequest,
+    ModelInfo,
+    ModelList,
+    ModelSpec,
+    TrainRequest,
+)
 from shared.tenancy import path_name, tenant_of
+
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 @api("train", response=CatalogOut)
@@ -70,6 +84,25 @@ async def learn(request: Request) -> Response:
     return JSON(result)
 
 
+@api("train", body=TrainRequest, response=JobOut, status=202)
+async def train(request: Request) -> Response:
+    """Batch-train a new version from a River data set or a CSV/Parquet file: 202 + a job."""
+    tenant, name = tenant_of(request), path_name(request)
+    body = await parse_body(request, TrainRequest)
+    job = await current_runtime().jobs.submit(tenant, name, body)
+    return JSON(job, status_code=202, headers={"Location": f"/api/v1/jobs/{job['id']}"})
+
+
+@api("train", response=JobOut)
+async def get_job(request: Request) -> Response:
+    """A training job: status (queued, running, succeeded, failed), progress, version, error."""
+    tenant = tenant_of(request)
+    job_id = request.path_params["job_id"]
+    if not JOB_ID.match(job_id):
+        raise ApiError(400, "invalid_job_id", "job ids are 32 lower-case hex characters")
+    return JSON(await current_runtime().jobs.get(tenant, job_id))
+
+
 ROUTES = [
     Route("/api/v1/catalog", catalog, methods=["GET"]),
     Route("/api/v1/models", create_model, methods=["POST"]),
@@ -77,6 +110,8 @@ ROUTES = [
     Route("/api/v1/models/{model}", get_model, methods=["GET"]),
     Route("/api/v1/models/{model}", delete_model, methods=["DELETE"]),
     Route("/api/v1/models/{model}/learn", learn, methods=["POST"]),
+    Route("/api/v1/models/{model}/train", train, methods=["POST"]),
+    Route("/api/v1/jobs/{job_id}", get_job, methods=["GET"]),
 ]
 router = build_router("train", ROUTES)
 

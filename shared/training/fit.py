@@ -1,0 +1,117 @@
+"""Fit a model's fresh snapshot on rows in order and score the held-out part (pure, sync:
+it runs in a worker thread or in a Cloud Run Job, never on the event loop)."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from river import metrics
+
+from shared import learning
+from shared.catalog import Blueprint
+from shared.errors import ApiError
+from shared.training.data import DataError, Row
+
+
+@dataclass(frozen=True)
+class FitResult:
+    blob: bytes
+    metrics: dict[str, float | None]
+    rows_train: int
+    rows_test: int
+
+
+def split(
+    rows: list[Row], test_size: float, shuffle: bool, seed: int
+) -> tuple[list[Row], list[Row]]:
+    """Time-ordered by default (the last test_size part is held out), or shuffled by seed."""
+    ordered = list(rows)
+    if shuffle:
+        random.Random(seed).shuffle(ordered)
+    cut = len(ordered) - round(len(ordered) * test_size)
+    return ordered[:cut], ordered[cut:]
+
+
+def _checked(blueprint: Blueprint, rows: list[Row], offset: int) -> list[Row]:
+    checked = []
+    for index, (x, y) in enumerate(rows):
+        try:
+            checked.append((learning.check_x(blueprint, x), learning.check_y(blueprint, y)))
+        except ApiError as exc:
+            raise DataError(f"row {offset + index}: {exc.message}") from None
+    return checked
+
+
+def _score(model: Any, blueprint: Blueprint, test: list[Row]) -> dict[str, float | None]:
+    if not test:
+        return {}
+    if blueprint.task == "forecasting":
+        forecast = learning.forecast_steps(model, len(test), None) or []
+        mae, rmse = metrics.MAE(), metrics.RMSE()
+        for (_, y), predicted in zip(test, forecast, strict=False):
+            mae.update(y, predicted)
+            rmse.update(y, predicted)
+        return {"mae": mae.get(), "rmse": rmse.get()}
+    if blueprint.task == "regression":
+        scores = {"mae": metrics.MAE(), "rmse": metrics.RMSE(), "r2": metrics.R2()}
+        for x, y in test:
+            predicted = model.predict_one(x)
+            for metric in scores.values():
+                metric.update(y, predicted)
+        return {name: _finite(metric.get()) for name, metric in scores.items()}
+    binary = all(isinstance(y, bool) for _, y in test)
+    accuracy, f1 = metrics.Accuracy(), (metrics.F1() if binary else metrics.MacroF1())
+    log_loss = metrics.LogLoss() if binary else None
+    for x, y in test:
+        proba = model.predict_proba_one(x)
+        predicted = max(proba, key=proba.get) if proba else None
+        accuracy.update(y, predicted)
+        f1.update(y, predicted)
+        if log_loss is not None:
+            log_loss.update(y, proba.get(True, 0.5))
+    scored = {"accuracy": accuracy.get(), "f1": f1.get()}
+    if log_loss is not None:
+        scored["log_loss"] = log_loss.get()
+    return {name: _finite(value) for name, value in scored.items()}
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def fit(
+    snapshot: bytes,
+    blueprint: Blueprint,
+    rows: list[Row],
+    *,
+    test_size: float,
+    shuffle: bool,
+    seed: int,
+    progress: Callable[[float], None] = lambda _: None,
+) -> FitResult:
+    if blueprint.task == "forecasting" and shuffle:
+        raise DataError("a time series cannot be shuffled: set shuffle to false")
+    if not rows:
+        raise DataError("the data has no usable rows")
+    train, test = split(rows, test_size, shuffle, seed)
+    train, test = _checked(blueprint, train, 0), _checked(blueprint, test, len(train))
+    if not train:
+        raise DataError("nothing left to train on: lower test_size")
+    model = pickle.loads(snapshot)
+    step = max(1, len(train) // 100)
+    for index, (x, y) in enumerate(train, start=1):
+        learning.learn(model, blueprint, x, y)
+        if index % step == 0:
+            progress(index / len(train))
+    progress(1.0)
+    return FitResult(
+        pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL),
+        _score(model, blueprint, test),
+        len(train),
+        len(test),
+    )

@@ -1,0 +1,203 @@
+"""Training jobs: 202 + a job document in the state store, run in-process (a worker thread)
+or as a Cloud Run Job when TRAIN_JOB_NAME is set. queued → running → succeeded | failed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.errors import ApiError, not_found, unprocessable
+from shared.events import EventBus
+from shared.lifecycle import Lifecycle
+from shared.online import blueprint_of
+from shared.schemas import TrainRequest
+from shared.settings import Settings
+from shared.state import StateStore
+from shared.training import cloudrun
+from shared.training.data import DATASETS, DataError, dataset_rows, frame_rows, read_frame
+from shared.training.fit import fit
+
+log = logging.getLogger("ml.training")
+JOB = "job"
+PROGRESS_EVERY = 0.5  # seconds between progress writes while fitting
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Jobs:
+    def __init__(
+        self, store: StateStore, lifecycle: Lifecycle, events: EventBus, settings: Settings
+    ) -> None:
+        self.store, self.lifecycle, self.events, self.settings = store, lifecycle, events, settings
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def submit(self, tenant: str, model: str, request: TrainRequest) -> dict[str, Any]:
+        await self.lifecycle.record(tenant, model)  # 404 before anything is queued
+        if request.dataset is not None and request.dataset not in DATASETS:
+            raise unprocessable(
+                f"unknown dataset '{request.dataset}'; known: {', '.join(sorted(DATASETS))}",
+                "unknown_dataset",
+            )
+        job = {
+            "id": uuid.uuid4().hex,
+            "model": model,
+            "status": "queued",
+            "progress": 0.0,
+            "request": request.model_dump(),
+            "runner": "cloud_run" if self.settings.train_job_name else "in_process",
+            "created_at": _now(),
+            "started_at": None,
+            "finished_at": None,
+            "version": None,
+            "metrics": None,
+            "error": None,
+        }
+        await self._save(tenant, job)
+        if self.settings.train_job_name:
+            await self._launch_cloud_run(tenant, job)
+        else:
+            task = asyncio.get_running_loop().create_task(self.run(tenant, job["id"]))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        return job
+
+    async def get(self, tenant: str, job_id: str) -> dict[str, Any]:
+        raw = await self.store.get_doc(JOB, tenant, job_id)
+        if raw is None:
+            raise not_found("job", job_id)
+        return json.loads(raw)
+
+    async def run(self, tenant: str, job_id: str) -> dict[str, Any]:
+        """Run one job to its end; every failure is recorded on the job, never raised."""
+        job = await self.get(tenant, job_id)
+        job.update(status="running", started_at=_now())
+        await self._save(tenant, job)
+        await self.events.publish(
+            tenant, "job.started", _public(job), subject=job_id, source="/online-ml/train"
+        )
+        try:
+            await self._train(tenant, job)
+        except (DataError, ApiError) as exc:
+            await self._fail(tenant, job, exc.message if isinstance(exc, ApiError) else str(exc))
+        except Exception as exc:
+            log.exception("training job %s failed", job_id)
+            await self._fail(tenant, job, f"internal error ({exc.__class__.__name__})")
+        return job
+
+    async def drain(self) -> None:
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def _train(self, tenant: str, job: dict[str, Any]) -> None:
+        request = TrainRequest.model_validate(job["request"])
+        model = job["model"]
+        record = await self.lifecycle.record(tenant, model)
+        blueprint = blueprint_of(record)
+        # version 1 is the freshly built estimator: batch training starts from it, so the
+        # result does not depend on which instance runs the job
+        snapshot = await self.lifecycle.registry.load_artifact(tenant, model, 1)
+        if request.dataset is not None:
+            source = {"dataset": request.dataset}
+            rows = await asyncio.to_thread(dataset_rows, request.dataset, request.features)
+        else:
+            assert request.uri is not None and request.target is not None
+            source = {"uri": request.uri, "target": request.target}
+            frame = await asyncio.to_thread(read_frame, request.uri)
+            rows = await asyncio.to_thread(
+                frame_rows, frame, request.target, request.features, blueprint.text_input
+            )
+        progress = {"value": 0.0}
+        fitting = asyncio.create_task(
+            asyncio.to_thread(
+                fit,
+                snapshot,
+                blueprint,
+                rows,
+                test_size=request.test_size,
+                shuffle=request.shuffle,
+                seed=request.seed,
+                progress=lambda value: progress.__setitem__("value", value),
+            )
+        )
+        while not fitting.done():
+            await asyncio.wait({fitting}, timeout=PROGRESS_EVERY)
+            if progress["value"] != job["progress"]:
+                job["progress"] = round(progress["value"], 4)
+                await self._save(tenant, job)
+        result = fitting.result()
+        training = {
+            **source,
+            "features": request.features,
+            "test_size": request.test_size,
+            "shuffle": request.shuffle,
+            "seed": request.seed,
+            "rows_train": result.rows_train,
+            "rows_test": result.rows_test,
+        }
+        meta = {
+            "source": "batch",
+            "parent": 1,
+            "metrics": result.metrics,
+            "training": training,
+            "job_id": job["id"],
+            "seq": 0,
+        }
+        version = await self.lifecycle.add_trained_version(tenant, model, result.blob, meta)
+        if request.activate:
+            await self.lifecycle.activate(tenant, model, version["version"])
+        job.update(
+            status="succeeded",
+            progress=1.0,
+            finished_at=_now(),
+            version=version["version"],
+            metrics=result.metrics,
+            training=training,
+        )
+        await self._save(tenant, job)
+        await self.events.publish(
+            tenant,
+            "model.trained",
+            {"name": model, **version},
+            subject=model,
+            source="/online-ml/train",
+        )
+        await self.events.publish(
+            tenant, "job.succeeded", _public(job), subject=job["id"], source="/online-ml/train"
+        )
+
+    async def _fail(self, tenant: str, job: dict[str, Any], error: str) -> None:
+        job.update(status="failed", finished_at=_now(), error=error)
+        await self._save(tenant, job)
+        await self.events.publish(
+            tenant, "job.failed", _public(job), subject=job["id"], source="/online-ml/train"
+        )
+
+    async def _launch_cloud_run(self, tenant: str, job: dict[str, Any]) -> None:
+        settings = self.settings
+        assert settings.train_job_name is not None
+        resource = cloudrun.job_resource(
+            settings.train_job_name, settings.google_cloud_project, settings.train_job_region
+        )
+        env = {"JOB_TENANT": tenant, "JOB_ID": job["id"]}
+        try:
+            job["operation"] = await cloudrun.launch(resource, env, settings.run_api_endpoint)
+        except Exception as exc:  # the Run API said no: the job fails visibly, not silently
+            log.exception("could not launch Cloud Run job %s", resource)
+            await self._fail(tenant, job, f"could not start Cloud Run job: {exc}")
+            raise ApiError(502, "job_launch_failed", f"Cloud Run refused the job: {exc}") from None
+        await self._save(tenant, job)
+
+    async def _save(self, tenant: str, job: dict[str, Any]) -> None:
+        await self.store.put_doc(
+            JOB, tenant, job["id"], json.dumps(job), self.settings.job_ttl_seconds
+        )
+
+
+def _public(job: dict[str, Any]) -> dict[str, Any]:
+    return {k: job.get(k) for k in ("id", "model", "status", "version", "metrics", "error")}

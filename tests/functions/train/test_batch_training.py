@@ -1,0 +1,180 @@
+"""Batch training jobs: River data sets and CSV / Parquet files, queued → running →
+succeeded | failed, the result a new registry version equal to River in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from river import datasets, linear_model, metrics, preprocessing
+
+LINEAR = {"name": "m", "steps": [{"kind": "standard_scaler"}, {"kind": "linear_regression"}]}
+
+
+async def wait_for_job(client: httpx.AsyncClient, job_id: str) -> list[dict[str, Any]]:
+    """Poll until the job ends; returns every state seen, in order."""
+    seen: list[dict[str, Any]] = []
+    for _ in range(400):
+        job = (await client.get(f"/api/v1/jobs/{job_id}")).json()
+        if not seen or seen[-1]["status"] != job["status"]:
+            seen.append(job)
+        if job["status"] in ("succeeded", "failed"):
+            return seen
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"job {job_id} did not finish: {seen[-1]}")
+
+
+def make_csv(path: Path, rows: int = 300) -> pd.DataFrame:
+    rng = random.Random(7)
+    frame = pd.DataFrame(
+        [
+            {"a": rng.uniform(-1, 1), "b": rng.uniform(0, 5), "noise": rng.gauss(0, 1)}
+            for _ in range(rows)
+        ]
+    )
+    frame["target"] = 3 * frame["a"] - frame["b"] + 0.1 * frame["noise"]
+    frame.to_csv(path, index=False)
+    return frame
+
+
+async def test_train_from_csv_registers_a_version_equal_to_river(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    frame = make_csv(tmp_path / "data.csv")
+    assert (await client.post("/api/v1/models", json=LINEAR)).status_code == 201
+    body = {
+        "uri": f"file://{tmp_path / 'data.csv'}",
+        "target": "target",
+        "features": ["a", "b"],
+        "test_size": 0.25,
+    }
+    submitted = await client.post("/api/v1/models/m/train", json=body)
+    assert submitted.status_code == 202
+    job = submitted.json()
+    assert (
+        job["status"] == "queued" and submitted.headers["location"] == f"/api/v1/jobs/{job['id']}"
+    )
+    states = await wait_for_job(client, job["id"])
+    assert [s["status"] for s in states][-1] == "succeeded", states[-1]
+    final = states[-1]
+    assert final["progress"] == 1.0 and final["version"] == 2
+
+    # the same fit in-process: first 75% in order, score on the last 25%
+    local = preprocessing.StandardScaler() | linear_model.LinearRegression()
+    records = frame.to_dict(orient="records")
+    train, test = records[:225], records[225:]
+    for r in train:
+        local.learn_one({"a": r["a"], "b": r["b"]}, r["target"])
+    mae = metrics.MAE()
+    for r in test:
+        mae.update(r["target"], local.predict_one({"a": r["a"], "b": r["b"]}))
+    assert final["metrics"]["mae"] == mae.get()
+
+    versions = (await client.get("/api/v1/models/m/versions")).json()
+    meta = versions["versions"][-1]
+    assert meta["version"] == 2 and meta["source"] == "batch" and versions["active"] == 1
+    assert meta["training"]["rows_train"] == 225 and meta["training"]["rows_test"] == 75
+    probe = {"a": 0.3, "b": 2.0}
+    pinned = (await client.post("/api/v1/models/m/predict?version=2", json={"x": probe})).json()
+    assert pinned["prediction"] == local.predict_one(probe)
+
+
+async def test_train_on_a_river_dataset_and_activate(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/api/v1/models", json=LINEAR)).status_code == 201
+    body = {"dataset": "TrumpApproval", "test_size": 0.2, "activate": True}
+    job = (await client.post("/api/v1/models/m/train", json=body)).json()
+    final = (await wait_for_job(client, job["id"]))[-1]
+    assert final["status"] == "succeeded", final
+    local = preprocessing.StandardScaler() | linear_model.LinearRegression()
+    for x, y in itertools.islice(datasets.TrumpApproval(), 801):
+        local.learn_one(x, y)
+    x, _ = next(iter(datasets.TrumpApproval()))
+    live = (await client.post("/api/v1/models/m/predict", json={"x": x})).json()
+    assert live["model_version"] == final["version"]  # activated: the online model restarted
+    assert live["prediction"] == local.predict_one(x)
+
+
+async def test_parquet_and_shuffled_split(client: httpx.AsyncClient, tmp_path: Path) -> None:
+    frame = make_csv(tmp_path / "data.csv", rows=100)
+    frame.to_parquet(tmp_path / "data.parquet")
+    assert (await client.post("/api/v1/models", json=LINEAR)).status_code == 201
+    body = {"uri": str(tmp_path / "data.parquet"), "target": "target", "shuffle": True, "seed": 3}
+    final = (
+        await wait_for_job(
+            client, (await client.post("/api/v1/models/m/train", json=body)).json()["id"]
+        )
+    )[-1]
+    assert final["status"] == "succeeded", final
+    assert final["training"]["rows_train"] == 80 and final["training"]["shuffle"] is True
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"target": "nope"}, "target column 'nope' is not in the data"),
+        ({"target": "target", "features": ["a", "zz"]}, "feature column 'zz' is not in the data"),
+        ({"target": "target", "test_size": 0.999}, "nothing left to train on"),
+    ],
+)
+async def test_bad_columns_fail_the_job_clearly(
+    client: httpx.AsyncClient, tmp_path: Path, body: dict[str, Any], error: str
+) -> None:
+    make_csv(tmp_path / "data.csv", rows=50)
+    assert (await client.post("/api/v1/models", json=LINEAR)).status_code == 201
+    job = (
+        await client.post(
+            "/api/v1/models/m/train", json={"uri": str(tmp_path / "data.csv"), **body}
+        )
+    ).json()
+    states = await wait_for_job(client, job["id"])
+    assert job["status"] == "queued"
+    assert {s["status"] for s in states} <= {"queued", "running", "failed"}
+    assert states[-1]["status"] == "failed" and error in states[-1]["error"]
+    assert len((await client.get("/api/v1/models/m/versions")).json()["versions"]) == 1
+
+
+async def test_text_column_for_a_numeric_model_fails_with_the_row(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    pd.DataFrame({"a": [1.0, 2.0, "x"], "target": [1.0, 2.0, 3.0]}).to_csv(
+        tmp_path / "d.csv", index=False
+    )
+    assert (await client.post("/api/v1/models", json=LINEAR)).status_code == 201
+    job = (
+        await client.post(
+            "/api/v1/models/m/train", json={"uri": str(tmp_path / "d.csv"), "target": "target"}
+        )
+    ).json()
+    final = (await wait_for_job(client, job["id"]))[-1]
+    assert final["status"] == "failed" and "x.a is text" in final["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"dataset": "Nope"}, 422, "unknown_dataset"),
+        ({"uri": "/tmp/x.csv"}, 422, "validation_error"),  # no target
+        ({"dataset": "TrumpApproval", "uri": "/tmp/x.csv", "target": "y"}, 422, "validation_error"),
+        ({"dataset": "TrumpApproval", "test_size": 1.5}, 422, "validation_error"),
+    ],
+)
+async def test_bad_train_requests_are_refused_before_queueing(
+    client: httpx.AsyncClient, body: dict[str, Any], status: int, code: str
+) -> None:
+    assert (await client.post("/api/v1/models", json=LINEAR)).status_code == 201
+    response = await client.post("/api/v1/models/m/train", json=body)
+    assert response.status_code == status and response.json()["error"]["code"] == code
+
+
+async def test_unknown_job_and_model(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/api/v1/jobs/" + "0" * 32)).status_code == 404
+    assert (await client.get("/api/v1/jobs/not-hex")).status_code == 400
+    assert (
+        await client.post("/api/v1/models/ghost/train", json={"dataset": "TrumpApproval"})
+    ).status_code == 404
