@@ -174,13 +174,13 @@ class OnlineModels:
                     valid.append((index, learning.check_x(live.blueprint, x)))
                 except ApiError as exc:
                     results[index] = {"error": {"code": exc.code, "message": exc.message}}
-            try:
-                answers = learning.predict_batch(live.model, live.blueprint, [x for _, x in valid])
-            except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
-                raise unprocessable(
-                    f"the model cannot predict this batch: {exc}", "prediction_failed"
-                ) from None
-            for (index, _), (prediction, proba) in zip(valid, answers, strict=True):
+            answers = learning.predict_batch(live.model, live.blueprint, [x for _, x in valid])
+            for (index, _), answer in zip(valid, answers, strict=True):
+                if isinstance(answer, Exception):
+                    message = f"the model cannot predict this x: {answer}"
+                    results[index] = {"error": {"code": "prediction_failed", "message": message}}
+                    continue
+                prediction, proba = answer
                 results[index] = {"prediction": prediction}
                 if proba is not None:
                     results[index]["proba"] = proba
@@ -211,6 +211,24 @@ class OnlineModels:
                 "model_version": live.record.get("version", 0),
                 "seq": live.seq,
             }
+
+    async def recursive_forecast(self, tenant: str, name: str, window: list[float],
+                                 horizon: int) -> dict[str, Any]:
+        """Forecast `horizon` steps of a lag regressor from `window` (most recent first):
+        each prediction is fed back as in_1. The model itself does not learn."""
+        async with self._locked(tenant, name) as live:
+            if live.blueprint.task != "regression":
+                raise unprocessable(f"'{name}' is a {live.blueprint.task} model; a lag forecast "
+                                    "needs a regressor", "not_a_regressor")
+            await self._catch_up(live)
+            lags, forecast = list(window), []
+            for _ in range(horizon):
+                x = {f"in_{i}": value for i, value in enumerate(lags, start=1)}
+                prediction, _ = self._predict(live, x)
+                forecast.append(prediction)
+                lags = [prediction, *lags[:-1]]
+            return {"forecast": forecast, "horizon": horizon,
+                    "model_version": live.record.get("version", 0), "seq": live.seq}
 
     async def predict_learn(
         self, tenant: str, name: str, x: Any, y: Any, idempotency: Idempotency | None
@@ -284,13 +302,16 @@ class OnlineModels:
 
     # ----- internals ---------------------------------------------------------------------
 
-    def _answer(self, live: LiveModel, x: Any, seq: int) -> dict[str, Any]:
+    def _predict(self, live: LiveModel, x: Any) -> tuple[Any, dict[str, float] | None]:
         try:
-            prediction, proba = learning.predict(live.model, live.blueprint, x)
+            return learning.predict(live.model, live.blueprint, x)
         except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
             raise unprocessable(
                 f"the model cannot predict this x: {exc}", "prediction_failed"
             ) from None
+
+    def _answer(self, live: LiveModel, x: Any, seq: int) -> dict[str, Any]:
+        prediction, proba = self._predict(live, x)
         answer: dict[str, Any] = {"prediction": prediction}
         if proba is not None:
             answer["proba"] = proba

@@ -10,16 +10,19 @@ import asyncio
 import gc
 from dataclasses import dataclass
 
+import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
 from shared.events import EventBus, open_event_bus
+from shared.ingest import Ingest
 from shared.lifecycle import Lifecycle
 from shared.online import OnlineModels
 from shared.registry import Registry, open_registry
 from shared.registry.base import RegistryError
 from shared.settings import Settings, get_settings
 from shared.state import StateStore, StateUnavailable, open_state_store
+from shared.state.series import open_series_state
 from shared.training.jobs import Jobs
 
 
@@ -32,6 +35,7 @@ class Runtime:
     events: EventBus
     lifecycle: Lifecycle
     jobs: Jobs
+    ingest: Ingest
     loop: asyncio.AbstractEventLoop
 
 
@@ -57,7 +61,9 @@ def current_runtime() -> Runtime:
         )
         lifecycle = Lifecycle(models, registry, events)
         jobs = Jobs(store, lifecycle, events, settings)
-        _runtime = Runtime(settings, store, models, registry, events, lifecycle, jobs, loop)
+        ingest = Ingest(open_series_state(store), models, lifecycle, events, settings.n_lags,
+                        httpx.AsyncClient(follow_redirects=False))
+        _runtime = Runtime(settings, store, models, registry, events, lifecycle, jobs, ingest, loop)
         # River, scikit-learn and pandas leave a large heap of long-lived objects; freezing
         # it keeps the cyclic GC from re-scanning it on every collection (measured: ~30% of
         # predict throughput under load).
@@ -73,6 +79,7 @@ async def reset_runtime() -> None:
         await _runtime.jobs.drain()
         await _runtime.models.drain()
         await _runtime.events.close()
+        await _runtime.ingest.http.aclose()
         await _runtime.store.close()
     _runtime = None
 

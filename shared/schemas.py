@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from shared.tenancy import NAME_PATTERN
 
@@ -77,6 +77,11 @@ class PredictRequest(Strict):
 class ForecastRequest(Strict):
     horizon: int = Field(5, ge=1, le=1000)
     xs: list[dict[str, Any]] | None = Field(None, description="future exogenous features")
+    series: str | None = Field(
+        None,
+        pattern=NAME_PATTERN.pattern,
+        description="for a lag regressor: forecast recursively from this series' window",
+    )
 
 
 class ModelInfo(BaseModel):
@@ -207,3 +212,29 @@ class JobOut(BaseModel):
     version: int | None = None
     metrics: dict[str, float | None] | None = None
     error: str | None = None
+
+
+class Observation(Strict):
+    value: float = Field(allow_inf_nan=False, description="the new value of the series")
+    ts: str | None = Field(None, max_length=64, description="its timestamp (ISO 8601)")
+
+
+class ObservationsRequest(RootModel[Observation | list[Observation]]):
+    """One `{value, ts?}` or a list of them, applied in order."""
+
+    def points(self) -> list[tuple[float, str | None]]:
+        items = self.root if isinstance(self.root, list) else [self.root]
+        return [(float(o.value), o.ts) for o in items]
+
+
+class SeriesRequest(Strict):
+    n_lags: int | None = Field(None, ge=1, le=512, description="window size (default N_LAGS)")
+
+
+class SubscribeRequest(Strict):
+    models: list[str] = Field(max_length=64)
+    n_lags: int | None = Field(None, ge=1, le=512)
+
+
+class PullRequest(Strict):
+    count: int = Field(1, ge=1, le=1000)

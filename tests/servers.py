@@ -65,7 +65,7 @@ class AppProcess:
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 20.0) -> AppProcess:
+    def start(self, timeout: float = 60.0) -> AppProcess:
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
             self.argv,

@@ -45,10 +45,14 @@ async def predict_learn(request: Request) -> Response:
 
 @api("predict", body=ForecastRequest, response=ForecastOut)
 async def forecast(request: Request) -> Response:
-    """Recursive multi-step forecast of a time-series model."""
+    """Multi-step forecast: a time-series model's own forecast, or with `series` a lag
+    regressor's recursive forecast (each prediction fed back as in_1)."""
     tenant, name = tenant_of(request), path_name(request)
     body = await parse_body(request, ForecastRequest)
-    return JSON(await current_runtime().models.forecast(tenant, name, body.horizon, body.xs))
+    runtime = current_runtime()
+    if body.series is not None:
+        return JSON(await runtime.ingest.lag_forecast(tenant, name, body.series, body.horizon))
+    return JSON(await runtime.models.forecast(tenant, name, body.horizon, body.xs))
 
 
 ROUTES = [

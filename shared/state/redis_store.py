@@ -15,6 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from shared.ratelimit import GCRA_LUA, bucket_key, gcra_params
 from shared.state.base import (
     AppendResult,
     Idempotency,
@@ -154,6 +155,12 @@ class RedisStateStore:
         self._create = self._redis.register_script(_CREATE)
         self._save_snapshot = self._redis.register_script(_SAVE_SNAPSHOT)
         self._replace = self._redis.register_script(_REPLACE)
+        self._gcra = self._redis.register_script(GCRA_LUA)
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The connection, for other state on the same Redis (series windows)."""
+        return self._redis
 
     @staticmethod
     def _keys(tenant: str, name: str) -> tuple[str, str, str]:
@@ -303,6 +310,10 @@ class RedisStateStore:
 
     async def reset_counters(self, kind: str, tenant: str, key: str) -> None:
         await self._call(lambda: self._redis.delete(self._doc_key(kind, tenant, key)))
+
+    async def rate_limit(self, tenant: str, per_minute: int) -> int:
+        keys, args = [bucket_key(tenant)], list(gcra_params(per_minute))
+        return int(await self._call(lambda: self._gcra(keys=keys, args=args)))
 
     async def try_lock(self, key: str, ttl_ms: int) -> bool:
         return bool(

@@ -1,0 +1,119 @@
+"""ingest: series observations → lag features → prequential learning of subscribed models;
+sources (data set, CSV, ticker) pulled through a cursor kept in the state store.
+
+Entry point: `functions-framework --asgi --target app --source functions/ingest/main.py`.
+"""
+
+from __future__ import annotations
+
+import functions_framework.aio
+from pydantic import RootModel
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from shared.http import JSON, build_router, forward, idempotency_of, optional_body, parse_body
+from shared.openapi import api
+from shared.runtime import current_runtime
+from shared.schemas import ObservationsRequest, PullRequest, SeriesRequest, SubscribeRequest
+from shared.sources import SourceSpec
+from shared.tenancy import path_name, tenant_of
+
+
+class SourceRequest(RootModel[SourceSpec]):
+    """`{"kind": "dataset", "name", "symbol"?}`, `{"kind": "csv", "uri", "column"}` or
+    `{"kind": "ticker", "pair", "base_url", "timeout_seconds", "retries", "backoff_seconds"}`."""
+
+
+def _series(request: Request) -> tuple[str, str]:
+    return tenant_of(request), path_name(request, "series", "series")
+
+
+@api("ingest", body=ObservationsRequest)
+async def observe(request: Request) -> Response:
+    """Add one `{value, ts?}` or a list; once the window is full every subscribed model
+    predicts then learns (x = in_1..in_N, y = value). A failing model fails only its entry."""
+    tenant, name = _series(request)
+    body = await parse_body(request, ObservationsRequest)
+    ingest = current_runtime().ingest
+    return JSON(await ingest.observe(tenant, name, body.points(), idempotency_of(request)))
+
+
+@api("ingest")
+async def describe(request: Request) -> Response:
+    """The series: window (most recent first), features, count, last timestamp, models."""
+    tenant, name = _series(request)
+    return JSON(await current_runtime().ingest.describe(tenant, name))
+
+
+@api("ingest")
+async def list_series(request: Request) -> Response:
+    """This tenant's series."""
+    return JSON({"series": await current_runtime().ingest.list(tenant_of(request))})
+
+
+@api("ingest", body=SeriesRequest)
+async def put_series(request: Request) -> Response:
+    """Create a series (or change its window size n_lags)."""
+    tenant, name = _series(request)
+    body = await optional_body(request, SeriesRequest)
+    ingest = current_runtime().ingest
+    await ingest.ensure(tenant, name, body.n_lags)
+    return JSON(await ingest.describe(tenant, name))
+
+
+@api("ingest", body=SubscribeRequest)
+async def subscribe(request: Request) -> Response:
+    """Set the models fed by this series (regressors get lags, forecasters get values)."""
+    tenant, name = _series(request)
+    body = await parse_body(request, SubscribeRequest)
+    return JSON(await current_runtime().ingest.subscribe(tenant, name, body.models, body.n_lags))
+
+
+@api("ingest", body=SourceRequest)
+async def put_source(request: Request) -> Response:
+    """Set where pull reads from: a River data set, a CSV/Parquet file or an HTTP ticker."""
+    tenant, name = _series(request)
+    body = await parse_body(request, SourceRequest)
+    return JSON(await current_runtime().ingest.set_source(tenant, name, body.root))
+
+
+@api("ingest")
+async def get_source(request: Request) -> Response:
+    """The source and its cursor (position, total, exhausted)."""
+    tenant, name = _series(request)
+    return JSON(await current_runtime().ingest.source_status(tenant, name))
+
+
+@api("ingest", body=PullRequest)
+async def pull(request: Request) -> Response:
+    """Observe the next `count` values of the source (Cloud Scheduler calls this)."""
+    tenant, name = _series(request)
+    body = await optional_body(request, PullRequest)
+    return JSON(await current_runtime().ingest.pull(tenant, name, body.count))
+
+
+@api("ingest")
+async def reset(request: Request) -> Response:
+    """Forget the window, the count and the source cursor (subscriptions stay)."""
+    tenant, name = _series(request)
+    return JSON(await current_runtime().ingest.reset(tenant, name))
+
+
+ROUTES = [
+    Route("/api/v1/series", list_series, methods=["GET"]),
+    Route("/api/v1/series/{series}", describe, methods=["GET"]),
+    Route("/api/v1/series/{series}", put_series, methods=["PUT"]),
+    Route("/api/v1/series/{series}/observations", observe, methods=["POST"]),
+    Route("/api/v1/series/{series}/models", subscribe, methods=["PUT"]),
+    Route("/api/v1/series/{series}/source", put_source, methods=["PUT"]),
+    Route("/api/v1/series/{series}/source", get_source, methods=["GET"]),
+    Route("/api/v1/series/{series}/pull", pull, methods=["POST"]),
+    Route("/api/v1/series/{series}/reset", reset, methods=["POST"]),
+]
+router = build_router("ingest", ROUTES)
+
+
+@functions_framework.aio.http
+async def app(request: Request) -> Response:
+    return forward(router, request)

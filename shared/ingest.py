@@ -1,0 +1,260 @@
+"""Series ingestion: observations become lag features `in_1..in_N` (most recent first), built
+atomically in the state store, then every subscribed model predicts and learns (prequential).
+A failing model fails only its own entry."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from pydantic import TypeAdapter
+
+from shared.errors import ApiError, not_found, unprocessable
+from shared.events import EventBus
+from shared.lifecycle import Lifecycle
+from shared.online import OnlineModels
+from shared.sources import (
+    DatasetSource,
+    FileSource,
+    Point,
+    SourceSpec,
+    TickerSource,
+    fetch_ticker,
+    points_of,
+)
+from shared.state.base import Idempotency
+from shared.state.series import Observed, SeriesState
+
+MAX_LAGS = 512
+SOURCE_ADAPTER: TypeAdapter[Any] = TypeAdapter(SourceSpec)
+
+
+def lag_features(lags: list[float]) -> dict[str, float]:
+    return {f"in_{i}": value for i, value in enumerate(lags, start=1)}
+
+
+@dataclass
+class Ingest:
+    series: SeriesState
+    models: OnlineModels
+    lifecycle: Lifecycle
+    events: EventBus
+    default_lags: int
+    http: httpx.AsyncClient
+
+    # ----- configuration -----------------------------------------------------------------
+
+    async def config(self, tenant: str, name: str) -> dict[str, Any]:
+        config = await self.series.get_config(tenant, name)
+        if config is None:
+            raise not_found("series", name)
+        return config
+
+    async def ensure(self, tenant: str, name: str, n_lags: int | None = None) -> dict[str, Any]:
+        """Create the series if needed (PUT semantics); n_lags changes its window size."""
+        config = await self.series.get_config(tenant, name) or {
+            "name": name,
+            "n_lags": self.default_lags,
+            "models": [],
+            "source": None,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        if n_lags is not None:
+            if not 1 <= n_lags <= MAX_LAGS:
+                raise unprocessable(f"n_lags must be between 1 and {MAX_LAGS}", "invalid_lags")
+            config["n_lags"] = n_lags
+        await self.series.put_config(tenant, name, config)
+        return config
+
+    async def subscribe(
+        self, tenant: str, name: str, models: list[str], n_lags: int | None
+    ) -> dict[str, Any]:
+        for model in models:
+            record = await self.lifecycle.record(tenant, model)  # 404 for an unknown model
+            if record["task"] not in ("regression", "forecasting"):
+                raise unprocessable(
+                    f"'{model}' is a {record['task']} model; a series feeds "
+                    "regressors (lags) and forecasters (values)",
+                    "invalid_subscriber",
+                )
+        config = await self.ensure(tenant, name, n_lags)
+        config["models"] = list(dict.fromkeys(models))
+        await self.series.put_config(tenant, name, config)
+        return await self.describe(tenant, name)
+
+    async def set_source(
+        self, tenant: str, name: str, source: DatasetSource | FileSource | TickerSource
+    ) -> dict[str, Any]:
+        if not isinstance(source, TickerSource):
+            await asyncio.to_thread(points_of, source)  # unknown dataset / column → 422 now
+        config = await self.ensure(tenant, name)
+        config["source"] = source.model_dump()
+        await self.series.put_config(tenant, name, config)
+        await self.series.reset(tenant, name)
+        return await self.source_status(tenant, name)
+
+    async def source_status(self, tenant: str, name: str) -> dict[str, Any]:
+        config = await self.config(tenant, name)
+        window = await self.series.window(tenant, name)
+        status: dict[str, Any] = {
+            "series": name,
+            "source": config["source"],
+            "cursor": window.cursor,
+        }
+        source = self._source(config)
+        if isinstance(source, DatasetSource | FileSource):
+            total = len(await asyncio.to_thread(points_of, source))
+            status.update(
+                total=total,
+                remaining=max(0, total - window.cursor),
+                exhausted=window.cursor >= total,
+            )
+        return status
+
+    async def describe(self, tenant: str, name: str) -> dict[str, Any]:
+        config = await self.config(tenant, name)
+        window = await self.series.window(tenant, name)
+        return {
+            "series": name,
+            "n_lags": config["n_lags"],
+            "window": window.values,
+            "features": lag_features(window.values[: config["n_lags"]]),
+            "count": window.count,
+            "last_ts": window.last_ts,
+            "models": config["models"],
+            "source": config["source"],
+        }
+
+    async def list(self, tenant: str) -> list[str]:
+        return await self.series.list_series(tenant)
+
+    async def reset(self, tenant: str, name: str) -> dict[str, Any]:
+        await self.config(tenant, name)
+        await self.series.reset(tenant, name)
+        return await self.describe(tenant, name)
+
+    # ----- observations ------------------------------------------------------------------
+
+    async def observe(
+        self, tenant: str, name: str, points: list[Point], idempotency: Idempotency | None
+    ) -> dict[str, Any]:
+        config = await self.config(tenant, name)
+        tasks = await self._tasks(tenant, config["models"])
+        result = await self.series.observe(tenant, name, points, config["n_lags"], idempotency)
+        entries = []
+        for index, ((value, ts), observed) in enumerate(zip(points, result.observed, strict=True)):
+            key = (
+                Idempotency(f"{idempotency.key}#{index}", idempotency.body_hash)
+                if idempotency
+                else None
+            )
+            entries.append(await self._fan_out(tenant, config, tasks, value, ts, observed, key))
+        await self.events.publish(
+            tenant,
+            "series.observed",
+            {
+                "series": name,
+                "observations": len(points),
+                "count": result.observed[-1].count if result.observed else 0,
+            },
+            subject=name,
+            source="/online-ml/ingest",
+        )
+        return {"series": name, "replayed": result.replay, "observations": entries}
+
+    async def pull(self, tenant: str, name: str, count: int) -> dict[str, Any]:
+        config = await self.config(tenant, name)
+        source = self._source(config)
+        if source is None:
+            raise unprocessable(f"series '{name}' has no source; PUT .../source first", "no_source")
+        if isinstance(source, TickerSource):
+            points = [await fetch_ticker(source, self.http) for _ in range(count)]
+        else:
+            every = await asyncio.to_thread(points_of, source)
+            start, stop = await self.series.claim(tenant, name, count, len(every))
+            points = list(every[start:stop])
+        if not points:
+            return {"series": name, "pulled": 0, "exhausted": True, "observations": []}
+        observed = await self.observe(tenant, name, points, None)
+        return {
+            "series": name,
+            "pulled": len(points),
+            "exhausted": False,
+            "observations": observed["observations"],
+        }
+
+    async def lag_forecast(
+        self, tenant: str, model: str, name: str, horizon: int
+    ) -> dict[str, Any]:
+        """Recursive multi-step forecast of a lag regressor: each prediction becomes in_1."""
+        config = await self.config(tenant, name)
+        task = (await self.lifecycle.record(tenant, model))["task"]
+        if task != "regression":
+            raise unprocessable(f"'{model}' is a {task} model; a lag forecast needs a regressor",
+                                "not_a_regressor")
+        window = (await self.series.window(tenant, name)).values[: config["n_lags"]]
+        if len(window) < config["n_lags"]:
+            raise unprocessable(
+                f"series '{name}' has {len(window)} of {config['n_lags']} lags; "
+                "observe more values first",
+                "window_not_full",
+            )
+        return await self.models.recursive_forecast(tenant, model, window, horizon)
+
+    async def _tasks(self, tenant: str, models: list[str]) -> dict[str, str | ApiError]:
+        """Each subscriber's task, read once per request (a deleted model fails its entry)."""
+        tasks: dict[str, str | ApiError] = {}
+        for model in models:
+            try:
+                tasks[model] = (await self.lifecycle.record(tenant, model))["task"]
+            except ApiError as exc:
+                tasks[model] = exc
+        return tasks
+
+    async def _fan_out(
+        self,
+        tenant: str,
+        config: dict[str, Any],
+        tasks: dict[str, str | ApiError],
+        value: float,
+        ts: str | None,
+        observed: Observed,
+        key: Idempotency | None,
+    ) -> dict[str, Any]:
+        full = len(observed.lags) >= config["n_lags"]
+        features = lag_features(observed.lags)
+
+        async def one(model: str) -> tuple[str, dict[str, Any] | None]:
+            try:
+                task = tasks[model]
+                if isinstance(task, ApiError):
+                    raise task
+                if task == "forecasting":
+                    x = None
+                elif full:
+                    x = features
+                else:
+                    return model, None  # window not full yet: regressors wait
+                model_key = Idempotency(f"{key.key}:{model}", key.body_hash) if key else None
+                answer = await self.models.predict_learn(tenant, model, x, value, model_key)
+                return model, answer
+            except ApiError as exc:
+                return model, {"error": {"code": exc.code, "message": exc.message}}
+
+        answers = await asyncio.gather(*(one(m) for m in config["models"]))
+        return {
+            "value": value,
+            "ts": ts,
+            "count": observed.count,
+            "features": features,
+            "target": value,
+            "available_lags": len(observed.lags),
+            "predictions": {model: answer for model, answer in answers if answer is not None},
+        }
+
+    @staticmethod
+    def _source(config: dict[str, Any]) -> DatasetSource | FileSource | TickerSource | None:
+        return SOURCE_ADAPTER.validate_python(config["source"]) if config.get("source") else None
