@@ -6,7 +6,7 @@ PORT ?= 8080
 BACKENDS ?= embedded
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv run test lint bench fmt clean
+.PHONY: venv run test lint bench fmt clean demo
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m venv $(VENV)
@@ -38,3 +38,7 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .ruff_cache
+
+## demo: replay AirlinePassengers through ingest into six models; table + docs/demo.png
+demo: venv
+	$(BIN)/python -m scripts.demo

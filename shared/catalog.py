@@ -213,6 +213,7 @@ KINDS: dict[str, Kind] = {
             "regressor",
             linear_model.LinearRegression,
             "Linear regression by SGD; l1 → lasso, l2 → ridge",
+            overrides={"intercept_lr": "float"},
             nested={"optimizer": "optimizer"},
         ),
         _kind(
@@ -275,6 +276,7 @@ KINDS: dict[str, Kind] = {
             "classifier",
             linear_model.LogisticRegression,
             "Binary logistic regression by SGD",
+            overrides={"intercept_lr": "float"},
             nested={"optimizer": "optimizer"},
             binary_only=True,
         ),

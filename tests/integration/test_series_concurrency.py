@@ -1,4 +1,4 @@
-"""4 app processes × 8 clients posting observations to one series on Valkey: no lost update,
+"""4 app processes x 8 clients posting observations to one series on Valkey: no lost update,
 and every lag window is a contiguous run of the one global order."""
 
 from __future__ import annotations
