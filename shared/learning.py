@@ -100,21 +100,35 @@ def forecast_steps(model: Any, horizon: int, xs: list[dict[str, Any]] | None) ->
 
 
 MANY_THRESHOLD = 32  # below this, a vectorised call costs more than it saves
+PREDICT_ERRORS = (ValueError, TypeError, KeyError, ZeroDivisionError)
 
 
-def predict_batch(model: Any, blueprint: Blueprint, xs: list[Any]) -> list[tuple[Any, Any]]:
-    """Predictions for many instances; a large regular batch of a regressor goes through
-    River's `predict_many` (vectorised: equal to predict_one up to float rounding)."""
+def _numeric(x: Any) -> bool:
+    return all(type(v) in (int, float) for v in x.values())
+
+
+def predict_batch(
+    model: Any, blueprint: Blueprint, xs: list[Any]
+) -> list[tuple[Any, Any] | Exception]:
+    """Predictions for many instances, in order; an instance the model cannot predict gets its
+    exception in its place (never all-or-nothing). A large regular batch of a regressor (same
+    keys, numbers only, in every instance) goes through River's `predict_many` (vectorised:
+    equal to predict_one up to float rounding)."""
     if (
         blueprint.task == "regression"
         and len(xs) >= MANY_THRESHOLD
         and isinstance(xs[0], dict)
-        and all(isinstance(x, dict) and x.keys() == xs[0].keys() for x in xs)
-        and all(type(v) in (int, float) for v in xs[0].values())
+        and all(isinstance(x, dict) and x.keys() == xs[0].keys() and _numeric(x) for x in xs)
     ):
         try:
             frame = pd.DataFrame.from_records(xs, columns=list(xs[0]))
             return [(float(p), None) for p in model.predict_many(frame)]
-        except (AttributeError, NotImplementedError, TypeError, ValueError, KeyError):
+        except (AttributeError, NotImplementedError, *PREDICT_ERRORS):
             pass  # not every pipeline step has a *_many method: fall back to one by one
-    return [predict(model, blueprint, x) for x in xs]
+    results: list[tuple[Any, Any] | Exception] = []
+    for x in xs:
+        try:
+            results.append(predict(model, blueprint, x))
+        except PREDICT_ERRORS as exc:
+            results.append(exc)
+    return results

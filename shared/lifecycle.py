@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pickle
+import re
 import uuid
 from collections import OrderedDict
 from typing import Any
@@ -26,6 +27,14 @@ from shared.tenancy import check_name
 
 RESERVED_ALIASES = {"active", "live"}
 FROZEN_CACHE_SIZE = 64
+VERSION_PATTERN = re.compile(r"[1-9][0-9]{0,17}")
+
+
+def parse_version(raw: str) -> int:
+    """A version from a URL: ASCII digits, >= 1 (`str.isdigit` also accepts '²' and '0')."""
+    if not VERSION_PATTERN.fullmatch(raw):
+        raise ApiError(400, "invalid_version", "version must be a positive integer")
+    return int(raw)
 
 
 class Lifecycle:
@@ -33,8 +42,8 @@ class Lifecycle:
         self.models = models
         self.registry = registry
         self.events = events
-        # immutable versions: a loaded artifact never goes stale
-        self._frozen: OrderedDict[tuple[str, str, int], tuple[Any, Any]] = OrderedDict()
+        # immutable versions of one model incarnation (its created_at): never stale
+        self._frozen: OrderedDict[tuple[str, str, Any, int], tuple[Any, Any]] = OrderedDict()
         models.recover = self.recover
 
     # ----- definitions -------------------------------------------------------------------
@@ -65,11 +74,14 @@ class Lifecycle:
         return record
 
     async def delete(self, tenant: str, name: str) -> None:
-        in_state = await self.models.delete(tenant, name)
+        # The registry first: once the state is gone, any request would `recover` the model
+        # from a definition still in the registry and bring it back.
         in_registry = await self.registry.get_definition(tenant, name) is not None
+        if in_registry:
+            await self.registry.delete_model(tenant, name)
+        in_state = await self.models.delete(tenant, name)
         if not (in_state or in_registry):
             raise not_found("model", name)
-        await self.registry.delete_model(tenant, name)
         self._forget(tenant, name)
         await self.events.publish(
             tenant, "model.deleted", {"name": name}, subject=name, source="/online-ml/train"
@@ -194,9 +206,7 @@ class Lifecycle:
 
     async def resolve(self, tenant: str, name: str, version: str | None, alias: str | None) -> int:
         if version is not None:
-            if not version.isdigit():
-                raise ApiError(400, "invalid_version", "version must be a positive integer")
-            return int(version)
+            return parse_version(version)
         pointers = (await self.registry.read_aliases(tenant, name)).doc
         target = (
             pointers.get(alias)
@@ -209,20 +219,25 @@ class Lifecycle:
 
     async def predict_version(self, tenant: str, name: str, version: int, x: Any) -> dict[str, Any]:
         """Predict with a registered version exactly as it was frozen (it never learns)."""
-        key = (tenant, name, version)
+        # One state read per call, as a warm predict makes: a model deleted (or deleted and
+        # recreated under the same name) through another instance is never served from here.
+        record = await self.record(tenant, name)
+        key = (tenant, name, record.get("created_at"), version)
         if key not in self._frozen:
-            await self.record(tenant, name)
             blob = await self._artifact(tenant, name, version)
-            definition = await self.registry.get_definition(tenant, name)
-            assert definition is not None
             model = await asyncio.to_thread(pickle.loads, blob)
-            self._frozen[key] = (model, blueprint_of(definition))
+            self._frozen[key] = (model, blueprint_of(record))
             while len(self._frozen) > FROZEN_CACHE_SIZE:
                 self._frozen.popitem(last=False)
         self._frozen.move_to_end(key)
         model, blueprint = self._frozen[key]
         x = learning.check_x(blueprint, x)
-        prediction, proba = learning.predict(model, blueprint, x)
+        try:
+            prediction, proba = learning.predict(model, blueprint, x)
+        except learning.PREDICT_ERRORS as exc:
+            raise unprocessable(
+                f"the model cannot predict this x: {exc}", "prediction_failed"
+            ) from None
         answer: dict[str, Any] = {"prediction": prediction}
         if proba is not None:
             answer["proba"] = proba

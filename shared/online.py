@@ -212,14 +212,17 @@ class OnlineModels:
                 "seq": live.seq,
             }
 
-    async def recursive_forecast(self, tenant: str, name: str, window: list[float],
-                                 horizon: int) -> dict[str, Any]:
+    async def recursive_forecast(
+        self, tenant: str, name: str, window: list[float], horizon: int
+    ) -> dict[str, Any]:
         """Forecast `horizon` steps of a lag regressor from `window` (most recent first):
         each prediction is fed back as in_1. The model itself does not learn."""
         async with self._locked(tenant, name) as live:
             if live.blueprint.task != "regression":
-                raise unprocessable(f"'{name}' is a {live.blueprint.task} model; a lag forecast "
-                                    "needs a regressor", "not_a_regressor")
+                raise unprocessable(
+                    f"'{name}' is a {live.blueprint.task} model; a lag forecast needs a regressor",
+                    "not_a_regressor",
+                )
             await self._catch_up(live)
             lags, forecast = list(window), []
             for _ in range(horizon):
@@ -227,8 +230,12 @@ class OnlineModels:
                 prediction, _ = self._predict(live, x)
                 forecast.append(prediction)
                 lags = [prediction, *lags[:-1]]
-            return {"forecast": forecast, "horizon": horizon,
-                    "model_version": live.record.get("version", 0), "seq": live.seq}
+            return {
+                "forecast": forecast,
+                "horizon": horizon,
+                "model_version": live.record.get("version", 0),
+                "seq": live.seq,
+            }
 
     async def predict_learn(
         self, tenant: str, name: str, x: Any, y: Any, idempotency: Idempotency | None

@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.errors import ApiError
 from shared.http import JSON, build_router, forward, optional_body, parse_body
+from shared.lifecycle import parse_version
 from shared.openapi import api
 from shared.runtime import current_runtime
 from shared.schemas import (
@@ -27,10 +27,7 @@ from shared.tenancy import check_name, path_name, tenant_of
 
 
 def _version(request: Request) -> int:
-    raw = request.path_params["version"]
-    if not raw.isdigit() or int(raw) < 1:
-        raise ApiError(400, "invalid_version", "version must be a positive integer")
-    return int(raw)
+    return parse_version(request.path_params["version"])
 
 
 @api("activate", response=VersionList)
