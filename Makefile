@@ -42,3 +42,25 @@ clean:
 ## demo: replay AirlinePassengers through ingest into six models; table + docs/demo.png
 demo: venv
 	$(BIN)/python -m scripts.demo
+
+# --- Deployment: Dockerfile, infra/terraform, infra/k8s, from deploy/functions.yaml ----------
+# The deploy tools (checkov, kubernetes-validate, jsonschema) live in their own venv: checkov's
+# pins (packaging<24, bc-python-hcl2) clash with .venv's (see requirements-deploy.txt).
+DEPLOY_VENV := .venv-deploy
+
+.PHONY: deploy-check k3d-up
+
+$(DEPLOY_VENV)/.installed: requirements-deploy.txt
+	$(PY) -m venv $(DEPLOY_VENV)
+	echo '*' > $(DEPLOY_VENV)/.gitignore
+	$(DEPLOY_VENV)/bin/python -m pip install -q --upgrade pip
+	$(DEPLOY_VENV)/bin/python -m pip install -q -r requirements-deploy.txt
+	touch $@
+
+## deploy-check: offline checks of the image, Terraform and Knative (render, parity, fmt, HCL, checkov, schemas, kustomize)
+deploy-check: venv $(DEPLOY_VENV)/.installed
+	$(BIN)/python -m deploy.check
+
+## k3d-up: a local k3d cluster with Knative Serving running infra/k8s (needs Docker, k3d, kubectl)
+k3d-up: venv
+	bash scripts/k3d_up.sh

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from river.datasets import TrumpApproval
 
-from bench import inprocess
+from bench import extras, inprocess
 from bench.load import Result
 from bench.report import Aim, Row, aims, table
 from bench.scenario import (
@@ -71,7 +71,9 @@ def river_row(case: str, timing: inprocess.Timing) -> Row:
     return Row(case, "in-process River", None, timing.calls_per_s, timing.p50_ms, timing.p99_ms)
 
 
-def measure(work: Path, stack: contextlib.ExitStack) -> tuple[list[Row], list[Row], list[Aim]]:
+def measure(
+    work: Path, stack: contextlib.ExitStack
+) -> tuple[list[Row], list[Row], list[Aim], list[extras.Extra]]:
     samples: list[inprocess.Sample] = [(dict(x), float(y)) for x, y in TrumpApproval()]
     learned = samples[:N_LEARN]
     bodies = write_bodies(work, samples)
@@ -139,7 +141,17 @@ def measure(work: Path, stack: contextlib.ExitStack) -> tuple[list[Row], list[Ro
         floor = river_warm[name].p50_ms + best["echo-1"].p50_ms
         ratio = best[f"warm/{name}"].p50_ms / floor
         checks.append(Aim(f"{name} warm predict p50 / (River p50 + echo p50)", ratio, 1.5, False))
-    return throughput_rows, latency_rows, checks
+
+    progress("batch predict, activation, ingest")
+    gateway = servers["gateway"]
+    more = [
+        *extras.batch_predict(gateway, learned),
+        *extras.activation(gateway, learned),
+        *extras.ingest(gateway, work),
+    ]
+    batch_rate = more[0].value
+    checks.append(Aim("batch predict rows/s per process / 50,000", batch_rate / 50_000, 1.0, True))
+    return throughput_rows, latency_rows, checks, more
 
 
 def notes(rows: list[Row]) -> list[str]:
@@ -160,7 +172,7 @@ def notes(rows: list[Row]) -> list[str]:
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, contextlib.ExitStack() as stack:
-        throughput_rows, latency_rows, checks = measure(Path(tmp), stack)
+        throughput_rows, latency_rows, checks, more = measure(Path(tmp), stack)
     tp, lat = THROUGHPUT, LATENCY
     print(
         f"\nThroughput: {tp.concurrency} connections, {tp.duration:g} s after {tp.warmup:g} s "
@@ -172,6 +184,8 @@ def main() -> None:
         f"{lat.warmup:g} s warm-up"
     )
     print(table(latency_rows))
+    print("\nLifecycle and ingest (gateway, memory://)")
+    print(extras.table(more))
     print("\nAims (reported, never enforced)")
     print(aims(checks))
     print()

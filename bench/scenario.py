@@ -93,7 +93,8 @@ def start_servers(work: Path, stack: contextlib.ExitStack) -> tuple[dict[str, Se
         # The split deployment: train and predict as separate processes on one Valkey.
         Server("ff-redis-train", "bench.function_apps:train", redis, work),
         Server("ff-redis-predict", "bench.function_apps:predict", redis, work),
-        Server("gateway", "functions.gateway:app", memory, work),
+        # the batch row sends 10k rows in one body, over the 1 MiB default
+        Server("gateway", "functions.gateway:app", {**memory, "MAX_BODY_BYTES": "16777216"}, work),
     ]
     for server in servers:
         stack.callback(server.stop)

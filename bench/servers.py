@@ -34,7 +34,13 @@ class Server:
         self.name, self.target = name, target
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "ENV": "test", **env}
+        # each server its own registry and event log, so runs never see each other's models
+        data = {
+            "MODEL_REGISTRY_URI": f"file://{logs / name / 'registry'}",
+            "EVENTS_DIR": str(logs / name / "events"),
+            "LOG_LEVEL": "WARNING",
+        }
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "ENV": "test", **data, **env}
         self.log = logs / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 

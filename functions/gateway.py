@@ -10,7 +10,7 @@ import importlib
 
 from shared.http import build_router
 
-GROUPS = ("train", "predict", "batch", "activate", "ingest")
+GROUPS = ("train", "predict", "batch", "activate", "ingest", "monitoring")
 
 routes = [
     route for group in GROUPS for route in importlib.import_module(f"functions.{group}.main").ROUTES

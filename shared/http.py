@@ -11,21 +11,27 @@ import json
 import logging
 import math
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
+from starlette._utils import get_route_path  # the path routes match (root_path removed)
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared import tracing
 from shared.context import choose_request_id, request_id_var, traceparent_var, valid_traceparent
 from shared.errors import ApiError, envelope
+from shared.logs import ACCESS, configure_logging, log_access, trace_id_of
 from shared.openapi import docs_page, openapi_document
+from shared.ratelimit import rate_limited
 from shared.registry.base import ChecksumMismatch, RegistryUnavailable
-from shared.settings import get_settings
+from shared.security import admin_prefixes, check_admin_key
+from shared.settings import Settings, get_settings
 from shared.state.base import Idempotency, StateUnavailable
 
 log = logging.getLogger("ml.http")
@@ -107,38 +113,138 @@ async def optional_body(request: Request, model: type[ModelT]) -> ModelT:
     return await parse_body(request, model)
 
 
+# Headers a browser may send cross-origin (preflight answer) and may read back.
+CORS_ALLOW_HEADERS = (
+    b"Content-Type, X-Tenant-ID, X-API-Key, Idempotency-Key, X-Request-ID, traceparent, tracestate"
+)
+CORS_ALLOW_METHODS = b"GET, POST, PUT, PATCH, DELETE, OPTIONS"
+CORS_EXPOSE_HEADERS = b"X-Request-ID, Retry-After"
+CORS_MAX_AGE = b"600"
+_API_PREFIX = "/api/v1/"
+# An OPTIONS request with Origin and Access-Control-Request-Method is a CORS preflight.
+_NOT_PREFLIGHT, _PREFLIGHT, _PREFLIGHT_REFUSED = 0, 1, 2
+# shared.tenancy.TENANT_PATTERN on raw header bytes (fullmatch: no trailing newline slips by)
+_TENANT = re.compile(rb"[a-z0-9][a-z0-9-]{0,62}")
+
+
+class _Edge:
+    """What the edge derives from one Settings object, once (rebuilt if settings change)."""
+
+    __slots__ = ("cors", "cors_any", "max_body", "origins", "rate_limit", "settings")
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.max_body = settings.max_body_bytes
+        self.rate_limit = settings.rate_limit_per_minute
+        origins = settings.cors_origin_list
+        self.cors_any = "*" in origins
+        # Browsers send scheme and host in lower case.
+        self.origins = frozenset(o.lower().encode() for o in origins if o != "*")
+        self.cors = self.cors_any or bool(self.origins)
+
+    def allowed_origin(self, origin: bytes) -> bytes | None:
+        """The Access-Control-Allow-Origin value for `origin`, or None if it is not allowed."""
+        if origin in self.origins:
+            return origin
+        return b"*" if self.cors_any else None
+
+
+class _Exchange:
+    """One request's response side: appends the edge's headers and remembers the status."""
+
+    __slots__ = ("extra", "send", "status")
+
+    def __init__(self, send: Send, extra: list[tuple[bytes, bytes]]) -> None:
+        self.send = send
+        self.extra = extra
+        self.status = 0  # 0 until the response has started
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            message["headers"] = [*message.get("headers", []), *self.extra]
+        await self.send(message)
+
+
 class FunctionApp:
-    """One function group as plain ASGI: request id, traceparent, body-size limit, routing
-    and the error envelope. (Starlette's app stack is skipped on purpose: it costs more per
-    request than a predict does.)"""
+    """One function group as plain ASGI: request id, traceparent, CORS, body-size limit, admin
+    key, per-tenant rate limit, routing, the error envelope and one access-log line.
+    (Starlette's app stack is skipped on purpose: it costs more per request than a predict.)"""
 
     def __init__(self, group: str, routes: Sequence[Route]) -> None:
+        from shared.runtime import current_runtime  # the runtime imports the state layer
+
         self.group = group
         self.routes = list(routes)
+        self.admin_prefixes = admin_prefixes(r.path for r in self.routes)
+        self._runtime = current_runtime
+        self._edge: _Edge | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-            return
         if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await _lifespan(receive, send)
             return
-        headers = dict(scope["headers"])
+        began = time.perf_counter()
+        settings = get_settings()
+        edge = self._edge
+        if edge is None or edge.settings is not settings:  # start-up, or tests swapped settings
+            _configure_process(settings)
+            edge = self._edge = _Edge(settings)
+        # The first of a repeated header wins, as in starlette's Request.headers: the rate
+        # limit must count the very tenant the handler serves.
+        headers = dict(reversed(scope["headers"]))
         request_id = choose_request_id(_decode(headers.get(b"x-request-id")))
         request_id_var.set(request_id)
-        traceparent_var.set(valid_traceparent(_decode(headers.get(b"traceparent"))))
-        limit = get_settings().max_body_bytes
-        started = False
+        traceparent = valid_traceparent(_decode(headers.get(b"traceparent")))
+        traceparent_var.set(traceparent)
+        exchange = _Exchange(send, [(b"x-request-id", request_id.encode())])
+        preflight = _NOT_PREFLIGHT
+        if edge.cors:
+            if edge.origins:  # the answer depends on Origin, with or without one: caches key on it
+                exchange.extra.append((b"vary", b"Origin"))
+            origin = headers.get(b"origin")
+            if origin is not None:
+                preflight = _cors(edge, origin, scope["method"], headers, exchange.extra)
+        path = get_route_path(scope)
+        tenant: str | None = None
+        if path.startswith(_API_PREFIX):
+            raw = headers.get(b"x-tenant-id")
+            if raw is not None and _TENANT.fullmatch(raw):
+                tenant = raw.decode()
+        tracer = tracing.TRACER
+        if tracer is None:
+            await self._serve(scope, receive, exchange, edge, headers, path, tenant, preflight)
+        else:
+            traceparent = await self._traced(
+                tracer, scope, receive, exchange, edge, headers, path, tenant, preflight
+            )
+        if ACCESS.isEnabledFor(logging.INFO):
+            route = scope.get("ml.route")
+            log_access(
+                request_id,
+                tenant,
+                scope["method"],
+                route.path if route is not None else None,
+                scope["path"],
+                exchange.status,
+                (time.perf_counter() - began) * 1000,
+                trace_id_of(traceparent),
+            )
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
-            await send(message)
-
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        exchange: _Exchange,
+        edge: _Edge,
+        headers: dict[bytes, bytes],
+        path: str,
+        tenant: str | None,
+        preflight: int,
+    ) -> None:
+        """Everything after the request id; any failure leaves in the envelope."""
+        limit = edge.max_body
         received = 0
 
         async def limited_receive() -> Message:
@@ -151,13 +257,72 @@ class FunctionApp:
             return message
 
         try:
+            if preflight != _NOT_PREFLIGHT:
+                if preflight == _PREFLIGHT_REFUSED:
+                    raise ApiError(
+                        403, "cors_origin_not_allowed", "this Origin is not in CORS_ORIGINS"
+                    )
+                await Response(status_code=204)(scope, receive, exchange)
+                return
             declared = headers.get(b"content-length")
             if declared is not None and (not declared.isdigit() or int(declared) > limit):
                 raise _too_large(limit)
-            await self._dispatch(scope, limited_receive, send_with_id)
+            key = headers.get(b"idempotency-key")
+            if key is not None and not _IDEMPOTENCY_KEY_BYTES.fullmatch(key):
+                # checked here for every route, not only those that store it: a malformed key
+                # is refused the same way everywhere (the OpenAPI documents it on every write)
+                raise _bad_idempotency_key()
+            if path.startswith(_API_PREFIX) and tenant is None:
+                # DESIGN §3: every /api route is tenant-scoped
+                raise _tenant_error(headers.get(b"x-tenant-id"))
+            if path.startswith(self.admin_prefixes):  # every admin route of the group
+                check_admin_key(_decode(headers.get(b"x-api-key")), edge.settings)
+            if edge.rate_limit and tenant is not None:  # tenant: /api/v1 paths only
+                wait = await self._runtime().store.rate_limit(tenant, edge.rate_limit)
+                if wait:
+                    raise rate_limited(edge.rate_limit, wait)
+            await self._dispatch(scope, limited_receive, exchange)
         except Exception as exc:  # every failure leaves in the envelope, never a stack trace
-            if not started:
-                await error_response(_as_api_error(exc, scope))(scope, receive, send_with_id)
+            if not exchange.status:
+                await error_response(_as_api_error(exc, scope))(scope, receive, exchange)
+            else:  # the response is already on its way: all that is left is to say so
+                log.error("failed after the response started", exc_info=exc)
+
+    async def _traced(
+        self,
+        tracer: Any,
+        scope: Scope,
+        receive: Receive,
+        exchange: _Exchange,
+        edge: _Edge,
+        headers: dict[bytes, bytes],
+        path: str,
+        tenant: str | None,
+        preflight: int,
+    ) -> str:
+        """_serve inside one SERVER span that continues the caller's traceparent; returns the
+        span's own traceparent (for the access log)."""
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        method = scope["method"]
+        context = tracing.parent_context(traceparent_var.get())
+        with tracer.start_as_current_span(method, context=context, kind=SpanKind.SERVER) as span:
+            own = tracing.traceparent_of(span)
+            traceparent_var.set(own)  # events and logs downstream carry this span
+            await self._serve(scope, receive, exchange, edge, headers, path, tenant, preflight)
+            route = scope.get("ml.route")
+            if route is not None:
+                span.update_name(f"{method} {route.path}")
+                span.set_attribute("http.route", route.path)
+            span.set_attribute("http.request.method", method)
+            span.set_attribute("url.path", scope["path"])
+            span.set_attribute("http.response.status_code", exchange.status)
+            span.set_attribute("ml.request_id", request_id_var.get())
+            if tenant is not None:
+                span.set_attribute("ml.tenant", tenant)
+            if exchange.status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+        return own
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         allowed: Route | None = None
@@ -165,7 +330,8 @@ class FunctionApp:
             match, child = route.matches(scope)
             if match is Match.FULL:
                 scope.update(child)
-                # call the endpoint directly: errors propagate to __call__ (the envelope)
+                scope["ml.route"] = route  # for the access log and the span
+                # call the endpoint directly: errors propagate to _serve (the envelope)
                 response = await route.endpoint(Request(scope, receive))
                 await response(scope, receive, send)
                 return
@@ -175,6 +341,34 @@ class FunctionApp:
         if allowed is not None:
             raise ApiError(405, "method_not_allowed", f"{method} is not allowed on {path}")
         raise ApiError(404, "route_not_found", f"no route {method} {path}")
+
+
+def _cors(
+    edge: _Edge,
+    origin: bytes,
+    method: str,
+    headers: dict[bytes, bytes],
+    extra: list[tuple[bytes, bytes]],
+) -> int:
+    """Add the CORS response headers for `origin`; tell whether this is a preflight."""
+    allowed = edge.allowed_origin(origin)
+    preflight = _NOT_PREFLIGHT
+    if method == "OPTIONS" and b"access-control-request-method" in headers:
+        preflight = _PREFLIGHT_REFUSED if allowed is None else _PREFLIGHT
+    if allowed is not None:
+        extra.append((b"access-control-allow-origin", allowed))
+        if preflight == _PREFLIGHT:
+            extra += _PREFLIGHT_HEADERS
+        else:
+            extra.append((b"access-control-expose-headers", CORS_EXPOSE_HEADERS))
+    return preflight
+
+
+_PREFLIGHT_HEADERS = [
+    (b"access-control-allow-methods", CORS_ALLOW_METHODS),
+    (b"access-control-allow-headers", CORS_ALLOW_HEADERS),
+    (b"access-control-max-age", CORS_MAX_AGE),
+]
 
 
 def _as_api_error(exc: Exception, scope: Scope) -> ApiError:
@@ -210,6 +404,17 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
+def _tenant_error(raw: bytes | None) -> ApiError:
+    """The same answers as shared.tenancy.tenant_of, given before any handler runs."""
+    if raw is None:
+        return ApiError(400, "missing_tenant", "send the X-Tenant-ID header")
+    return ApiError(
+        400,
+        "invalid_tenant",
+        "X-Tenant-ID must match ^[a-z0-9][a-z0-9-]{0,62}$ (lower-case letters, digits, '-')",
+    )
+
+
 def _decode(raw: bytes | None) -> str | None:
     return raw.decode("latin-1") if raw is not None else None
 
@@ -219,6 +424,7 @@ def _too_large(limit: int) -> ApiError:
 
 
 async def health(request: Request) -> Response:
+    """Liveness: the process is up (no dependency is checked; that is /ready)."""
     return JSON({"status": "ok"})
 
 
@@ -227,11 +433,24 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+_configured_for: Settings | None = None
+
+
+def _configure_process(settings: Settings) -> None:
+    """Logging and tracing, once per process (the gateway builds one router per group)."""
+    global _configured_for
+    if _configured_for is not settings:
+        _configured_for = settings
+        configure_logging(settings.log_level)
+        tracing.configure_tracing(settings)
+
+
 def build_router(group: str, routes: Sequence[Route]) -> FunctionApp:
     """One function group's ASGI app: its routes plus /health, /ready, /metrics, OpenAPI."""
     from shared.runtime import ready  # the runtime imports the state layer; keep http light
 
-    get_settings()  # validate the configuration at start-up, not on the first request
+    settings = get_settings()  # validate the configuration at start-up, not on first request
+    _configure_process(settings)
     document = openapi_document(routes, f"online-ml {group}")
 
     async def openapi(request: Request) -> Response:
@@ -267,6 +486,13 @@ def forward(router: ASGIApp, request: Request) -> Response:
 
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_IDEMPOTENCY_KEY_BYTES = re.compile(rb"[\x21-\x7e]{1,255}")  # fullmatch on raw header bytes
+
+
+def _bad_idempotency_key() -> ApiError:
+    return ApiError(
+        400, "invalid_idempotency_key", "Idempotency-Key is 1-255 visible ASCII characters"
+    )
 
 
 def idempotency_of(request: Request) -> Idempotency | None:
@@ -275,9 +501,7 @@ def idempotency_of(request: Request) -> Idempotency | None:
     if key is None:
         return None
     if not _IDEMPOTENCY_KEY.match(key):
-        raise ApiError(
-            400, "invalid_idempotency_key", "Idempotency-Key is 1-255 visible ASCII characters"
-        )
+        raise _bad_idempotency_key()
     body: bytes = getattr(request.state, "raw_body", b"")
     digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode() + body).hexdigest()
     return Idempotency(key, digest)

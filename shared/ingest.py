@@ -193,8 +193,9 @@ class Ingest:
         config = await self.config(tenant, name)
         task = (await self.lifecycle.record(tenant, model))["task"]
         if task != "regression":
-            raise unprocessable(f"'{model}' is a {task} model; a lag forecast needs a regressor",
-                                "not_a_regressor")
+            raise unprocessable(
+                f"'{model}' is a {task} model; a lag forecast needs a regressor", "not_a_regressor"
+            )
         window = (await self.series.window(tenant, name)).values[: config["n_lags"]]
         if len(window) < config["n_lags"]:
             raise unprocessable(
@@ -239,7 +240,7 @@ class Ingest:
                 else:
                     return model, None  # window not full yet: regressors wait
                 model_key = Idempotency(f"{key.key}:{model}", key.body_hash) if key else None
-                answer = await self.models.predict_learn(tenant, model, x, value, model_key)
+                answer = await self.lifecycle.predict_learn(tenant, model, x, value, model_key)
                 return model, answer
             except ApiError as exc:
                 return model, {"error": {"code": exc.code, "message": exc.message}}

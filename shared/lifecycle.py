@@ -14,7 +14,7 @@ import pickle
 import re
 import uuid
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared import learning
 from shared.errors import ApiError, conflict, not_found, unprocessable
@@ -23,7 +23,11 @@ from shared.online import OnlineModels, blueprint_of, public_record
 from shared.registry import Registry
 from shared.registry.base import AliasConflict, VersionExists, VersionNotFound
 from shared.schemas import ModelSpec
+from shared.state.base import Idempotency
 from shared.tenancy import check_name
+
+if TYPE_CHECKING:
+    from shared.challenger import Challengers
 
 RESERVED_ALIASES = {"active", "live"}
 FROZEN_CACHE_SIZE = 64
@@ -45,6 +49,16 @@ class Lifecycle:
         # immutable versions of one model incarnation (its created_at): never stale
         self._frozen: OrderedDict[tuple[str, str, Any, int], tuple[Any, Any]] = OrderedDict()
         models.recover = self.recover
+        # set by the runtime: the shadow scoring of a `challenger` alias
+        self.challengers: Challengers | None = None
+
+    async def predict_learn(
+        self, tenant: str, name: str, x: Any, y: Any, idempotency: Idempotency | None
+    ) -> dict[str, Any]:
+        """Prequential step on the live model (and its challenger's shadow, if any)."""
+        if self.challengers is not None:
+            return await self.challengers.predict_learn(tenant, name, x, y, idempotency)
+        return await self.models.predict_learn(tenant, name, x, y, idempotency)
 
     # ----- definitions -------------------------------------------------------------------
 
@@ -82,6 +96,8 @@ class Lifecycle:
         in_state = await self.models.delete(tenant, name)
         if not (in_state or in_registry):
             raise not_found("model", name)
+        if self.challengers is not None and await self.challengers.active(tenant, name):
+            await self.challengers.stop(tenant, name)
         self._forget(tenant, name)
         await self.events.publish(
             tenant, "model.deleted", {"name": name}, subject=name, source="/online-ml/train"
@@ -165,7 +181,7 @@ class Lifecycle:
     async def activate(self, tenant: str, name: str, version: int) -> dict[str, Any]:
         """Restart the online model from a version's artifact, on every instance."""
         record = await self.record(tenant, name)
-        blob = await self._artifact(tenant, name, version)
+        blob = await self.artifact(tenant, name, version)
         previous = record.get("version")
         # the registry first: it is the truth a restarted process resumes from
         await self._update_pointers(
@@ -192,6 +208,8 @@ class Lifecycle:
         doc = await self._update_pointers(
             tenant, name, lambda d: d.setdefault("aliases", {}).__setitem__(alias, version)
         )
+        if alias == "challenger" and self.challengers is not None:
+            await self.challengers.start(tenant, name, version)
         return {"name": name, "aliases": doc.get("aliases", {})}
 
     async def delete_alias(self, tenant: str, name: str, alias: str) -> dict[str, Any]:
@@ -202,6 +220,8 @@ class Lifecycle:
         doc = await self._update_pointers(
             tenant, name, lambda d: d.get("aliases", {}).pop(alias, None)
         )
+        if alias == "challenger" and self.challengers is not None:
+            await self.challengers.stop(tenant, name)
         return {"name": name, "aliases": doc.get("aliases", {})}
 
     async def resolve(self, tenant: str, name: str, version: str | None, alias: str | None) -> int:
@@ -224,7 +244,7 @@ class Lifecycle:
         record = await self.record(tenant, name)
         key = (tenant, name, record.get("created_at"), version)
         if key not in self._frozen:
-            blob = await self._artifact(tenant, name, version)
+            blob = await self.artifact(tenant, name, version)
             model = await asyncio.to_thread(pickle.loads, blob)
             self._frozen[key] = (model, blueprint_of(record))
             while len(self._frozen) > FROZEN_CACHE_SIZE:
@@ -285,7 +305,7 @@ class Lifecycle:
             503, "registry_contention", "could not allocate a version; retry", {"Retry-After": "1"}
         )
 
-    async def _artifact(self, tenant: str, name: str, version: int) -> bytes:
+    async def artifact(self, tenant: str, name: str, version: int) -> bytes:
         try:
             return await self.registry.load_artifact(tenant, name, version)
         except VersionNotFound:

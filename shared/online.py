@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import pickle
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,8 @@ from prometheus_client import Counter
 from shared import learning
 from shared.catalog import Blueprint, build_model
 from shared.errors import ApiError, conflict, not_found, unavailable, unprocessable
+from shared.monitoring.hooks import NullObserver, Observer
+from shared.monitoring.outcomes import encode_outcome
 from shared.schemas import ModelSpec, Sample
 from shared.state.base import Idempotency, LogEntry, Snapshot, StateStore
 
@@ -79,6 +82,8 @@ class OnlineModels:
         # Called when the state store has no such model (memory:// after a restart): rebuild
         # it from the durable registry; True if it now exists.
         self.recover = recover
+        # Told about every prediction and learn (shared/monitoring); buffers, never awaits.
+        self.observer: Observer = NullObserver()
         self.cache_size = cache_size
         self.snapshot_every = snapshot_every
         self.idempotency_ttl = idempotency_ttl
@@ -158,13 +163,17 @@ class OnlineModels:
     # ----- serving -----------------------------------------------------------------------
 
     async def predict(self, tenant: str, name: str, x: Any) -> dict[str, Any]:
+        started = time.perf_counter()
         async with self._locked(tenant, name) as live:
             x = learning.check_x(live.blueprint, x)
             await self._catch_up(live)
-            return self._answer(live, x, live.seq)
+            answer = self._answer(live, x, live.seq)
+        self.observer.predicted(tenant, name, "predict", started, x, answer)
+        return answer
 
     async def predict_batch(self, tenant: str, name: str, instances: list[Any]) -> dict[str, Any]:
         """One result or one error per instance, in order; never all-or-nothing."""
+        started = time.perf_counter()
         async with self._locked(tenant, name) as live:
             await self._catch_up(live)
             results: list[dict[str, Any]] = [{} for _ in instances]
@@ -184,11 +193,13 @@ class OnlineModels:
                 results[index] = {"prediction": prediction}
                 if proba is not None:
                     results[index]["proba"] = proba
-            return {
+            batch = {
                 "results": results,
                 "model_version": live.record.get("version", 0),
                 "seq": live.seq,
             }
+        self.observer.predicted_batch(tenant, name, started, instances, batch)
+        return batch
 
     async def forecast(
         self, tenant: str, name: str, horizon: int, xs: list[dict[str, Any]] | None
@@ -241,6 +252,7 @@ class OnlineModels:
         self, tenant: str, name: str, x: Any, y: Any, idempotency: Idempotency | None
     ) -> dict[str, Any]:
         """Predict with the state before this sample (in log order), then learn it."""
+        started = time.perf_counter()
         async with self._locked(tenant, name) as live:
             x = learning.check_x(live.blueprint, x)
             y = learning.check_y(live.blueprint, y)
@@ -249,13 +261,15 @@ class OnlineModels:
                 answer = self._answer(live, x, live.seq + 1)
                 # the stored response is only ever read back for an Idempotency-Key retry
                 stored = json.dumps(answer) if idempotency is not None else ""
-                result = await self.store.append(
+                # the prediction is logged with the sample, atomically: the monitoring
+                # metrics replay exactly this stream (shared/monitoring/fold.py)
+                result, pending = await self.store.append_outcome(
                     tenant,
                     name,
                     live.uid,
                     live.seq,
-                    [data],
-                    expected=True,
+                    data,
+                    encode_outcome(answer, time.time()),
                     idempotency=idempotency,
                     response=stored,
                     ttl_seconds=self.idempotency_ttl,
@@ -264,6 +278,7 @@ class OnlineModels:
                     case "appended":
                         self._learn_own(live, result.first, x, y)
                         self._maybe_compact(live)
+                        self.observer.scored(tenant, name, started, x, answer, pending)
                         return answer
                     case "behind":
                         self._apply(live, result.entries)
@@ -276,6 +291,7 @@ class OnlineModels:
     async def learn(
         self, tenant: str, name: str, samples: list[Sample], idempotency: Idempotency | None
     ) -> dict[str, Any]:
+        started = time.perf_counter()
         async with self._locked(tenant, name) as live:
             data = [
                 encode_sample(
@@ -301,6 +317,7 @@ class OnlineModels:
                 self._apply(live, result.entries)
                 self._apply(live, [LogEntry(result.first + i, d) for i, d in enumerate(data)])
                 self._maybe_compact(live)
+                self.observer.learned(tenant, name, started, len(data))
             return {
                 "learned": result.last - result.first + 1,
                 "first_seq": result.first,

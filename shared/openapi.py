@@ -12,6 +12,9 @@ from starlette.routing import BaseRoute, Route
 
 F = TypeVar("F", bound=Callable[..., Any])
 REF = "#/components/schemas/{model}"
+# the only routes that need no X-Tenant-ID (DESIGN §3): probes, metrics, docs, the dashboard
+PUBLIC_PATHS = {"/", "/health", "/ready", "/metrics", "/openapi.json", "/docs"}
+PUBLIC_PREFIXES = ("/static/", "/dashboard")
 
 
 @dataclass(frozen=True)
@@ -59,10 +62,11 @@ def _operation(route: Route, method: str, doc: ApiDoc | None) -> dict[str, Any]:
     if description.strip():
         operation["description"] = description.strip()
     params = [
-        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": p, "in": "path", "required": True, "schema": _path_schema(p)}
         for p in route.param_convertors
     ]
-    if route.path.startswith("/api/"):
+    # compat routes at a seed's bare path (no /api/v1) are tenant-scoped too (shared/compat)
+    if route.path.startswith("/api/") or (doc is not None and doc.tag == "compat"):
         params.insert(
             0,
             {
@@ -72,6 +76,9 @@ def _operation(route: Route, method: str, doc: ApiDoc | None) -> dict[str, Any]:
                 "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"},
             },
         )
+    if "/admin/" in route.path.split("{", 1)[0]:  # the edge's admin prefixes (shared.security)
+        # required unless ENV=dev without ADMIN_API_KEY, so documented as a security scheme
+        operation["security"] = [{"ApiKey": []}]
     if method in ("POST", "PUT", "PATCH"):
         params.append(
             {
@@ -103,6 +110,16 @@ def _operation(route: Route, method: str, doc: ApiDoc | None) -> dict[str, Any]:
     return operation
 
 
+# Path parameters with a documented shape (shared.tenancy.NAME_PATTERN, positive versions).
+_NAME = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+_PATH_PATTERNS = {"model": _NAME, "series": _NAME, "alias": _NAME, "version": "^[1-9][0-9]{0,17}$"}
+
+
+def _path_schema(name: str) -> dict[str, Any]:
+    pattern = _PATH_PATTERNS.get(name)
+    return {"type": "string", "pattern": pattern} if pattern else {"type": "string"}
+
+
 def openapi_document(routes: Sequence[BaseRoute], title: str) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     models: set[type[BaseModel]] = {ErrorEnvelope}
@@ -122,7 +139,10 @@ def openapi_document(routes: Sequence[BaseRoute], title: str) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1.0.0"},
         "paths": paths,
-        "components": {"schemas": schemas.get("$defs", {})},
+        "components": {
+            "schemas": schemas.get("$defs", {}),
+            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+        },
     }
 
 

@@ -14,9 +14,11 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
+from shared.challenger import Challengers
 from shared.events import EventBus, open_event_bus
 from shared.ingest import Ingest
 from shared.lifecycle import Lifecycle
+from shared.monitoring.monitor import Monitor
 from shared.online import OnlineModels
 from shared.registry import Registry, open_registry
 from shared.registry.base import RegistryError
@@ -37,6 +39,7 @@ class Runtime:
     jobs: Jobs
     ingest: Ingest
     loop: asyncio.AbstractEventLoop
+    monitor: Monitor
 
 
 _runtime: Runtime | None = None
@@ -59,11 +62,27 @@ def current_runtime() -> Runtime:
         events = open_event_bus(
             settings.nats_url, settings.state_url, events_dir=settings.events_dir
         )
+        monitor = Monitor(store, events, audit_max_rows=settings.audit_max_rows)
+        models.observer = monitor
         lifecycle = Lifecycle(models, registry, events)
+        lifecycle.challengers = Challengers(
+            models,
+            lifecycle,
+            promote_margin=settings.challenger_promote_margin,
+            window=settings.challenger_window,
+        )
         jobs = Jobs(store, lifecycle, events, settings)
-        ingest = Ingest(open_series_state(store), models, lifecycle, events, settings.n_lags,
-                        httpx.AsyncClient(follow_redirects=False))
-        _runtime = Runtime(settings, store, models, registry, events, lifecycle, jobs, ingest, loop)
+        ingest = Ingest(
+            open_series_state(store),
+            models,
+            lifecycle,
+            events,
+            settings.n_lags,
+            httpx.AsyncClient(follow_redirects=False),
+        )
+        _runtime = Runtime(
+            settings, store, models, registry, events, lifecycle, jobs, ingest, loop, monitor
+        )
         # River, scikit-learn and pandas leave a large heap of long-lived objects; freezing
         # it keeps the cyclic GC from re-scanning it on every collection (measured: ~30% of
         # predict throughput under load).
@@ -78,6 +97,7 @@ async def reset_runtime() -> None:
     if _runtime is not None:
         await _runtime.jobs.drain()
         await _runtime.models.drain()
+        await _runtime.monitor.close()
         await _runtime.events.close()
         await _runtime.ingest.http.aclose()
         await _runtime.store.close()
@@ -85,7 +105,7 @@ async def reset_runtime() -> None:
 
 
 async def ready(request: Request) -> Response:
-    """Readiness: the state store answers."""
+    """Readiness: the state store, the registry and the event bus answer (503 if not)."""
     from shared.http import JSON
 
     runtime = current_runtime()
@@ -100,9 +120,18 @@ async def ready(request: Request) -> Response:
         checks["registry"] = "ok"
     except RegistryError as exc:
         checks["registry"] = f"unreachable: {exc}"
+    # The bus exposes no NATS probe: NATS down is not "not ready" (the outbox keeps events),
+    # so report the backlog, which grows while NATS is unreachable; reading it fails only
+    # when the outbox (in the state store) does.
+    events: dict[str, object] = {"bus": "nats" if runtime.settings.nats_url else "local-log"}
+    try:
+        events["backlog"] = await runtime.events.backlog()
+        checks["events"] = "ok"
+    except Exception as exc:
+        checks["events"] = f"unreachable: {exc.__class__.__name__}"
     ok = all(v == "ok" for v in checks.values())
     return JSON(
-        {"status": "ready" if ok else "not_ready", "checks": checks},
+        {"status": "ready" if ok else "not_ready", "checks": checks, "details": {"events": events}},
         status_code=200 if ok else 503,
         headers=None if ok else {"Retry-After": "2"},
     )

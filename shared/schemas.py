@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
@@ -231,8 +231,11 @@ class SeriesRequest(Strict):
     n_lags: int | None = Field(None, ge=1, le=512, description="window size (default N_LAGS)")
 
 
+ModelName = Annotated[str, Field(pattern=NAME_PATTERN.pattern, max_length=128)]
+
+
 class SubscribeRequest(Strict):
-    models: list[str] = Field(max_length=64)
+    models: list[ModelName] = Field(max_length=64)
     n_lags: int | None = Field(None, ge=1, le=512)
 
 

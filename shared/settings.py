@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import functools
+import re
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STATE_SCHEMES = ("memory", "redis", "rediss", "unix")
+# What a browser sends in `Origin`: scheme://host[:port], no path, no trailing slash.
+_ORIGIN = re.compile(
+    r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$"
+)
+MIN_PROD_ADMIN_KEY = 16  # a shorter ADMIN_API_KEY is guessable; prod refuses to start with one
 
 
 class Settings(BaseSettings):
@@ -26,10 +32,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     snapshot_every: int = Field(1000, ge=1)
     n_lags: int = Field(12, ge=1, le=512)
-    cors_origins: str = ""
+    cors_origins: str = Field("", description="comma-separated origins; '*' any (not in prod)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     google_cloud_project: str | None = None
     train_job_name: str | None = None
+    challenger_promote_margin: float | None = Field(
+        None, ge=0, lt=1, description="promote a challenger whose error is this much lower"
+    )
+    challenger_window: int = Field(200, ge=1, description="samples compared before promoting")
     train_job_region: str = "europe-west1"
     run_api_endpoint: str | None = Field(None, description="Run Admin API override (tests)")
     model_cache_size: int = Field(256, ge=1)
@@ -39,6 +49,21 @@ class Settings(BaseSettings):
     events_dir: str = ".data/events"
     batch_max_items: int = Field(10_000, ge=1)
     job_ttl_seconds: int = Field(7 * 24 * 3600, ge=60)
+    # The seed-compatible ML-engine surface (shared/compat/engine_*): market data, retraining.
+    market_data_base_url: str | None = Field(None, description="unset: River's SP500Stocks")
+    market_data_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    market_data_retries: int = Field(3, ge=0, le=10)
+    market_data_backoff_seconds: float = Field(0.2, ge=0, le=5)
+    train_symbols: str = Field("AAPL,AMZN,IBM,INTC,JNJ,JPM,KO,MSFT,WMT,XOM", min_length=1)
+    train_lookback: int = Field(750, ge=30, description="most recent observations trained on")
+    train_test_size: float = Field(0.2, ge=0, lt=1)
+    train_random_state: int = 42
+    train_cv_folds: int = Field(5, ge=1, le=20)
+    drift_threshold: float = Field(0.05, gt=0, lt=1, description="KS p-value below: drift")
+    audit_max_rows: int = Field(10_000, ge=1, description="prediction audit rows kept per tenant")
+    # Tracing is on only when an OTLP endpoint is configured (the exporter reads the standard
+    # OTEL_* variables itself); unset costs nothing per request.
+    otel_exporter_otlp_endpoint: str | None = None
 
     @field_validator("state_url")
     @classmethod
@@ -50,6 +75,23 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("admin_api_key", mode="before")
+    @classmethod
+    def _blank_key_is_unset(cls, value: object) -> object:
+        # ADMIN_API_KEY="" must not become a key that an empty X-API-Key header matches.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_look_like_origins(cls, value: str) -> str:
+        for origin in (o.strip() for o in value.split(",")):
+            if origin and origin != "*" and not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: use scheme://host[:port] without a path "
+                    "or trailing slash, comma-separated"
+                )
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -58,6 +100,11 @@ class Settings(BaseSettings):
     @property
     def state_is_memory(self) -> bool:
         return self.state_url.startswith("memory://")
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        """The allowed origins, in order; ("*",) allows any (refused in prod)."""
+        return tuple(o for o in (o.strip() for o in self.cors_origins.split(",")) if o)
 
 
 class ConfigError(SystemExit):
@@ -77,7 +124,25 @@ def load_settings() -> Settings:
             "invalid configuration: STATE_URL: memory:// holds state in one process; "
             f"WEB_CONCURRENCY={settings.web_concurrency} needs redis://"
         )
+    _check_profile(settings)
     return settings
+
+
+def _check_profile(settings: Settings) -> None:
+    """ENV=prod refuses what is only acceptable on a developer's machine (README: profiles)."""
+    if settings.env != "prod":
+        return
+    if "*" in settings.cors_origin_list:
+        raise ConfigError(
+            "invalid configuration: CORS_ORIGINS: '*' (any origin) is refused with ENV=prod; "
+            "list the allowed origins, comma-separated"
+        )
+    key = settings.admin_api_key
+    if key is not None and len(key.get_secret_value()) < MIN_PROD_ADMIN_KEY:
+        raise ConfigError(
+            f"invalid configuration: ADMIN_API_KEY: shorter than {MIN_PROD_ADMIN_KEY} characters "
+            "is refused with ENV=prod; use a long random key (or unset it to refuse admin routes)"
+        )
 
 
 @functools.lru_cache(maxsize=1)

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shared.compat.routes import routes_for
 from shared.http import JSON, build_router, forward, optional_body, parse_body
 from shared.lifecycle import parse_version
 from shared.openapi import api
@@ -70,6 +71,15 @@ async def delete_alias(request: Request) -> Response:
     return JSON(await current_runtime().lifecycle.delete_alias(tenant, name, alias))
 
 
+@api("activate")
+async def compare(request: Request) -> Response:
+    """Champion vs challenger on the same prequential samples (MAE/RMSE or accuracy)."""
+    tenant, name = tenant_of(request), path_name(request)
+    challengers = current_runtime().lifecycle.challengers
+    assert challengers is not None
+    return JSON(await challengers.compare(tenant, name))
+
+
 @api("admin", response=ReloadOut)
 async def reload(request: Request) -> Response:
     """Drop this instance's in-memory caches (admin); state and registry are untouched."""
@@ -84,7 +94,9 @@ ROUTES = [
     Route("/api/v1/models/{model}/versions/{version}/activate", activate, methods=["POST"]),
     Route("/api/v1/models/{model}/aliases/{alias}", set_alias, methods=["PUT"]),
     Route("/api/v1/models/{model}/aliases/{alias}", delete_alias, methods=["DELETE"]),
+    Route("/api/v1/models/{model}/compare", compare, methods=["GET"]),
     Route("/api/v1/admin/reload", reload, methods=["POST"]),
+    *routes_for("activate"),  # seed-compatible APIs, data sets (shared/compat)
 ]
 router = build_router("activate", ROUTES)
 

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shared.compat.routes import routes_for
 from shared.errors import ApiError, unprocessable
 from shared.http import JSON, build_router, forward, parse_body
 from shared.openapi import api
@@ -64,6 +65,7 @@ async def predict_batch_multi(request: Request) -> Response:
 ROUTES = [
     Route("/api/v1/models/{model}/predict/batch", predict_batch, methods=["POST"]),
     Route("/api/v1/predict/batch", predict_batch_multi, methods=["POST"]),
+    *routes_for("batch"),  # seed-compatible APIs, data sets (shared/compat)
 ]
 router = build_router("batch", ROUTES)
 

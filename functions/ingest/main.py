@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shared.compat.routes import routes_for
 from shared.http import JSON, build_router, forward, idempotency_of, optional_body, parse_body
 from shared.openapi import api
 from shared.runtime import current_runtime
@@ -110,6 +111,7 @@ ROUTES = [
     Route("/api/v1/series/{series}/source", get_source, methods=["GET"]),
     Route("/api/v1/series/{series}/pull", pull, methods=["POST"]),
     Route("/api/v1/series/{series}/reset", reset, methods=["POST"]),
+    *routes_for("ingest"),  # seed-compatible APIs, data sets (shared/compat)
 ]
 router = build_router("ingest", ROUTES)
 

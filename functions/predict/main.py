@@ -5,12 +5,16 @@ Entry point: `functions-framework --asgi --target app --source functions/predict
 
 from __future__ import annotations
 
+import time
+
 import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shared.compat.routes import routes_for
 from shared.http import JSON, build_router, forward, idempotency_of, parse_body
+from shared.monitoring.failures import counts_failures
 from shared.openapi import api
 from shared.runtime import current_runtime
 from shared.schemas import ForecastOut, ForecastRequest, PredictionOut, PredictRequest, Sample
@@ -18,6 +22,7 @@ from shared.tenancy import path_name, tenant_of
 
 
 @api("predict", body=PredictRequest, response=PredictionOut)
+@counts_failures("predict")
 async def predict(request: Request) -> Response:
     """Predict with the current online state (never learns).
 
@@ -28,22 +33,27 @@ async def predict(request: Request) -> Response:
     version, alias = request.query_params.get("version"), request.query_params.get("alias")
     if version is None and alias is None:
         return JSON(await runtime.models.predict(tenant, name, body.x))
+    started = time.perf_counter()
     pinned = await runtime.lifecycle.resolve(tenant, name, version, alias)
-    return JSON(await runtime.lifecycle.predict_version(tenant, name, pinned, body.x))
+    answer = await runtime.lifecycle.predict_version(tenant, name, pinned, body.x)
+    runtime.monitor.predicted(tenant, name, "predict", started, body.x, answer)  # audited too
+    return JSON(answer)
 
 
 @api("predict", body=Sample, response=PredictionOut)
+@counts_failures("predict_learn")
 async def predict_learn(request: Request) -> Response:
     """Prequential: predict with the state before this sample, then learn it."""
     tenant, name = tenant_of(request), path_name(request)
     body = await parse_body(request, Sample)
-    result = await current_runtime().models.predict_learn(
+    result = await current_runtime().lifecycle.predict_learn(
         tenant, name, body.x, body.y, idempotency_of(request)
     )
     return JSON(result)
 
 
 @api("predict", body=ForecastRequest, response=ForecastOut)
+@counts_failures("forecast")
 async def forecast(request: Request) -> Response:
     """Multi-step forecast: a time-series model's own forecast, or with `series` a lag
     regressor's recursive forecast (each prediction fed back as in_1)."""
@@ -59,6 +69,7 @@ ROUTES = [
     Route("/api/v1/models/{model}/predict", predict, methods=["POST"]),
     Route("/api/v1/models/{model}/predict_learn", predict_learn, methods=["POST"]),
     Route("/api/v1/models/{model}/forecast", forecast, methods=["POST"]),
+    *routes_for("predict"),  # seed-compatible APIs, data sets (shared/compat)
 ]
 router = build_router("predict", ROUTES)
 

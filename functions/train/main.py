@@ -13,8 +13,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shared.catalog import describe
+from shared.compat.routes import routes_for
 from shared.errors import ApiError
 from shared.http import JSON, build_router, forward, idempotency_of, parse_body
+from shared.monitoring.failures import counts_failures
 from shared.online import public_record
 from shared.openapi import api
 from shared.runtime import current_runtime
@@ -74,6 +76,7 @@ async def delete_model(request: Request) -> Response:
 
 
 @api("train", body=LearnRequest, response=LearnOut)
+@counts_failures("learn")
 async def learn(request: Request) -> Response:
     """Learn one {x, y} or many {samples} in order; the append is the acknowledgement."""
     tenant, name = tenant_of(request), path_name(request)
@@ -112,6 +115,7 @@ ROUTES = [
     Route("/api/v1/models/{model}/learn", learn, methods=["POST"]),
     Route("/api/v1/models/{model}/train", train, methods=["POST"]),
     Route("/api/v1/jobs/{job_id}", get_job, methods=["GET"]),
+    *routes_for("train"),  # seed-compatible APIs, data sets (shared/compat)
 ]
 router = build_router("train", ROUTES)
 

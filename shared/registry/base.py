@@ -6,12 +6,14 @@ Layout under the registry root, the same on both backends (`file://`, `gs://`):
     <tenant>/<model>/versions/<n>/model.pkl           the artifact, created exclusively
     <tenant>/<model>/versions/<n>/meta.json           created last: the version is now visible
     <tenant>/<model>/aliases.json                     alias -> version, moved by compare-and-set
+    <tenant>/_<folder>/...                            blobs: data sets, compat documents
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -100,6 +102,22 @@ class Registry(Protocol):
     async def ping(self) -> None:
         """Raise RegistryUnavailable unless the backend answers."""
 
+    # Generic blobs beside the models (data sets, compat documents): keys under a folder whose
+    # name starts with "_", which no model name can, so a blob never lands in a model's folder.
+
+    async def put_blob(
+        self, tenant: str, key: str, data: bytes, *, exclusive: bool = False
+    ) -> bool:
+        """Write <tenant>/<key>; with `exclusive`, only if absent (False if it exists)."""
+
+    async def get_blob(self, tenant: str, key: str) -> bytes | None: ...
+
+    async def list_blobs(self, tenant: str, prefix: str) -> list[str]:
+        """Keys (relative to the tenant) under `prefix`, sorted."""
+
+    def blob_uri(self, tenant: str, key: str) -> str:
+        """The blob as a URI pandas can read through shared.training.data (file://, gs://)."""
+
 
 def check_tenant(tenant: str) -> str:
     # Defence in depth: the edge validates too, but no path may ever leave its tenant folder.
@@ -118,6 +136,16 @@ def check_version(version: int) -> int:
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"invalid version {version!r}: versions are integers >= 1")
     return version
+
+
+_BLOB_KEY = re.compile(r"^_[A-Za-z0-9_.-]{1,63}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,127})*/?$")
+
+
+def blob_key(tenant: str, key: str) -> str:
+    """`<tenant>/<key>` for a blob: the first folder starts with "_" (never a model's)."""
+    if not isinstance(key, str) or not _BLOB_KEY.match(key) or ".." in key:
+        raise ValueError(f"invalid blob key {key!r}: _folder/name[/name...] without '..'")
+    return f"{check_tenant(tenant)}/{key}"
 
 
 def model_key(tenant: str, model: str) -> str:

@@ -31,6 +31,7 @@ from shared.registry.base import (
     RegistryUnavailable,
     VersionExists,
     VersionNotFound,
+    blob_key,
     check_tenant,
     check_version,
     dump_json,
@@ -181,6 +182,53 @@ class FilesystemRegistry:
                 raise RegistryUnavailable(f"registry root {self.root} is not writable")
 
         await self._run(check)
+
+    async def put_blob(
+        self, tenant: str, key: str, data: bytes, *, exclusive: bool = False
+    ) -> bool:
+        path = self.root / blob_key(tenant, key)
+
+        def put() -> bool:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not exclusive:
+                _write_replace(path, data)
+                return True
+            try:
+                _write_exclusive(path, data)
+            except FileExistsError:
+                return False
+            return True
+
+        return await self._run(put)
+
+    async def get_blob(self, tenant: str, key: str) -> bytes | None:
+        path = self.root / blob_key(tenant, key)
+
+        def get() -> bytes | None:
+            try:
+                return path.read_bytes()
+            except FileNotFoundError:
+                return None
+
+        return await self._run(get)
+
+    async def list_blobs(self, tenant: str, prefix: str) -> list[str]:
+        base = self.root / check_tenant(tenant)
+        start = self.root / blob_key(tenant, prefix)
+
+        def scan() -> list[str]:
+            if not start.is_dir():
+                return []
+            return sorted(
+                str(p.relative_to(base))
+                for p in start.rglob("*")
+                if p.is_file() and not p.name.startswith(_TMP)
+            )
+
+        return await self._run(scan)
+
+    def blob_uri(self, tenant: str, key: str) -> str:
+        return f"file://{self.root / blob_key(tenant, key)}"
 
     def _model_dir(self, tenant: str, model: str) -> Path:
         return self.root / model_key(tenant, model)

@@ -30,6 +30,7 @@ from shared.registry.base import (
     RegistryUnavailable,
     VersionExists,
     VersionNotFound,
+    blob_key,
     check_tenant,
     check_version,
     dump_json,
@@ -216,6 +217,44 @@ class GcsRegistry:
                 raise RegistryUnavailable(f"gs://{self.bucket_name}: {exc}") from exc
 
         await self._run(check)
+
+    async def put_blob(
+        self, tenant: str, key: str, data: bytes, *, exclusive: bool = False
+    ) -> bool:
+        name = self.prefix + blob_key(tenant, key)
+
+        def put() -> bool:
+            try:
+                self._upload(name, data, "application/octet-stream", 0 if exclusive else None)
+            except gexc.PreconditionFailed:
+                return False
+            return True
+
+        return await self._run(put)
+
+    async def get_blob(self, tenant: str, key: str) -> bytes | None:
+        name = self.prefix + blob_key(tenant, key)
+
+        def get() -> bytes | None:
+            try:
+                return self._blob(name).download_as_bytes(**self._opts())
+            except gexc.NotFound:
+                return None
+
+        return await self._run(get)
+
+    async def list_blobs(self, tenant: str, prefix: str) -> list[str]:
+        base = f"{self.prefix}{check_tenant(tenant)}/"
+        start = self.prefix + blob_key(tenant, prefix)
+
+        def names() -> list[str]:
+            listing = self._storage().list_blobs(self._bucket(), prefix=start, **self._opts())
+            return sorted(blob.name[len(base) :] for blob in listing)
+
+        return await self._run(names)
+
+    def blob_uri(self, tenant: str, key: str) -> str:
+        return f"gs://{self.bucket_name}/{self.prefix}{blob_key(tenant, key)}"
 
     def _key(self, tenant: str, model: str, rest: str) -> str:
         return f"{self.prefix}{model_key(tenant, model)}/{rest}"

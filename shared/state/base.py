@@ -65,6 +65,32 @@ class LogRead:
     entries: list[LogEntry] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class OutcomeBatch:
+    """The model's folded monitoring state and the outcomes logged after it (monitoring).
+
+    An outcome is `[seq, [x, y], {prediction…}]`: one prequential prediction and its sample,
+    logged by `append_outcome` in the same atomic step as the sample, so outcomes are in seq
+    order. `state` (None before the first fold) is replaced only through `save_outcomes`,
+    compare-and-set on `generation`.
+    """
+
+    generation: int
+    state: bytes | None
+    outcomes: list[str]
+
+
+@dataclass
+class MonitorWrite:
+    """One flush of buffered monitoring: audit rows per tenant and per-model stats."""
+
+    audit: dict[str, list[str]] = field(default_factory=dict)  # tenant → rows, oldest first
+    # (tenant, model) → field → value, kept as the maximum (timestamps)
+    latest: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+    # (tenant, model) → field → increment (counts, latency histogram buckets)
+    counts: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+
+
 class StateUnavailable(Exception):
     """The state store cannot be reached; callers answer 503 with Retry-After."""
 
@@ -135,9 +161,55 @@ class StateStore(Protocol):
 
     async def reset_counters(self, kind: str, tenant: str, key: str) -> None: ...
 
+    async def rate_limit(self, tenant: str, per_minute: int) -> int:
+        """Take one request from the tenant's shared budget (shared/ratelimit.py, GCRA):
+        0 if allowed, else the microseconds to wait. Atomic across instances."""
+
     async def try_lock(self, key: str, ttl_ms: int) -> bool: ...
 
     async def release_lock(self, key: str) -> None: ...
+
+    # ----- monitoring (shared/monitoring): outcomes, per-model stats, prediction audit ------
+
+    async def append_outcome(
+        self,
+        tenant: str,
+        name: str,
+        uid: str,
+        after: int,
+        sample: str,
+        outcome: str,
+        *,
+        idempotency: Idempotency | None,
+        response: str = "",
+        ttl_seconds: int = 86400,
+    ) -> tuple[AppendResult, int]:
+        """`append([sample], expected=True, ...)` that, when it appends, also logs `outcome`
+        (the prediction made for this sample) as `[seq, sample, outcome]` in the same atomic
+        step. Returns the append's result and how many outcomes wait to be folded."""
+
+    async def read_outcomes(self, tenant: str, name: str, limit: int) -> OutcomeBatch:
+        """The folded state and up to `limit` outcomes after it, read atomically."""
+
+    async def save_outcomes(
+        self, tenant: str, name: str, generation: int, consumed: int, state: bytes
+    ) -> bool:
+        """Replace the folded state and drop the first `consumed` outcomes, if the state is
+        still at `generation` and the model exists; False if another folder won."""
+
+    async def write_monitoring(self, batch: MonitorWrite, audit_max_rows: int) -> None:
+        """Apply one flush: push audit rows (each tenant keeps its newest `audit_max_rows`),
+        raise per-model maxima and add per-model counts (models that no longer exist are
+        skipped). One round trip."""
+
+    async def read_monitor(self, tenant: str, name: str) -> dict[str, float]:
+        """The model's monitoring fields (see MonitorWrite)."""
+
+    async def read_audit(self, tenant: str, start: int, stop: int) -> list[str]:
+        """Audit rows newest first, positions start..stop inclusive (as LRANGE)."""
+
+    async def clear_audit(self, tenant: str) -> int:
+        """Delete the tenant's audit rows; return how many there were."""
 
     async def ping(self) -> None: ...
 

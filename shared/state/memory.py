@@ -8,7 +8,18 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from shared.state.base import AppendResult, Idempotency, LogEntry, LogRead, Snapshot
+from shared.ratelimit import gcra_params, gcra_step
+from shared.state.base import (
+    AppendResult,
+    Idempotency,
+    LogEntry,
+    LogRead,
+    MonitorWrite,
+    OutcomeBatch,
+    Snapshot,
+)
+
+_RATE_PRUNE_AT = 10_000  # tenants with a bucket before expired buckets are swept
 
 
 @dataclass
@@ -26,12 +37,25 @@ class _ModelState:
         return self.log[seq - self.trimmed :]
 
 
+@dataclass
+class _Monitoring:
+    """One model's monitoring: folded state, outcomes after it, and stats fields."""
+
+    generation: int = 0
+    state: bytes | None = None
+    outcomes: list[str] = field(default_factory=list)
+    fields: dict[str, float] = field(default_factory=dict)
+
+
 class MemoryStateStore:
     def __init__(self) -> None:
         self._models: dict[tuple[str, str], _ModelState] = {}
         self._locks: dict[str, float] = {}
         self._docs: dict[tuple[str, str, str], tuple[str, float]] = {}
         self._counters: dict[tuple[str, str, str], dict[str, float]] = {}
+        self._monitoring: dict[tuple[str, str], _Monitoring] = {}
+        self._audit: dict[str, list[str]] = {}  # tenant → rows, oldest first
+        self._rate: dict[str, int] = {}  # tenant → GCRA theoretical arrival time (µs)
 
     async def create_model(
         self, tenant: str, name: str, uid: str, record: str, blob: bytes
@@ -42,6 +66,7 @@ class MemoryStateStore:
         return True
 
     async def delete_model(self, tenant: str, name: str) -> bool:
+        self._monitoring.pop((tenant, name), None)
         return self._models.pop((tenant, name), None) is not None
 
     async def get_record(self, tenant: str, name: str) -> str | None:
@@ -155,6 +180,14 @@ class MemoryStateStore:
     async def reset_counters(self, kind: str, tenant: str, key: str) -> None:
         self._counters.pop((kind, tenant, key), None)
 
+    async def rate_limit(self, tenant: str, per_minute: int) -> int:
+        now = time.monotonic_ns() // 1000
+        if len(self._rate) >= _RATE_PRUNE_AT:  # an expired bucket is the same as none
+            self._rate = {t: tat for t, tat in self._rate.items() if tat > now}
+        tat, wait = gcra_step(self._rate.get(tenant, 0), now, *gcra_params(per_minute))
+        self._rate[tenant] = tat
+        return wait
+
     async def try_lock(self, key: str, ttl_ms: int) -> bool:
         now = time.monotonic()
         if self._locks.get(key, 0.0) > now:
@@ -164,6 +197,81 @@ class MemoryStateStore:
 
     async def release_lock(self, key: str) -> None:
         self._locks.pop(key, None)
+
+    async def append_outcome(
+        self,
+        tenant: str,
+        name: str,
+        uid: str,
+        after: int,
+        sample: str,
+        outcome: str,
+        *,
+        idempotency: Idempotency | None,
+        response: str = "",
+        ttl_seconds: int = 86400,
+    ) -> tuple[AppendResult, int]:
+        # append() never awaits anything pending, so this stays one atomic step
+        result = await self.append(
+            tenant,
+            name,
+            uid,
+            after,
+            [sample],
+            expected=True,
+            idempotency=idempotency,
+            response=response,
+            ttl_seconds=ttl_seconds,
+        )
+        if result.status != "appended":
+            return result, 0
+        monitoring = self._monitoring.setdefault((tenant, name), _Monitoring())
+        monitoring.outcomes.append(f"[{result.last},{sample},{outcome}]")
+        return result, len(monitoring.outcomes)
+
+    async def read_outcomes(self, tenant: str, name: str, limit: int) -> OutcomeBatch:
+        monitoring = self._monitoring.get((tenant, name)) or _Monitoring()
+        return OutcomeBatch(monitoring.generation, monitoring.state, monitoring.outcomes[:limit])
+
+    async def save_outcomes(
+        self, tenant: str, name: str, generation: int, consumed: int, state: bytes
+    ) -> bool:
+        monitoring = self._monitoring.get((tenant, name))
+        if (tenant, name) not in self._models:
+            return False
+        if monitoring is None:
+            monitoring = self._monitoring[tenant, name] = _Monitoring()
+        if monitoring.generation != generation:
+            return False
+        monitoring.generation += 1
+        monitoring.state = state
+        del monitoring.outcomes[:consumed]
+        return True
+
+    async def write_monitoring(self, batch: MonitorWrite, audit_max_rows: int) -> None:
+        for tenant, rows in batch.audit.items():
+            kept = self._audit.setdefault(tenant, [])
+            kept.extend(rows)
+            del kept[:-audit_max_rows]
+        for key in batch.latest.keys() | batch.counts.keys():
+            if key not in self._models:
+                continue
+            fields = self._monitoring.setdefault(key, _Monitoring()).fields
+            for name, value in batch.latest.get(key, {}).items():
+                fields[name] = max(fields.get(name, value), value)
+            for name, delta in batch.counts.get(key, {}).items():
+                fields[name] = fields.get(name, 0.0) + delta
+
+    async def read_monitor(self, tenant: str, name: str) -> dict[str, float]:
+        monitoring = self._monitoring.get((tenant, name))
+        return dict(monitoring.fields) if monitoring else {}
+
+    async def read_audit(self, tenant: str, start: int, stop: int) -> list[str]:
+        rows = self._audit.get(tenant, [])
+        return rows[max(0, len(rows) - 1 - stop) : max(0, len(rows) - start)][::-1]
+
+    async def clear_audit(self, tenant: str) -> int:
+        return len(self._audit.pop(tenant, []))
 
     async def ping(self) -> None:
         return None

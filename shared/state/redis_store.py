@@ -15,12 +15,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from shared.monitoring.prometheus import count_state_error
 from shared.ratelimit import GCRA_LUA, bucket_key, gcra_params
 from shared.state.base import (
     AppendResult,
     Idempotency,
     LogEntry,
     LogRead,
+    MonitorWrite,
+    OutcomeBatch,
     Snapshot,
     StateUnavailable,
 )
@@ -130,6 +133,52 @@ redis.call('HSET', KEYS[1], 'uid', ARGV[1], 'record', ARGV[2], 'snap_seq', seq, 
 return tonumber(seq)
 """
 
+# Monitoring (shared/monitoring). The append above runs verbatim inside a function, with the
+# outcome taken off the end of its ARGV; when it appends, the outcome is logged right after,
+# in the same atomic step, so outcomes are in seq order and never missing or doubled.
+_APPEND_OUTCOME = (
+    """
+-- KEYS: state, log, idempotency, outcomes; ARGV: the append's (one sample), then the outcome
+local outcome = ARGV[#ARGV]
+local ARGV = {unpack(ARGV, 1, #ARGV - 1)}
+local function append()
+"""
+    + _APPEND
+    + """
+end
+local result = append()
+if result[1] == 'appended' then
+  local entry = '[' .. result[3] .. ',' .. ARGV[8] .. ',' .. outcome .. ']'
+  result[6] = redis.call('RPUSH', KEYS[4], entry)
+end
+return result
+"""
+)
+
+_SAVE_OUTCOMES = """
+-- KEYS: state, fold, outcomes; ARGV: generation, consumed, state
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local generation = tonumber(redis.call('HGET', KEYS[2], 'generation') or '0')
+if generation ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[2], 'generation', generation + 1, 'state', ARGV[3])
+redis.call('LTRIM', KEYS[3], tonumber(ARGV[2]), -1)
+return 1
+"""
+
+_TOUCH_MONITOR = """
+-- KEYS: state, monitor; ARGV: n, n (field, value) pairs kept as maxima, then (field, delta)
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local n = tonumber(ARGV[1])
+for i = 2, 2 * n, 2 do
+  local old = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '-1e308')
+  if tonumber(ARGV[i + 1]) > old then redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+end
+for i = 2 * n + 2, #ARGV, 2 do
+  redis.call('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+return 1
+"""
+
 
 def _entries(flat: list[Any]) -> list[LogEntry]:
     return [
@@ -155,6 +204,9 @@ class RedisStateStore:
         self._create = self._redis.register_script(_CREATE)
         self._save_snapshot = self._redis.register_script(_SAVE_SNAPSHOT)
         self._replace = self._redis.register_script(_REPLACE)
+        self._append_outcome = self._redis.register_script(_APPEND_OUTCOME)
+        self._save_outcomes = self._redis.register_script(_SAVE_OUTCOMES)
+        self._touch_monitor = self._redis.register_script(_TOUCH_MONITOR)
         self._gcra = self._redis.register_script(GCRA_LUA)
 
     @property
@@ -175,6 +227,7 @@ class RedisStateStore:
         try:
             return await operation()
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            count_state_error(exc.__class__.__name__)
             raise StateUnavailable(f"state store unreachable: {exc.__class__.__name__}") from exc
 
     async def create_model(
@@ -190,6 +243,7 @@ class RedisStateStore:
 
     async def delete_model(self, tenant: str, name: str) -> bool:
         deleted = await self._call(lambda: self._redis.delete(*self._keys(tenant, name)))
+        await self._call(lambda: self._redis.delete(*self._monitor_keys(tenant, name)))
         await self._call(lambda: self._redis.srem(self._index(tenant), name))
         return bool(deleted)
 
@@ -322,6 +376,114 @@ class RedisStateStore:
 
     async def release_lock(self, key: str) -> None:
         await self._call(lambda: self._redis.delete(f"ml:lock:{key}"))
+
+    # ----- monitoring ----------------------------------------------------------------------
+
+    @staticmethod
+    def _monitor_keys(tenant: str, name: str) -> tuple[str, str, str]:
+        """fold (generation, state), outcomes (list), monitor (stats hash): the model's slot."""
+        tag = f"ml:{{{tenant}:{name}}}"
+        return f"{tag}:fold", f"{tag}:outcomes", f"{tag}:monitor"
+
+    @staticmethod
+    def _audit_key(tenant: str) -> str:
+        return f"ml:{{{tenant}}}:audit"
+
+    async def append_outcome(
+        self,
+        tenant: str,
+        name: str,
+        uid: str,
+        after: int,
+        sample: str,
+        outcome: str,
+        *,
+        idempotency: Idempotency | None,
+        response: str = "",
+        ttl_seconds: int = 86400,
+    ) -> tuple[AppendResult, int]:
+        state, _, log = self._keys(tenant, name)
+        _, outcomes, _ = self._monitor_keys(tenant, name)
+        idem_key = f"ml:{{{tenant}:{name}}}:idem:{uid}:{idempotency.key if idempotency else ''}"
+        args: list[Any] = [
+            uid,
+            after,
+            1,  # expected: the prediction was made on the state at `after`
+            int(idempotency is not None),
+            idempotency.body_hash if idempotency else "",
+            response,
+            ttl_seconds,
+            sample,
+            outcome,
+        ]
+        keys = [state, log, idem_key, outcomes]
+        raw = await self._call(lambda: self._append_outcome(keys=keys, args=args))
+        status = raw[0].decode()
+        if status in ("missing", "stale", "conflict"):
+            return AppendResult(status), 0  # type: ignore[arg-type]
+        if status == "replay":
+            return AppendResult("replay", int(raw[1]), int(raw[2]), response=raw[3].decode()), 0
+        result = AppendResult(status, int(raw[1]), int(raw[2]), entries=_entries(raw[4]))  # type: ignore[arg-type]
+        return result, int(raw[5]) if len(raw) > 5 else 0
+
+    async def read_outcomes(self, tenant: str, name: str, limit: int) -> OutcomeBatch:
+        fold, outcomes, _ = self._monitor_keys(tenant, name)
+
+        async def read() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=True)  # one slot: MULTI is atomic
+            pipe.hmget(fold, "generation", "state")
+            pipe.lrange(outcomes, 0, limit - 1)
+            return await pipe.execute()
+
+        (generation, state), rows = await self._call(read)
+        return OutcomeBatch(int(generation or 0), state, [row.decode() for row in rows])
+
+    async def save_outcomes(
+        self, tenant: str, name: str, generation: int, consumed: int, state: bytes
+    ) -> bool:
+        keys = [self._keys(tenant, name)[0], *self._monitor_keys(tenant, name)[:2]]
+        args = [generation, consumed, state]
+        return bool(await self._call(lambda: self._save_outcomes(keys=keys, args=args)))
+
+    async def write_monitoring(self, batch: MonitorWrite, audit_max_rows: int) -> None:
+        async def write() -> None:
+            pipe = self._redis.pipeline(transaction=False)
+            for tenant, rows in batch.audit.items():
+                key = self._audit_key(tenant)
+                pipe.lpush(key, *rows)  # newest ends up first
+                pipe.ltrim(key, 0, audit_max_rows - 1)
+            for tenant, name in batch.latest.keys() | batch.counts.keys():
+                latest = batch.latest.get((tenant, name), {})
+                args: list[Any] = [len(latest)]
+                for pairs in (latest, batch.counts.get((tenant, name), {})):
+                    for field_name, value in pairs.items():
+                        args += [field_name, repr(float(value))]
+                keys = [self._keys(tenant, name)[0], self._monitor_keys(tenant, name)[2]]
+                await self._touch_monitor(keys=keys, args=args, client=pipe)
+            await pipe.execute()
+
+        await self._call(write)
+
+    async def read_monitor(self, tenant: str, name: str) -> dict[str, float]:
+        key = self._monitor_keys(tenant, name)[2]
+        raw = await self._call(lambda: self._redis.hgetall(key))
+        return {k.decode(): float(v) for k, v in raw.items()}
+
+    async def read_audit(self, tenant: str, start: int, stop: int) -> list[str]:
+        rows = await self._call(lambda: self._redis.lrange(self._audit_key(tenant), start, stop))
+        return [row.decode() for row in rows]
+
+    async def clear_audit(self, tenant: str) -> int:
+        key = self._audit_key(tenant)
+
+        async def clear() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.llen(key)
+            pipe.delete(key)
+            return await pipe.execute()
+
+        count, _ = await self._call(clear)
+        return int(count)
 
     async def ping(self) -> None:
         await self._call(self._redis.ping)

@@ -10,8 +10,16 @@ from typing import Any, Protocol
 
 from redis import asyncio as aioredis
 
+from shared.errors import ApiError
 from shared.state.base import Idempotency, StateStore
 from shared.state.redis_store import RedisStateStore
+
+
+class IdempotencyConflict(ApiError):
+    def __init__(self) -> None:
+        super().__init__(
+            409, "idempotency_conflict", "this Idempotency-Key was used with another request body"
+        )
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,7 @@ class MemorySeriesState:
     def __init__(self) -> None:
         self._series: dict[tuple[str, str], _Series] = {}
         self._configs: dict[tuple[str, str], dict[str, Any]] = {}
-        self._seen: dict[tuple[str, str, str], ObserveResult] = {}
+        self._seen: dict[tuple[str, str, str], tuple[str, ObserveResult]] = {}
 
     def _get(self, tenant: str, series: str) -> _Series:
         return self._series.setdefault((tenant, series), _Series())
@@ -89,7 +97,10 @@ class MemorySeriesState:
         ttl_seconds: int = 86400,
     ) -> ObserveResult:
         if idempotency is not None and (tenant, series, idempotency.key) in self._seen:
-            return ObserveResult(self._seen[tenant, series, idempotency.key].observed, True)
+            body_hash, seen = self._seen[tenant, series, idempotency.key]
+            if body_hash != idempotency.body_hash:
+                raise IdempotencyConflict
+            return ObserveResult(seen.observed, True)
         state = self._get(tenant, series)
         observed = []
         for value, ts in points:
@@ -100,7 +111,7 @@ class MemorySeriesState:
             observed.append(Observed(lags, state.count))
         result = ObserveResult(observed)
         if idempotency is not None:
-            self._seen[tenant, series, idempotency.key] = result
+            self._seen[tenant, series, idempotency.key] = (idempotency.body_hash, result)
         return result
 
     async def window(self, tenant: str, series: str) -> SeriesWindow:
@@ -128,14 +139,18 @@ class MemorySeriesState:
 
 
 _OBSERVE = """
--- KEYS: window, meta, idempotency; ARGV: n_lags, has_key, ttl, value, ts, value, ts, ...
+-- KEYS: window, meta, idempotency; ARGV: n_lags, has_key, ttl, body_hash, value, ts, ...
 if ARGV[2] == '1' then
   local seen = redis.call('GET', KEYS[3])
-  if seen then return {'replay', seen} end
+  if seen then
+    local stored = cjson.decode(seen)
+    if stored[1] ~= ARGV[4] then return {'conflict', ''} end
+    return {'replay', cjson.encode(stored[2])}
+  end
 end
 local n = tonumber(ARGV[1])
 local out = {}
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   local lags = redis.call('LRANGE', KEYS[1], 0, n - 1)
   redis.call('LPUSH', KEYS[1], ARGV[i])
   redis.call('LTRIM', KEYS[1], 0, n - 1)
@@ -144,7 +159,9 @@ for i = 4, #ARGV, 2 do
   out[#out + 1] = {lags, count}
 end
 local encoded = cjson.encode(out)
-if ARGV[2] == '1' then redis.call('SET', KEYS[3], encoded, 'EX', ARGV[3]) end
+if ARGV[2] == '1' then
+  redis.call('SET', KEYS[3], cjson.encode({ARGV[4], out}), 'EX', ARGV[3])
+end
 return {'ok', encoded}
 """
 
@@ -182,12 +199,19 @@ class RedisSeriesState:
     ) -> ObserveResult:
         window, meta = self._keys(tenant, series)
         idem = f"ml:series:{{{tenant}:{series}}}:idem:{idempotency.key if idempotency else ''}"
-        args: list[Any] = [n_lags, int(idempotency is not None), ttl_seconds]
+        args: list[Any] = [
+            n_lags,
+            int(idempotency is not None),
+            ttl_seconds,
+            idempotency.body_hash if idempotency else "",
+        ]
         for value, ts in points:
             args += [repr(float(value)), ts or ""]
         status, encoded = await self._call(
             lambda: self._observe(keys=[window, meta, idem], args=args)
         )
+        if status == b"conflict":
+            raise IdempotencyConflict
         rows = json.loads(encoded)
         observed = [Observed([float(v) for v in (lags or [])], int(count)) for lags, count in rows]
         return ObserveResult(observed, status == b"replay")

@@ -76,7 +76,7 @@ def test_refused_launch_fails_the_job_visibly(
             refused = http.post("/api/v1/models/m/train", json={"dataset": "TrumpApproval"})
             assert refused.status_code == 502
             assert refused.json()["error"]["code"] == "job_launch_failed"
-            assert len(run_api.calls) == 1
+            assert len(run_api.requests) == 1
 
 
 def test_entry_point_needs_a_job(tmp_path: object) -> None:

@@ -16,9 +16,14 @@ H = {"X-Tenant-ID": "acme"}
 CLIENTS, POSTS, LAGS = 8, 40, 5
 
 
-def test_concurrent_observations_never_interleave_lags(redis_url: str, app_factory: Callable[..., AppProcess]) -> None:
+def test_concurrent_observations_never_interleave_lags(
+    redis_url: str, app_factory: Callable[..., AppProcess]
+) -> None:
     apps = [app_factory({"STATE_URL": redis_url}) for _ in range(4)]
-    assert httpx.put(f"{apps[0].url}/api/v1/series/s", json={"n_lags": LAGS}, headers=H).status_code == 200
+    assert (
+        httpx.put(f"{apps[0].url}/api/v1/series/s", json={"n_lags": LAGS}, headers=H).status_code
+        == 200
+    )
 
     def client(worker: int) -> list[dict]:
         entries = []

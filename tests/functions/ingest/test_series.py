@@ -43,7 +43,9 @@ async def test_airline_passengers_replay_equals_river(client: httpx.AsyncClient)
     answers = []
     for start in range(0, len(ys), 40):  # lists of observations, applied in order
         body = [{"value": y} for y in ys[start : start + 40]]
-        answers += (await client.post("/api/v1/series/air/observations", json=body)).json()["observations"]
+        answers += (await client.post("/api/v1/series/air/observations", json=body)).json()[
+            "observations"
+        ]
 
     local = preprocessing.StandardScaler() | linear_model.LinearRegression()
     window: list[float] = []
@@ -83,7 +85,9 @@ async def test_a_failing_model_fails_only_its_entry(client: httpx.AsyncClient) -
     await client.put("/api/v1/series/s/models", json={"models": ["good", "gone"], "n_lags": 1})
     await client.delete("/api/v1/models/gone")
     await client.post("/api/v1/series/s/observations", json={"value": 1.0})
-    entry = (await client.post("/api/v1/series/s/observations", json={"value": 2.0})).json()["observations"][0]
+    entry = (await client.post("/api/v1/series/s/observations", json={"value": 2.0})).json()[
+        "observations"
+    ][0]
     assert entry["predictions"]["gone"]["error"]["code"] == "model_not_found"
     assert entry["predictions"]["good"]["seq"] == 1
 
@@ -93,11 +97,15 @@ async def test_dataset_source_cursor_pull_reset_pull(client: httpx.AsyncClient) 
     status = (await client.put("/api/v1/series/air/source", json=source)).json()
     assert status["total"] == 144 and status["cursor"] == 0
     first = (await client.post("/api/v1/series/air/pull", json={"count": 10})).json()
-    assert [o["value"] for o in first["observations"]] == [float(y) for _, y in list(datasets.AirlinePassengers())[:10]]
+    assert [o["value"] for o in first["observations"]] == [
+        float(y) for _, y in list(datasets.AirlinePassengers())[:10]
+    ]
     assert first["observations"][0]["ts"].startswith("1949-01-01")
     await client.post("/api/v1/series/air/reset")
     again = (await client.post("/api/v1/series/air/pull", json={"count": 10})).json()
-    assert [o["value"] for o in again["observations"]] == [o["value"] for o in first["observations"]]
+    assert [o["value"] for o in again["observations"]] == [
+        o["value"] for o in first["observations"]
+    ]
     assert (await client.get("/api/v1/series/air/source")).json()["cursor"] == 10
     rest = (await client.post("/api/v1/series/air/pull", json={"count": 1000})).json()
     assert rest["pulled"] == 134
@@ -106,12 +114,19 @@ async def test_dataset_source_cursor_pull_reset_pull(client: httpx.AsyncClient) 
 
 
 async def test_sp500_symbol_and_csv_sources(client: httpx.AsyncClient, tmp_path: Path) -> None:
-    status = (await client.put("/api/v1/series/aapl/source", json={"kind": "dataset", "name": "SP500Stocks", "symbol": "AAPL"})).json()
+    status = (
+        await client.put(
+            "/api/v1/series/aapl/source",
+            json={"kind": "dataset", "name": "SP500Stocks", "symbol": "AAPL"},
+        )
+    ).json()
     assert status["total"] == 1257
     pulled = (await client.post("/api/v1/series/aapl/pull", json={"count": 2})).json()
     x0, _ = next(iter(datasets.SP500Stocks()))
     assert pulled["observations"][0]["value"] == x0["AAPL"]
-    pd.DataFrame({"day": ["d1", "d2", "d3"], "price": [1.5, 2.5, 3.5]}).to_csv(tmp_path / "p.csv", index=False)
+    pd.DataFrame({"day": ["d1", "d2", "d3"], "price": [1.5, 2.5, 3.5]}).to_csv(
+        tmp_path / "p.csv", index=False
+    )
     csv = {"kind": "csv", "uri": str(tmp_path / "p.csv"), "column": "price", "ts_column": "day"}
     assert (await client.put("/api/v1/series/c/source", json=csv)).json()["total"] == 3
     obs = (await client.post("/api/v1/series/c/pull", json={"count": 5})).json()["observations"]
@@ -120,16 +135,30 @@ async def test_sp500_symbol_and_csv_sources(client: httpx.AsyncClient, tmp_path:
 
 async def test_ticker_retries_then_succeeds(client: httpx.AsyncClient) -> None:
     with FakeTicker([42000.5], script=["503", "503", "ok"]) as ticker:
-        source = {"kind": "ticker", "pair": "BTC-USD", "base_url": ticker.url, "retries": 3, "backoff_seconds": 0.01}
+        source = {
+            "kind": "ticker",
+            "pair": "BTC-USD",
+            "base_url": ticker.url,
+            "retries": 3,
+            "backoff_seconds": 0.01,
+        }
         await client.put("/api/v1/series/btc/source", json=source)
         pulled = (await client.post("/api/v1/series/btc/pull")).json()
         assert [o["value"] for o in pulled["observations"]] == [42000.5]
         assert ticker.requests == ["/v2/prices/BTC-USD/spot"] * 3
 
 
-async def test_ticker_that_keeps_failing_is_a_clear_502_and_observes_nothing(client: httpx.AsyncClient) -> None:
+async def test_ticker_that_keeps_failing_is_a_clear_502_and_observes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
     with FakeTicker([1.0], script=["503", "hang", "503"]) as ticker:
-        source = {"kind": "ticker", "base_url": ticker.url, "retries": 2, "backoff_seconds": 0.01, "timeout_seconds": 0.2}
+        source = {
+            "kind": "ticker",
+            "base_url": ticker.url,
+            "retries": 2,
+            "backoff_seconds": 0.01,
+            "timeout_seconds": 0.2,
+        }
         await client.put("/api/v1/series/btc/source", json=source)
         failed = await client.post("/api/v1/series/btc/pull")
         assert failed.status_code == 502
@@ -140,8 +169,13 @@ async def test_ticker_that_keeps_failing_is_a_clear_502_and_observes_nothing(cli
 
 async def test_ticker_invert_gives_the_inverse_rate(client: httpx.AsyncClient) -> None:
     with FakeTicker([0.5]) as ticker:
-        await client.put("/api/v1/series/xrp/source", json={"kind": "ticker", "pair": "XRP-USD", "base_url": ticker.url, "invert": True})
-        assert (await client.post("/api/v1/series/xrp/pull")).json()["observations"][0]["value"] == 2.0
+        await client.put(
+            "/api/v1/series/xrp/source",
+            json={"kind": "ticker", "pair": "XRP-USD", "base_url": ticker.url, "invert": True},
+        )
+        assert (await client.post("/api/v1/series/xrp/pull")).json()["observations"][0][
+            "value"
+        ] == 2.0
 
 
 @pytest.mark.parametrize(
@@ -155,20 +189,57 @@ async def test_ticker_invert_gives_the_inverse_rate(client: httpx.AsyncClient) -
         ("PUT", "/api/v1/series/s/models", {"models": ["clf"]}, 422, "invalid_subscriber"),
         ("PUT", "/api/v1/series/s", {"n_lags": 0}, 422, "validation_error"),
         ("PUT", "/api/v1/series/s", {"n_lags": 513}, 422, "validation_error"),
-        ("PUT", "/api/v1/series/s/source", {"kind": "dataset", "name": "Nope"}, 422, "unknown_dataset"),
-        ("PUT", "/api/v1/series/s/source", {"kind": "dataset", "name": "SP500Stocks", "symbol": "ZZZ"}, 422, "unknown_symbol"),
-        ("PUT", "/api/v1/series/s/source", {"kind": "csv", "uri": "CSV", "column": "nope"}, 422, "unknown_column"),
+        (
+            "PUT",
+            "/api/v1/series/s/source",
+            {"kind": "dataset", "name": "Nope"},
+            422,
+            "unknown_dataset",
+        ),
+        (
+            "PUT",
+            "/api/v1/series/s/source",
+            {"kind": "dataset", "name": "SP500Stocks", "symbol": "ZZZ"},
+            422,
+            "unknown_symbol",
+        ),
+        (
+            "PUT",
+            "/api/v1/series/s/source",
+            {"kind": "csv", "uri": "CSV", "column": "nope"},
+            422,
+            "unknown_column",
+        ),
         ("PUT", "/api/v1/series/s/source", {"kind": "ftp"}, 422, "validation_error"),
-        ("PUT", "/api/v1/series/s/source", {"kind": "ticker", "base_url": "file:///etc"}, 422, "validation_error"),
+        (
+            "PUT",
+            "/api/v1/series/s/source",
+            {"kind": "ticker", "base_url": "file:///etc"},
+            422,
+            "validation_error",
+        ),
         ("POST", "/api/v1/series/s/pull", {"count": 0}, 422, "validation_error"),
         ("POST", "/api/v1/series/s/pull", {}, 422, "no_source"),
-        ("POST", "/api/v1/series/bad..name/observations", {"value": 1.0}, 400, "invalid_series_name"),
+        (
+            "POST",
+            "/api/v1/series/bad..name/observations",
+            {"value": 1.0},
+            400,
+            "invalid_series_name",
+        ),
         ("POST", "/api/v1/models/lin/forecast", {"series": "s"}, 422, "window_not_full"),
         ("POST", "/api/v1/models/hw/forecast", {"series": "s"}, 422, "not_a_regressor"),
     ],
 )
-async def test_bad_ingest_inputs(client: httpx.AsyncClient, tmp_path: Path, method: str, path: str,
-                                 body: Any, status: int, code: str) -> None:
+async def test_bad_ingest_inputs(
+    client: httpx.AsyncClient,
+    tmp_path: Path,
+    method: str,
+    path: str,
+    body: Any,
+    status: int,
+    code: str,
+) -> None:
     await make_model(client, "lin")
     await make_model(client, "clf", {"kind": "gaussian_nb"})
     await make_model(client, "hw", {"kind": "holt_winters", "params": {"alpha": 0.5}})
@@ -178,8 +249,52 @@ async def test_bad_ingest_inputs(client: httpx.AsyncClient, tmp_path: Path, meth
         pd.DataFrame({"price": [1.0]}).to_csv(tmp_path / "p.csv", index=False)
         body = {**body, "uri": str(tmp_path / "p.csv")}
     content = body if isinstance(body, str) else None
-    response = await client.request(method, path, json=None if content else body, content=content,
-                                    headers={"Content-Type": "application/json"})
+    response = await client.request(
+        method,
+        path,
+        json=None if content else body,
+        content=content,
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code
     assert (await client.get("/api/v1/series/s")).json()["count"] == 1  # nothing changed
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_observation_idempotency(
+    client: httpx.AsyncClient, backend: str, request: pytest.FixtureRequest
+) -> None:
+    if backend == "redis":
+        from shared.state import RedisStateStore
+        from shared.state.series import open_series_state
+
+        store = RedisStateStore(request.getfixturevalue("redis_url"))
+        series = open_series_state(store)
+        from shared.state.base import Idempotency
+        from shared.state.series import IdempotencyConflict
+
+        once = await series.observe("t", "s", [(1.0, None)], 3, Idempotency("k", "h1"))
+        again = await series.observe("t", "s", [(1.0, None)], 3, Idempotency("k", "h1"))
+        assert not once.replay and again.replay and again.observed == once.observed
+        with pytest.raises(IdempotencyConflict):
+            await series.observe("t", "s", [(1.0, None), (2.0, None)], 3, Idempotency("k", "h2"))
+        assert (await series.window("t", "s")).count == 1
+        await store.close()
+        return
+    await make_model(client, "lin")
+    await client.put("/api/v1/series/s/models", json={"models": ["lin"], "n_lags": 1})
+    key = {"Idempotency-Key": "obs-1"}
+    first = await client.post(
+        "/api/v1/series/s/observations", json=[{"value": 1.0}, {"value": 2.0}], headers=key
+    )
+    retry = await client.post(
+        "/api/v1/series/s/observations", json=[{"value": 1.0}, {"value": 2.0}], headers=key
+    )
+    assert retry.json()["replayed"] and retry.json()["observations"] == first.json()["observations"]
+    assert (await client.get("/api/v1/series/s")).json()["count"] == 2
+    assert (await client.get("/api/v1/models/lin")).json()["seq"] == 1  # learned once
+    other = await client.post("/api/v1/series/s/observations", json={"value": 9.0}, headers=key)
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_conflict"
+    bad = await client.put("/api/v1/series/s/models", json={"models": [""]})
+    assert bad.status_code == 422

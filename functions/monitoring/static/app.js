@@ -1,0 +1,476 @@
+"use strict";
+// The operator dashboard: plain JS over the JSON API, no build step.
+// Tenant, admin key and API base live in this tab's sessionStorage and travel as request
+// headers only, never in a URL. Everything from the API is shown with textContent.
+
+const REFRESH_MS = 5000;
+const storage = window.sessionStorage;
+const state = { view: "overview", models: [], previous: null, timer: null };
+const $ = (id) => document.getElementById(id);
+
+function session() {
+  return {
+    tenant: storage.getItem("tenant") || "",
+    key: storage.getItem("adminKey") || "",
+    base: (storage.getItem("apiBase") || "").replace(/\/+$/, ""),
+  };
+}
+
+async function api(method, path, { body, admin = false } = {}) {
+  const s = session();
+  if (!s.tenant) throw new Error("enter a tenant first");
+  const headers = { "X-Tenant-ID": s.tenant };
+  if (admin && s.key) headers["X-API-Key"] = s.key;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(s.base + path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    cache: "no-store",
+    credentials: "omit",
+  });
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    const error = data && data.error;
+    throw new Error(error ? `${response.status} ${error.code}: ${error.message}` : `HTTP ${response.status}`);
+  }
+  return data;
+}
+
+const enc = encodeURIComponent;
+
+// ----- rendering helpers ---------------------------------------------------------------
+
+function fmt(value, digits = 4) {
+  if (value === null || value === undefined) return "–";
+  if (typeof value === "number") {
+    if (Number.isInteger(value)) return value.toLocaleString("en");
+    return Math.abs(value) >= 1000 ? value.toFixed(1) : value.toPrecision(digits);
+  }
+  if (typeof value === "object") return JSON.stringify(value);
+  return String(value);
+}
+
+function ago(iso) {
+  if (!iso) return "never";
+  const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  if (seconds < 90) return `${seconds.toFixed(0)} s ago`;
+  if (seconds < 5400) return `${(seconds / 60).toFixed(0)} min ago`;
+  return `${(seconds / 3600).toFixed(1)} h ago`;
+}
+
+function cell(content, className) {
+  const td = document.createElement("td");
+  if (content instanceof Node) td.append(content);
+  else td.textContent = content;
+  if (className) td.className = className;
+  return td;
+}
+
+function fill(tbody, rows, empty) {
+  tbody.replaceChildren();
+  for (const cells of rows) {
+    const tr = document.createElement("tr");
+    tr.append(...cells);
+    tbody.append(tr);
+  }
+  if (!rows.length && empty) {
+    const td = cell(empty);
+    td.colSpan = 20;
+    td.className = "hint";
+    const tr = document.createElement("tr");
+    tr.append(td);
+    tbody.append(tr);
+  }
+}
+
+function button(label, onClick, className) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  if (className) b.className = className;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+function describe(list, pairs) {
+  list.replaceChildren();
+  for (const [name, value] of pairs) {
+    const dt = document.createElement("dt");
+    dt.textContent = name;
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    list.append(dt, dd);
+  }
+}
+
+function say(message, isError = false) {
+  const status = $("status");
+  status.textContent = message;
+  status.className = isError ? "error" : "";
+}
+
+function fillModelSelect(select, names, allowAll) {
+  const current = select.value;
+  select.replaceChildren();
+  if (allowAll) select.append(new Option("all models", ""));
+  for (const name of names) select.append(new Option(name, name));
+  if ([...select.options].some((o) => o.value === current)) select.value = current;
+}
+
+// ----- overview ------------------------------------------------------------------------
+
+async function loadModels() {
+  const overview = await api("GET", "/api/v1/monitoring/overview");
+  state.models = overview.models.map((m) => m.name);
+  fillModelSelect($("predictions-model"), state.models, true);
+  for (const id of ["models-model", "monitoring-model"]) fillModelSelect($(id), state.models, false);
+  return overview;
+}
+
+async function showOverview() {
+  const overview = await loadModels();
+  const now = Date.parse(overview.at);
+  const before = state.previous;
+  const rate = (model, field) => {
+    const old = before && before.models[model.name];
+    if (!old || now <= before.at) return null;
+    return (model[field] - old[field]) / ((now - before.at) / 1000);
+  };
+  fill(
+    $("overview-table").tBodies[0],
+    overview.models.map((m) => [
+      cell(m.name),
+      cell(m.task),
+      cell(fmt(m.version), "num"),
+      cell(fmt(m.seq), "num"),
+      cell(fmt(m.predictions), "num"),
+      cell(fmt(rate(m, "predictions"), 3), "num"),
+      cell(fmt(m.learned), "num"),
+      cell(fmt(rate(m, "learned"), 3), "num"),
+      cell(fmt(m.errors), "num"),
+      cell(ago(m.last_prediction_at)),
+      cell(ago(m.last_learn_at)),
+    ]),
+    "no models yet for this tenant",
+  );
+  state.previous = {
+    at: now,
+    models: Object.fromEntries(overview.models.map((m) => [m.name, m])),
+  };
+  $("overview-at").textContent = `at ${overview.at}`;
+  const total = (field) => overview.models.reduce((sum, m) => sum + m[field], 0);
+  $("overview-totals").textContent =
+    `${overview.models.length} model(s) · ${fmt(total("predictions"))} predictions · ` +
+    `${fmt(total("learned"))} samples learned · ${fmt(total("errors"))} errors`;
+}
+
+// ----- prediction explorer ---------------------------------------------------------------
+
+async function showPredictions() {
+  if (!state.models.length) await loadModels();
+  const model = $("predictions-model").value;
+  const limit = $("predictions-limit").value || "50";
+  const query = `limit=${enc(limit)}` + (model ? `&model=${enc(model)}` : "");
+  const data = await api("GET", `/api/v1/predictions/recent?${query}`);
+  fill(
+    $("predictions-table").tBodies[0],
+    data.predictions.map((p) => [
+      cell(p.at),
+      cell(p.model),
+      cell(fmt(p.version), "num"),
+      cell(p.route),
+      cell(fmt(p.output.error ? p.output.error : p.output.prediction)),
+      cell(fmt(p.latency_ms, 3), "num"),
+      cell(p.request_id, "mono"),
+      cell(p.input_hash.slice(0, 16), "mono"),
+    ]),
+    "no predictions recorded",
+  );
+}
+
+async function clearAudit() {
+  if (!session().key) return say("enter the admin key to clear the audit", true);
+  if (!window.confirm("Delete every audited prediction of this tenant?")) return;
+  const result = await api("DELETE", "/api/v1/admin/audit", { admin: true });
+  say(`audit cleared: ${result.deleted} rows`);
+  await showPredictions();
+}
+
+// ----- model management --------------------------------------------------------------------
+
+async function showModels() {
+  if (!state.models.length) await loadModels();
+  const name = $("models-model").value;
+  if (!name) return fill($("versions-table").tBodies[0], [], "no models yet");
+  const data = await api("GET", `/api/v1/models/${enc(name)}/versions`);
+  const aliasesOf = {};
+  for (const [alias, version] of Object.entries(data.aliases || {})) {
+    (aliasesOf[version] = aliasesOf[version] || []).push(alias);
+  }
+  $("models-summary").textContent =
+    `${name}: active version ${fmt(data.active)}, ${data.versions.length} version(s)`;
+  fill(
+    $("versions-table").tBodies[0],
+    data.versions.map((v) => {
+      const aliases = document.createElement("span");
+      for (const alias of aliasesOf[v.version] || []) {
+        aliases.append(`${alias} `);
+        aliases.append(button("×", () => run(() => removeAlias(name, alias))));
+        aliases.append(" ");
+      }
+      const action =
+        v.version === data.active
+          ? document.createTextNode("active")
+          : button("Activate", () => run(() => activate(name, v.version)));
+      return [
+        cell(fmt(v.version), "num"),
+        cell(v.created_at || "–"),
+        cell(v.source || "–"),
+        cell(fmt(v.seq), "num"),
+        cell(aliases),
+        cell(action),
+      ];
+    }),
+    "no versions",
+  );
+}
+
+async function activate(name, version) {
+  if (!window.confirm(`Restart ${name} from version ${version} on every instance?`)) return;
+  await api("POST", `/api/v1/models/${enc(name)}/versions/${enc(version)}/activate`);
+  say(`${name}: version ${version} activated`);
+  await showModels();
+}
+
+async function createVersion() {
+  const name = $("models-model").value;
+  if (!name) return;
+  const meta = await api("POST", `/api/v1/models/${enc(name)}/versions`, { body: {} });
+  say(`${name}: version ${meta.version} created at seq ${meta.seq}`);
+  await showModels();
+}
+
+async function pointAlias(event) {
+  event.preventDefault();
+  const name = $("models-model").value;
+  const alias = $("alias-name").value.trim();
+  const version = Number($("alias-version").value);
+  await api("PUT", `/api/v1/models/${enc(name)}/aliases/${enc(alias)}`, { body: { version } });
+  say(`${name}: ${alias} → version ${version}`);
+  await showModels();
+}
+
+async function removeAlias(name, alias) {
+  await api("DELETE", `/api/v1/models/${enc(name)}/aliases/${enc(alias)}`);
+  say(`${name}: alias ${alias} removed`);
+  await showModels();
+}
+
+// ----- monitoring --------------------------------------------------------------------------
+
+function chart(svg, points, metric) {
+  svg.replaceChildren();
+  const ns = "http://www.w3.org/2000/svg";
+  const values = points.map((p) => p[metric]).filter((v) => typeof v === "number");
+  const label = document.createElementNS(ns, "text");
+  label.setAttribute("x", "8");
+  label.setAttribute("y", "14");
+  if (values.length < 2) {
+    label.textContent = `${metric || "metric"}: not enough history yet`;
+    svg.append(label);
+    return;
+  }
+  const low = Math.min(...values);
+  const high = Math.max(...values);
+  const span = high - low || 1;
+  const usable = points.filter((p) => typeof p[metric] === "number");
+  const xy = usable.map((p, i) => {
+    const x = 40 + (540 * i) / (usable.length - 1);
+    const y = 185 - (160 * (p[metric] - low)) / span;
+    return `${x.toFixed(1)},${y.toFixed(1)}`;
+  });
+  const line = document.createElementNS(ns, "polyline");
+  line.setAttribute("points", xy.join(" "));
+  label.textContent = `${metric}  min ${fmt(low)}  max ${fmt(high)}  (samples ${usable[0].sample}–${usable[usable.length - 1].sample})`;
+  svg.append(line, label);
+}
+
+async function showMonitoring() {
+  if (!state.models.length) await loadModels();
+  const name = $("monitoring-model").value;
+  if (!name) return say("no models yet for this tenant");
+  const base = `/api/v1/models/${enc(name)}`;
+  const [metrics, drift, freshness, latency] = await Promise.all([
+    api("GET", `${base}/metrics`),
+    api("GET", `${base}/drift`),
+    api("GET", `${base}/freshness`),
+    api("GET", `${base}/latency`),
+  ]);
+
+  const version =
+    metrics.versions.find((v) => v.version === metrics.active_version) ||
+    metrics.versions[metrics.versions.length - 1];
+  const table = $("metrics-table");
+  table.tHead.replaceChildren();
+  const head = document.createElement("tr");
+  for (const title of ["metric", "cumulative", ...metrics.windows.map((w) => `rolling ${w}`)]) {
+    const th = document.createElement("th");
+    th.textContent = title;
+    head.append(th);
+  }
+  table.tHead.append(head);
+  const names = version ? Object.keys(version.cumulative) : [];
+  fill(
+    table.tBodies[0],
+    names.map((metric) => [
+      cell(metric),
+      cell(fmt(version.cumulative[metric]), "num"),
+      ...metrics.windows.map((w) => cell(fmt(version.rolling[String(w)][metric]), "num")),
+    ]),
+    "no predict_learn yet: metrics come from prequential predictions",
+  );
+  $("metrics-version").textContent = version
+    ? `${name} v${version.version}, ${fmt(version.scored)} scored of ${fmt(version.samples)}`
+    : name;
+  const picker = $("monitoring-metric");
+  const keys = version && version.history.length ? Object.keys(version.history[0]) : [];
+  const series = keys.filter((k) => !["sample", "seq", "at"].includes(k));
+  const chosen = picker.value;
+  picker.replaceChildren(...series.map((k) => new Option(k, k)));
+  if (series.includes(chosen)) picker.value = chosen;
+  chart($("metrics-chart"), version ? version.history : [], picker.value);
+
+  const flag = $("drift-flag");
+  flag.textContent = drift.detected ? "drift detected" : "no drift";
+  flag.className = `flag ${drift.detected ? "on" : "off"}`;
+  const error = drift.error || {};
+  describe($("drift-error"), [
+    ["version", fmt(drift.version)],
+    ["samples", fmt(drift.samples)],
+    ["ADWIN mean error", fmt(error.mean_error)],
+    ["ADWIN width", fmt(error.width)],
+    ["error rises", fmt(error.rises)],
+  ]);
+  const features = (drift.features && drift.features.features) || {};
+  fill(
+    $("drift-features").tBodies[0],
+    Object.entries(features).map(([feature, s]) => [
+      cell(feature),
+      cell(fmt(s.psi, 3), "num"),
+      cell(fmt(s.ks, 3), "num"),
+      cell(fmt(s.ks_pvalue, 3), "num"),
+      cell(s.drift ? "yes" : "no"),
+    ]),
+    "features are compared once 400 samples are in",
+  );
+  const episodes = $("drift-episodes");
+  episodes.replaceChildren(
+    ...(drift.episodes || []).map((e) => {
+      const li = document.createElement("li");
+      li.textContent = `v${e.version} from seq ${e.started_seq} (${e.signals.join(", ")})${e.open ? ", open" : `, closed at seq ${e.ended_seq}`}`;
+      return li;
+    }),
+  );
+
+  describe($("freshness"), [
+    ["seq (samples learned)", fmt(freshness.seq)],
+    ["last learn", ago(freshness.last_learn_at)],
+    ["last prediction", ago(freshness.last_prediction_at)],
+    ["samples since newest version", fmt(freshness.samples_since_last_version)],
+    ["newest version", fmt(freshness.newest_version)],
+    ["active version", fmt(freshness.active_version)],
+    ["active version age", freshness.active_version_created_at ? ago(freshness.active_version_created_at) : "–"],
+  ]);
+
+  fill(
+    $("latency-table").tBodies[0],
+    Object.entries(latency.routes).map(([route, s]) => [
+      cell(route),
+      cell(fmt(s.count), "num"),
+      cell(fmt(s.p50_ms, 3), "num"),
+      cell(fmt(s.p95_ms, 3), "num"),
+      cell(fmt(s.p99_ms, 3), "num"),
+      cell(fmt(s.mean_ms, 3), "num"),
+    ]),
+    "no calls yet",
+  );
+}
+
+// ----- navigation --------------------------------------------------------------------------
+
+const VIEWS = {
+  overview: showOverview,
+  predictions: showPredictions,
+  models: showModels,
+  monitoring: showMonitoring,
+};
+
+async function run(action) {
+  try {
+    await action();
+    if ($("status").className === "error") say("");
+  } catch (error) {
+    say(error.message, true);
+  }
+}
+
+function refresh() {
+  if (!session().tenant) return say("enter a tenant to start", true);
+  return run(VIEWS[state.view]);
+}
+
+function show(view) {
+  state.view = VIEWS[view] ? view : "overview";
+  for (const section of document.querySelectorAll(".view")) {
+    section.classList.toggle("active", section.id === `view-${state.view}`);
+  }
+  for (const link of document.querySelectorAll("nav a")) {
+    link.classList.toggle("active", link.dataset.view === state.view);
+  }
+  clearInterval(state.timer);
+  state.timer = setInterval(refresh, REFRESH_MS);
+  refresh();
+}
+
+// A new tenant (or key) must not see what the last one had on screen.
+function forget() {
+  state.models = [];
+  state.previous = null;
+  say("");
+  for (const tbody of document.querySelectorAll("tbody")) tbody.replaceChildren();
+  for (const id of ["models-summary", "metrics-version", "drift-flag", "overview-totals"]) {
+    $(id).textContent = "";
+  }
+  for (const id of ["drift-error", "freshness", "drift-episodes", "metrics-chart"]) {
+    $(id).replaceChildren();
+  }
+}
+
+function start() {
+  const s = session();
+  $("tenant").value = s.tenant;
+  $("admin-key").value = s.key;
+  $("api-base").value = s.base;
+  $("session").addEventListener("submit", (event) => {
+    event.preventDefault();
+    storage.setItem("tenant", $("tenant").value.trim());
+    storage.setItem("adminKey", $("admin-key").value);
+    storage.setItem("apiBase", $("api-base").value.trim());
+    forget();
+    refresh();
+  });
+  $("predictions-refresh").addEventListener("click", () => run(showPredictions));
+  $("predictions-model").addEventListener("change", () => run(showPredictions));
+  $("audit-clear").addEventListener("click", () => run(clearAudit));
+  $("models-model").addEventListener("change", () => run(showModels));
+  $("version-create").addEventListener("click", () => run(createVersion));
+  $("alias-form").addEventListener("submit", (event) => run(() => pointAlias(event)));
+  $("monitoring-model").addEventListener("change", () => run(showMonitoring));
+  $("monitoring-metric").addEventListener("change", () => run(showMonitoring));
+  window.addEventListener("hashchange", () => show(location.hash.slice(1)));
+  show(location.hash.slice(1) || "overview");
+}
+
+start();

@@ -1,0 +1,29 @@
+output "service_urls" {
+  description = "URL of each function group's Cloud Run service."
+  value       = { for group, service in google_cloud_run_v2_service.function : group => service.uri }
+}
+
+output "train_job_name" {
+  description = "The Cloud Run Job of batch training (TRAIN_JOB_NAME)."
+  value       = google_cloud_run_v2_job.train.name
+}
+
+output "model_registry_uri" {
+  description = "MODEL_REGISTRY_URI of the services."
+  value       = local.platform_env.MODEL_REGISTRY_URI
+}
+
+output "runtime_service_account" {
+  description = "Email of the services' and job's service account."
+  value       = google_service_account.functions.email
+}
+
+output "scheduler_service_account" {
+  description = "Email of the identity Cloud Scheduler calls ingest with."
+  value       = google_service_account.scheduler.email
+}
+
+output "secret_ids" {
+  description = "Secret Manager secret of each secret env var (add a version before the first apply of the services)."
+  value       = { for name, secret in google_secret_manager_secret.env : name => secret.secret_id }
+}

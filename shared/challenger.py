@@ -1,0 +1,168 @@
+"""Champion / challenger: while a `challenger` alias is set, every predict_learn also scores
+the challenger on the same sample (a shadow online model, never returned), both keep
+learning, and their errors are compared side by side; optional automatic promotion.
+
+The shadow is an online model named `<model>@challenger` in the state store ('@' is not
+allowed in model names, so it can never clash); its learn log is its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from typing import Any
+
+from shared.errors import ApiError
+from shared.lifecycle import Lifecycle
+from shared.online import OnlineModels
+from shared.state.base import Idempotency
+
+log = logging.getLogger("ml.challenger")
+COMPARE = "compare"
+CHECK_SECONDS = 2.0  # how stale an instance's "is there a challenger?" answer may be
+
+
+def shadow_name(model: str) -> str:
+    return f"{model}@challenger"
+
+
+class Challengers:
+    def __init__(
+        self,
+        models: OnlineModels,
+        lifecycle: Lifecycle,
+        *,
+        promote_margin: float | None,
+        window: int,
+    ) -> None:
+        self.models, self.lifecycle = models, lifecycle
+        self.promote_margin, self.window = promote_margin, window
+        self._known: dict[tuple[str, str], tuple[float, bool]] = {}
+
+    async def start(self, tenant: str, model: str, version: int) -> None:
+        """(Re)start the shadow from the challenger version's artifact; counters restart."""
+        definition = await self.lifecycle.record(tenant, model)
+        blob = await self.lifecycle.artifact(tenant, model, version)
+        record = {
+            **definition,
+            "name": shadow_name(model),
+            "version": version,
+            "uid": uuid.uuid4().hex,
+            "shadow_of": model,
+        }
+        if await self.models.replace(tenant, record, blob) is None:
+            await self.models.install(tenant, record, blob)
+        await self.models.store.reset_counters(COMPARE, tenant, model)
+        self._known[tenant, model] = (time.monotonic() + CHECK_SECONDS, True)
+
+    async def stop(self, tenant: str, model: str) -> None:
+        await self.models.delete(tenant, shadow_name(model))
+        await self.models.store.reset_counters(COMPARE, tenant, model)
+        self._known[tenant, model] = (time.monotonic() + CHECK_SECONDS, False)
+
+    async def active(self, tenant: str, model: str) -> bool:
+        expires, known = self._known.get((tenant, model), (0.0, False))
+        if expires > time.monotonic():
+            return known
+        exists = await self.models.store.get_record(tenant, shadow_name(model)) is not None
+        self._known[tenant, model] = (time.monotonic() + CHECK_SECONDS, exists)
+        return exists
+
+    async def predict_learn(
+        self, tenant: str, model: str, x: Any, y: Any, idempotency: Idempotency | None
+    ) -> dict[str, Any]:
+        answer = await self.models.predict_learn(tenant, model, x, y, idempotency)
+        if not await self.active(tenant, model):
+            return answer
+        try:
+            # the same Idempotency-Key on the shadow's own log: a retry is a replay there too
+            shadow = await self.models.predict_learn(tenant, shadow_name(model), x, y, idempotency)
+        except ApiError as exc:  # the shadow never fails the champion's request
+            log.warning("challenger of %s/%s failed: %s", tenant, model, exc.message)
+            return answer
+        classifier = "proba" in answer
+        await self._score(
+            tenant, model, y, classifier, answer.get("prediction"), shadow.get("prediction")
+        )
+        return answer
+
+    async def _score(
+        self, tenant: str, model: str, y: Any, classifier: bool, champion: Any, challenger: Any
+    ) -> None:
+        if champion is None or challenger is None:
+            return
+        deltas: dict[str, float] = {"n": 1.0}
+        for side, predicted in (("champion", champion), ("challenger", challenger)):
+            if classifier:
+                deltas[f"{side}_correct"] = float(predicted == y)
+            else:
+                error = float(y) - float(predicted)
+                deltas[f"{side}_abs"] = abs(error)
+                deltas[f"{side}_sq"] = error * error
+        await self.models.store.add_counters(COMPARE, tenant, model, deltas)
+        if self.promote_margin is not None:
+            await self._maybe_promote(tenant, model)
+
+    async def compare(self, tenant: str, model: str) -> dict[str, Any]:
+        record = await self.lifecycle.record(tenant, model)
+        counters = await self.models.store.get_counters(COMPARE, tenant, model)
+        aliases = (await self.lifecycle.versions(tenant, model))["aliases"]
+        n = int(counters.get("n", 0))
+
+        def side(name: str, version: Any) -> dict[str, Any]:
+            shown: dict[str, Any] = {"version": version, "n": n}
+            if f"{name}_correct" in counters:
+                shown["accuracy"] = counters[f"{name}_correct"] / n if n else None
+            elif n:
+                shown["mae"] = counters.get(f"{name}_abs", 0.0) / n
+                shown["rmse"] = math.sqrt(counters.get(f"{name}_sq", 0.0) / n)
+            return shown
+
+        return {
+            "name": model,
+            "champion": side("champion", record.get("version")),
+            "challenger": side("challenger", aliases.get("challenger"))
+            if await self.active(tenant, model)
+            else None,
+            "auto_promotion": {"margin": self.promote_margin, "window": self.window},
+        }
+
+    async def _maybe_promote(self, tenant: str, model: str) -> None:
+        """Promote when, over at least `window` shared samples, the challenger's error is
+        below the champion's by the margin: its live state becomes a version and is activated."""
+        counters = await self.models.store.get_counters(COMPARE, tenant, model)
+        n = counters.get("n", 0.0)
+        if n < self.window or self.promote_margin is None:
+            return
+        if "champion_correct" in counters:
+            champion_error = 1 - counters["champion_correct"] / n
+            challenger_error = 1 - counters["challenger_correct"] / n
+        else:
+            champion_error = counters["champion_abs"] / n
+            challenger_error = counters["challenger_abs"] / n
+        if challenger_error >= champion_error * (1 - self.promote_margin):
+            return
+        if not await self.models.store.try_lock(f"{{{tenant}:{model}}}:promote", 30_000):
+            return
+        try:
+            record, seq, blob = await self.models.snapshot(tenant, shadow_name(model))
+            meta = {
+                "source": "challenger",
+                "parent": record.get("version"),
+                "seq": seq,
+                "metrics": {
+                    "champion_error": champion_error,
+                    "challenger_error": challenger_error,
+                    "samples": n,
+                },
+            }
+            version = await self.lifecycle.add_trained_version(tenant, model, blob, meta)
+            await self.lifecycle.activate(tenant, model, version["version"])
+            await self.lifecycle.delete_alias(tenant, model, "challenger")  # stops the shadow
+            log.info(
+                "promoted challenger of %s/%s as version %s", tenant, model, version["version"]
+            )
+        finally:
+            await self.models.store.release_lock(f"{{{tenant}:{model}}}:promote")

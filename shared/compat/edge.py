@@ -1,0 +1,100 @@
+"""Route helpers shared by the compat surfaces: seed paths outside /api/v1, and the ML
+service's `{success, ...}` envelope."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Iterable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from shared.context import request_id_var
+from shared.errors import ApiError, envelope
+from shared.http import JSON
+from shared.ratelimit import rate_limited
+from shared.registry.base import RegistryUnavailable
+from shared.runtime import current_runtime
+from shared.state.base import StateUnavailable
+from shared.tenancy import tenant_of
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+async def outside_api_edge(request: Request) -> str:
+    """What the edge does for /api/v1 paths (shared/http.py), for a seed path outside it: the
+    tenant is required and the tenant's rate limit applies. Returns the tenant."""
+    tenant = tenant_of(request)
+    runtime = current_runtime()
+    limit = runtime.settings.rate_limit_per_minute
+    if limit:
+        wait = await runtime.store.rate_limit(tenant, limit)
+        if wait:
+            raise rate_limited(limit, wait)
+    return tenant
+
+
+def outside_api(handler: Handler) -> Handler:
+    """`handler` served at a seed path without the /api/v1 prefix."""
+
+    @functools.wraps(handler)  # keeps the docstring and the OpenAPI description (__api__)
+    async def wrapped(request: Request) -> Response:
+        await outside_api_edge(request)
+        return await handler(request)
+
+    return wrapped
+
+
+def mounted(
+    path: str,
+    handler: Handler,
+    methods: list[str],
+    *,
+    prefixes: Iterable[str],
+    root: bool = True,
+) -> list[Route]:
+    """One seed endpoint under each prefix (e.g. /api/v1, /api/v1/engine) and, with `root`,
+    at the seed's bare path. Route names differ so OpenAPI operation ids stay unique."""
+    name = handler.__name__
+    routes = [
+        Route(f"{prefix}{path}", handler, methods=methods, name=f"{name}{prefix.replace('/', '_')}")
+        for prefix in prefixes
+    ]
+    if root:
+        routes.append(Route(path, outside_api(handler), methods=methods, name=f"{name}_root"))
+    return routes
+
+
+def ok(data: object, status: int = 200, message: str | None = None) -> Response:
+    """The ML service's success envelope: `{"success": true, ["message",] "data": ...}`."""
+    body: dict[str, object] = {"success": True}
+    if message is not None:
+        body["message"] = message
+    body["data"] = data
+    return JSON(body, status_code=status)
+
+
+def ml_service_errors(handler: Handler) -> Handler:
+    """Errors as the ML service's clients parse them, `{"success": false, "error": ...}`, with
+    the same status the core would answer. `error` is the platform's error object (code,
+    message, request id), so the body is also the platform's envelope plus `success`."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except (ApiError, StateUnavailable, RegistryUnavailable) as exc:
+            error = _as_api_error(exc)
+            body = {"success": False, **envelope(error.code, error.message, request_id_var.get())}
+            return JSON(body, status_code=error.status, headers=error.headers)
+
+    return wrapped
+
+
+def _as_api_error(exc: Exception) -> ApiError:
+    # The same statuses the edge gives these (shared/http.py): the store or registry is down.
+    if isinstance(exc, ApiError):
+        return exc
+    what = "state store" if isinstance(exc, StateUnavailable) else "model registry"
+    return ApiError(503, "unavailable", f"the {what} is unreachable; retry", {"Retry-After": "1"})

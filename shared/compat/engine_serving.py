@@ -1,0 +1,73 @@
+"""ML-engine serving: a symbol's features and predictions with its model's active version.
+
+`predict?symbol=` = market data → the core's lag features → the active version of
+`market-<SYMBOL>` (lifecycle.resolve + predict_version, the frozen artifact, exactly as
+`POST /api/v1/models/{m}/predict?alias=active`), audited by the core's monitor like any
+prediction (so predictions/recent, latency and freshness see it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from shared.compat.engine_features import latest_features, model_of
+from shared.context import request_id_var
+from shared.errors import ApiError
+from shared.market_data import MarketData, check_symbol
+from shared.runtime import Runtime
+
+
+async def features(runtime: Runtime, symbol: str) -> dict[str, Any]:
+    n_lags = runtime.settings.n_lags
+    market = MarketData(runtime.settings, runtime.ingest.http)
+    returns = await market.returns(symbol, n_lags)
+    return {
+        "symbol": symbol,
+        "features": latest_features(returns, n_lags),
+        "n_lags": n_lags,
+        "as_of": returns.dates[-1] if returns.dates else None,
+        "source": market.source,
+    }
+
+
+async def predict(runtime: Runtime, tenant: str, symbol: str) -> dict[str, Any]:
+    model = model_of(symbol)
+    lifecycle = runtime.lifecycle
+    try:
+        version = await lifecycle.resolve(tenant, model, None, "active")
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        raise ApiError(
+            404, "model_not_found", f"no model for symbol '{symbol}'; POST /admin/train first"
+        ) from None
+    engineered = await features(runtime, symbol)
+    started = time.perf_counter()
+    x = engineered["features"]
+    answer = await lifecycle.predict_version(tenant, model, version, x)
+    runtime.monitor.predicted(tenant, model, "predict", started, x, answer)
+    return {
+        "symbol": symbol,
+        "prediction": answer["prediction"],
+        "model": model,
+        "model_version": answer["model_version"],
+        "features": x,
+        "as_of": engineered["as_of"],
+        "request_id": request_id_var.get(),
+    }
+
+
+async def predict_batch(runtime: Runtime, tenant: str, symbols: list[str]) -> dict[str, Any]:
+    """One answer or one error per symbol, in order: a symbol failing fails only itself."""
+
+    async def one(raw: str) -> dict[str, Any]:
+        try:
+            return await predict(runtime, tenant, check_symbol(raw))
+        except ApiError as exc:
+            return {"symbol": raw, "error": {"code": exc.code, "message": exc.message}}
+
+    results = await asyncio.gather(*(one(s) for s in symbols))
+    failed = sum(1 for r in results if "error" in r)
+    return {"results": list(results), "succeeded": len(results) - failed, "failed": failed}

@@ -1,0 +1,157 @@
+"""Registered data sets: a CSV or Parquet file a tenant uploads, or names by URI, stored beside
+the model registry under `<tenant>/_datasets/<id>/` (file:// or the same gs:// bucket).
+
+A data set is immutable once registered (its meta.json is created exclusively, like a model
+version), so a model trained "from dataset_123" always means the same rows. Training jobs read
+it through its URI, exactly like any other file (shared/training/data.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import logging
+import os
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from shared.errors import ApiError, conflict, not_found, unprocessable
+from shared.registry import Registry
+from shared.tenancy import check_name
+from shared.training.data import DataError, read_frame
+
+log = logging.getLogger("ml.datasets")
+
+FOLDER = "_datasets"
+META = "meta.json"
+SUFFIX = {"csv": ".csv", "parquet": ".parquet"}
+
+
+def _summary(frame: pd.DataFrame) -> dict[str, Any]:
+    """Rows, columns and each column's kind (number or text): what a trainer needs to know."""
+    kinds = {
+        str(c): "number" if pd.api.types.is_numeric_dtype(frame[c]) else "text"
+        for c in frame.columns
+    }
+    return {"rows": len(frame), "columns": list(kinds), "column_types": kinds}
+
+
+def _parse(data: bytes, fmt: str) -> pd.DataFrame:
+    try:
+        if fmt == "csv":
+            return pd.read_csv(io.BytesIO(data))
+        return pd.read_parquet(io.BytesIO(data))
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise unprocessable(f"cannot read the {fmt} upload: {exc}", "unreadable_dataset") from None
+
+
+def _new_id() -> str:
+    return f"ds-{uuid.uuid4().hex[:12]}"
+
+
+class Datasets:
+    """One tenant-scoped data set catalogue over the registry's blob store."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    async def upload(
+        self, tenant: str, data: bytes, fmt: str, dataset_id: str | None, description: str = ""
+    ) -> dict[str, Any]:
+        if fmt not in SUFFIX:
+            raise unprocessable("a data set is csv or parquet", "unsupported_format")
+        dataset_id = check_name(dataset_id, "dataset") if dataset_id else _new_id()
+        frame = await asyncio.to_thread(_parse, data, fmt)
+        if frame.empty:
+            raise unprocessable("the data set has no rows", "empty_dataset")
+        digest = hashlib.sha256(data).hexdigest()
+        # The file is named by its content, so a retried upload rewrites the same bytes and a
+        # crash before meta.json leaves the id free; meta.json, created exclusively, claims it.
+        key = f"{FOLDER}/{dataset_id}/{digest[:16]}{SUFFIX[fmt]}"
+        await self.registry.put_blob(tenant, key, data)
+        meta = {
+            "dataset_id": dataset_id,
+            "source": "upload",
+            "format": fmt,
+            "uri": self.registry.blob_uri(tenant, key),
+            "size": len(data),
+            "sha256": digest,
+            "description": description,
+            **_summary(frame),
+        }
+        return await self._claim(tenant, meta)
+
+    async def register_uri(
+        self, tenant: str, uri: str, dataset_id: str | None, description: str = ""
+    ) -> dict[str, Any]:
+        """Register a file by reference (path, file:// or gs://); it is read once to check it."""
+        self._refuse_foreign(tenant, uri)
+        dataset_id = check_name(dataset_id, "dataset") if dataset_id else _new_id()
+        try:
+            frame = await asyncio.to_thread(read_frame, uri)
+        except DataError as exc:
+            raise unprocessable(str(exc), "unreadable_dataset") from None
+        except Exception as exc:  # a foreign URI fails in many ways (credentials, network...)
+            log.warning("cannot read dataset uri %s: %s", uri, exc)
+            raise unprocessable(
+                f"cannot read {uri}: {exc.__class__.__name__}", "unreadable_dataset"
+            ) from None
+        fmt = "csv" if uri.lower().split("?", 1)[0].endswith(".csv") else "parquet"
+        meta = {
+            "dataset_id": dataset_id,
+            "source": "uri",
+            "format": fmt,
+            "uri": uri,
+            "description": description,
+            **_summary(frame),
+        }
+        return await self._claim(tenant, meta)
+
+    async def get(self, tenant: str, dataset_id: str) -> dict[str, Any]:
+        raw = await self.registry.get_blob(
+            tenant, f"{FOLDER}/{check_name(dataset_id, 'dataset')}/{META}"
+        )
+        if raw is None:
+            raise not_found("dataset", dataset_id)
+        return json.loads(raw)
+
+    async def list(self, tenant: str) -> list[dict[str, Any]]:
+        keys = [k for k in await self.registry.list_blobs(tenant, f"{FOLDER}/") if k.endswith(META)]
+        raws = await asyncio.gather(*(self.registry.get_blob(tenant, k) for k in keys))
+        return [json.loads(raw) for raw in raws if raw is not None]
+
+    async def frame(self, tenant: str, dataset_id: str) -> pd.DataFrame:
+        meta = await self.get(tenant, dataset_id)
+        try:
+            return await asyncio.to_thread(read_frame, meta["uri"])
+        except DataError as exc:
+            raise ApiError(409, "dataset_unreadable", f"dataset '{dataset_id}': {exc}") from None
+
+    async def _claim(self, tenant: str, meta: dict[str, Any]) -> dict[str, Any]:
+        meta["created_at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
+        key = f"{FOLDER}/{meta['dataset_id']}/{META}"
+        data = json.dumps(meta, separators=(",", ":")).encode()
+        if not await self.registry.put_blob(tenant, key, data, exclusive=True):
+            raise conflict(
+                f"dataset '{meta['dataset_id']}' exists; data sets are immutable, pick another id",
+                "dataset_exists",
+            )
+        return meta
+
+    def _refuse_foreign(self, tenant: str, uri: str) -> None:
+        """A URI inside the registry must be inside this tenant's folder (no peeking at another
+        tenant's data through a path)."""
+        mine = self.registry.blob_uri(tenant, FOLDER).removesuffix(f"/{FOLDER}")
+        root = mine.removesuffix(f"/{tenant}")
+        if not uri.startswith("gs://"):  # a path: compare it resolved, "../" and all
+            uri = "file://" + os.path.realpath(uri.removeprefix("file://"))
+            mine, root = (
+                "file://" + os.path.realpath(u.removeprefix("file://")) for u in (mine, root)
+            )
+        if uri.startswith(f"{root}/") and not uri.startswith(f"{mine}/"):
+            raise ApiError(403, "foreign_dataset", "that file belongs to another tenant")

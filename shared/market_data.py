@@ -1,0 +1,113 @@
+"""Market data for the ML-engine surface: a symbol's daily returns, oldest first.
+
+MARKET_DATA_BASE_URL unset: River's SP500Stocks (daily returns, in %, of ten S&P 500 stocks,
+shipped with River: no network). Set: the upstream market-data service,
+
+    GET {base}/v1/returns/{symbol}?limit=N
+    → {"symbol": "AAPL", "data": [{"date": "2024-01-02", "return": 0.41}, ...]}  (oldest first)
+
+with a timeout per attempt and retries with exponential backoff on timeouts, network errors,
+429 and 5xx; 404 means an unknown symbol. An upstream that keeps failing → 502, never a guess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from dataclasses import dataclass
+
+import httpx
+
+from shared.errors import ApiError
+from shared.settings import Settings
+from shared.sources import dataset_points
+
+RIVER_SYMBOLS = ("AAPL", "AMZN", "IBM", "INTC", "JNJ", "JPM", "KO", "MSFT", "WMT", "XOM")
+_SYMBOL = re.compile(r"^[A-Z][A-Z0-9.-]{0,9}$")
+
+
+@dataclass(frozen=True)
+class Returns:
+    symbol: str
+    values: list[float]  # oldest first
+    dates: list[str | None]
+
+
+def check_symbol(raw: str | None) -> str:
+    symbol = (raw or "").strip().upper()
+    if not _SYMBOL.match(symbol):
+        raise ApiError(400, "invalid_symbol", "symbol is a ticker like AAPL (1-10 characters)")
+    return symbol
+
+
+def unknown_symbol(symbol: str) -> ApiError:
+    return ApiError(404, "symbol_not_found", f"no market data for symbol '{symbol}'")
+
+
+class MarketData:
+    def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
+        self.base_url = settings.market_data_base_url
+        self.timeout = settings.market_data_timeout_seconds
+        self.retries = settings.market_data_retries
+        self.backoff = settings.market_data_backoff_seconds
+        self.client = client
+
+    @property
+    def source(self) -> str:
+        return self.base_url or "river:SP500Stocks"
+
+    async def returns(self, symbol: str, limit: int) -> Returns:
+        """The symbol's newest `limit` daily returns, oldest first."""
+        if self.base_url is None:
+            if symbol not in RIVER_SYMBOLS:
+                raise unknown_symbol(symbol)
+            points = (await asyncio.to_thread(dataset_points, "SP500Stocks", symbol))[-limit:]
+            # SP500Stocks has no dates: a row's place is its only timestamp
+            return Returns(symbol, [v for v, _ in points], [None] * len(points))
+        payload = await self._get(f"/v1/returns/{symbol}", {"limit": str(limit)}, symbol)
+        try:
+            rows = payload["data"]
+            values = [float(row["return"]) for row in rows]
+            dates = [str(row["date"]) if row.get("date") is not None else None for row in rows]
+        except (KeyError, TypeError, ValueError):
+            raise ApiError(
+                502, "upstream_malformed", 'market data is not {"data": [{"date", "return"}]}'
+            ) from None
+        if not all(math.isfinite(v) for v in values):
+            raise ApiError(502, "upstream_malformed", "market data holds a non-finite return")
+        return Returns(symbol, values[-limit:], dates[-limit:])
+
+    async def _get(self, path: str, params: dict[str, str], symbol: str) -> dict:
+        url = f"{self.base_url.rstrip('/')}{path}" if self.base_url else path
+        last = "no attempt"
+        for attempt in range(self.retries + 1):
+            if attempt:
+                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                response = await self.client.get(url, params=params, timeout=self.timeout)
+            except httpx.TimeoutException:
+                last = f"timed out after {self.timeout}s"
+                continue
+            except httpx.HTTPError as exc:
+                last = exc.__class__.__name__
+                continue
+            if response.status_code == 404:
+                raise unknown_symbol(symbol)
+            if response.status_code == 429 or response.status_code >= 500:
+                last = f"HTTP {response.status_code}"
+                continue
+            if response.status_code != 200:
+                raise ApiError(
+                    502, "upstream_rejected", f"market data answered HTTP {response.status_code}"
+                )
+            try:
+                return response.json()
+            except ValueError:
+                raise ApiError(502, "upstream_malformed", "market data is not JSON") from None
+        raise ApiError(
+            502,
+            "upstream_unavailable",
+            f"market data failed {self.retries + 1} times (last: {last})",
+            {"Retry-After": "5"},
+        )

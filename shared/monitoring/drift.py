@@ -1,0 +1,168 @@
+"""Drift: ADWIN on the error stream, and PSI / KS between a reference and a recent window.
+
+Both are updated in seq order with the prequential stream, so every instance that folds
+the same outcomes reaches the same detections.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from river import drift
+from scipy import special
+
+MAX_FEATURES = 20  # numeric features watched per version (the first ones seen)
+REFERENCE = 200  # the version's first samples
+RECENT = 200  # the latest samples, compared with the reference
+CHECK_EVERY = 50  # samples between two feature comparisons
+PSI_BINS = 10
+PSI_DRIFT = 0.25  # the usual "significant shift" threshold
+KS_ALPHA = 0.001
+_EPS = 1e-4  # an empty bin counts as this share (PSI's log needs both sides > 0)
+
+
+def psi(reference: np.ndarray, recent: np.ndarray, bins: int = PSI_BINS) -> float:
+    """Population stability index over the reference's quantile bins."""
+    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
+    expected = np.bincount(
+        np.searchsorted(edges, reference, side="right"), minlength=len(edges) + 1
+    )
+    actual = np.bincount(np.searchsorted(edges, recent, side="right"), minlength=len(edges) + 1)
+    p = np.maximum(expected / len(reference), _EPS)
+    q = np.maximum(actual / len(recent), _EPS)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def ks(reference: np.ndarray, recent: np.ndarray) -> tuple[float, float]:
+    """Two-sample Kolmogorov-Smirnov statistic and its asymptotic p-value (Stephens)."""
+    a, b = np.sort(reference), np.sort(recent)
+    both = np.concatenate([a, b])
+    gap = np.searchsorted(a, both, side="right") / len(a)
+    gap -= np.searchsorted(b, both, side="right") / len(b)
+    d = float(np.max(np.abs(gap)))
+    en = math.sqrt(len(a) * len(b) / (len(a) + len(b)))
+    return d, min(1.0, float(special.kolmogorov((en + 0.12 + 0.11 / en) * d)))
+
+
+class ErrorDrift:
+    """ADWIN over the prediction error. Only a rise counts as drift: a fall is the model
+    learning (every fresh model's error falls while it warms up)."""
+
+    def __init__(self) -> None:
+        self.adwin = drift.ADWIN()
+        self.changes = 0  # every change ADWIN cut its window at, either way
+        self.rises = 0
+
+    def update(self, error: float) -> bool:
+        before = self.adwin.estimation
+        self.adwin.update(error)
+        if not self.adwin.drift_detected:
+            return False
+        self.changes += 1
+        if self.adwin.estimation > before:
+            self.rises += 1
+            return True
+        return False
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "detector": "ADWIN",
+            "delta": self.adwin.delta,
+            "width": int(self.adwin.width),
+            "mean_error": float(self.adwin.estimation),
+            "changes": self.changes,
+            "rises": self.rises,
+        }
+
+
+@dataclass
+class FeatureScore:
+    psi: float
+    ks: float
+    ks_pvalue: float
+
+    @property
+    def drifted(self) -> bool:
+        return self.psi >= PSI_DRIFT and self.ks_pvalue < KS_ALPHA
+
+
+class FeatureDrift:
+    """Per numeric feature: the version's first REFERENCE values against the last RECENT.
+
+    Samples are kept whole (one append each) and split into features only when compared,
+    every CHECK_EVERY samples: the per-sample cost stays one deque append."""
+
+    def __init__(self) -> None:
+        self.samples = 0
+        self.reference: list[dict[str, Any]] = []
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
+        self.scores: dict[str, FeatureScore] = {}
+        self.checked_at = 0  # samples seen at the last comparison
+
+    def update(self, x: Any) -> bool:
+        """Add one sample; every CHECK_EVERY samples compare the windows. True if drifted."""
+        self.samples += 1
+        if not isinstance(x, dict):
+            return False  # text or no features: nothing to compare
+        if len(self.reference) < REFERENCE:
+            self.reference.append(x)
+        self.recent.append(x)
+        # windows are disjoint from REFERENCE + RECENT samples on
+        if self.samples < REFERENCE + RECENT or self.samples % CHECK_EVERY:
+            return False
+        self.checked_at = self.samples
+        self.scores = {}
+        for name in _numeric_features(self.reference):
+            reference, recent = _column(self.reference, name), _column(self.recent, name)
+            if len(reference) >= REFERENCE // 2 and len(recent) >= RECENT // 2:
+                self.scores[name] = FeatureScore(psi(reference, recent), *ks(reference, recent))
+        return any(score.drifted for score in self.scores.values())
+
+    def retire(self) -> None:
+        """Drop the windows (the scores stay): the version is no longer the one serving."""
+        self.reference = []
+        self.recent.clear()
+
+    def drifted(self) -> list[str]:
+        return sorted(name for name, score in self.scores.items() if score.drifted)
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "reference_size": REFERENCE,
+            "recent_size": RECENT,
+            "checked_at_sample": self.checked_at,
+            "thresholds": {"psi": PSI_DRIFT, "ks_pvalue": KS_ALPHA},
+            "features": {
+                name: {
+                    "psi": score.psi,
+                    "ks": score.ks,
+                    "ks_pvalue": score.ks_pvalue,
+                    "drift": score.drifted,
+                }
+                for name, score in sorted(self.scores.items())
+            },
+        }
+
+
+def _numeric(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _numeric_features(samples: list[dict[str, Any]]) -> list[str]:
+    """The first MAX_FEATURES numeric features, in the order they were first seen."""
+    names: dict[str, None] = {}
+    for x in samples:
+        for name, value in x.items():
+            if name not in names and _numeric(value):
+                names[name] = None
+                if len(names) == MAX_FEATURES:
+                    return list(names)
+    return list(names)
+
+
+def _column(samples: Any, name: str) -> np.ndarray:
+    return np.array([v for x in samples if _numeric(v := x.get(name))], dtype=float)

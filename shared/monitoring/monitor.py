@@ -1,0 +1,234 @@
+"""The monitor of one process: OnlineModels' observer, and what the monitoring API reads.
+
+On the request path it only buffers: audit rows, per-model counts, latency buckets and
+last-seen times go to memory and are flushed to the state store in one round trip a few
+tens of milliseconds later (all tenants and models together). The exact metrics do not go
+through this buffer: their input, the outcomes, is logged atomically with each
+predict_learn's append (see shared/monitoring/fold.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from shared.context import request_id_var
+from shared.events import EventBus
+from shared.monitoring import audit, latency
+from shared.monitoring.fold import FOLD_EVERY, Folder
+from shared.monitoring.ledger import Ledger
+from shared.monitoring.prometheus import AUDIT_DROPPED, LEARNED, OUTBOX_BACKLOG, PREDICTIONS
+from shared.state.base import MonitorWrite, StateStore, StateUnavailable
+
+log = logging.getLogger("ml.monitoring")
+
+FLUSH_DELAY = 0.05  # seconds a buffered row waits for others to share its round trip
+FLUSH_NOW = 2000  # buffered predictions that trigger a flush at once
+MAX_BUFFERED = 50_000  # beyond this (store down), new rows are dropped, never memory
+BACKLOG_EVERY = 5.0  # seconds between two reads of the outbox depth
+Key = tuple[str, str]
+
+
+class Monitor:
+    def __init__(self, store: StateStore, events: EventBus, *, audit_max_rows: int) -> None:
+        self.store = store
+        self.events = events
+        self.audit_max_rows = audit_max_rows
+        self.folder = Folder(store, events)
+        self._pending: list[audit.Pending] = []
+        self._buffered = 0
+        self._latest: dict[Key, dict[str, float]] = {}
+        self._counts: dict[Key, dict[str, float]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Task[None] | None = None  # a flush started, not yet swapped
+        self._flush_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._folding: set[Key] = set()
+        self._predictions: dict[tuple[str, str, str], Any] = {}  # Prometheus children
+        self._learned_children: dict[Key, Any] = {}
+        self._backlog_at = 0.0
+
+    # ----- hooks (shared.monitoring.hooks.Observer): buffer only ---------------------------
+
+    def predicted(
+        self, tenant: str, name: str, route: str, started: float, x: Any, answer: dict[str, Any]
+    ) -> None:
+        self._served(tenant, name, route, started, x, answer, items=1)
+
+    def predicted_batch(
+        self, tenant: str, name: str, started: float, instances: list[Any], answer: dict[str, Any]
+    ) -> None:
+        self._served(tenant, name, "predict_batch", started, instances, answer, len(instances))
+
+    def scored(
+        self,
+        tenant: str,
+        name: str,
+        started: float,
+        x: Any,
+        answer: dict[str, Any],
+        pending: int,
+    ) -> None:
+        now = self._served(tenant, name, "predict_learn", started, x, answer, items=1)
+        self._learned(tenant, name, now, 1)
+        if pending >= FOLD_EVERY and (tenant, name) not in self._folding:
+            self._folding.add((tenant, name))  # now, not when the task starts: one at a time
+            self._spawn(self._fold_in_background(tenant, name))
+
+    def learned(self, tenant: str, name: str, started: float, count: int) -> None:
+        now = time.time()
+        counts = self._counts.setdefault((tenant, name), {})
+        latency.record(counts, "learn", (time.perf_counter() - started) * 1000)
+        self._learned(tenant, name, now, count)
+        self._schedule()
+
+    def failed(self, tenant: str, name: str, route: str, status: int) -> None:
+        """A model route answered an error (counted per status class: 4xx or 5xx)."""
+        counts = self._counts.setdefault((tenant, name), {})
+        for field in (f"errors:{route}:{status // 100}xx", "errors"):
+            counts[field] = counts.get(field, 0.0) + 1
+        self._schedule()
+
+    # ----- reads ---------------------------------------------------------------------------
+
+    async def ledger(self, tenant: str, name: str) -> Ledger:
+        """The model's metrics and drift state, folded up to the newest outcome."""
+        return await self.folder.fold(tenant, name)
+
+    async def stats(self, tenant: str, name: str) -> dict[str, float]:
+        """Counts, latency buckets and last-seen times, including this process's buffer."""
+        await self.flush()
+        return await self.store.read_monitor(tenant, name)
+
+    async def recent(self, tenant: str, model: str | None, limit: int) -> list[dict[str, Any]]:
+        """The newest audit rows, newest first (of one model if given)."""
+        await self.flush()
+        rows: list[dict[str, Any]] = []
+        page = max(limit, 200) if model else limit
+        start = 0
+        while len(rows) < limit and start < self.audit_max_rows:
+            raws = await self.store.read_audit(tenant, start, start + page - 1)
+            rows += [r for r in (audit.matches(raw, model) for raw in raws) if r is not None]
+            if len(raws) < page:
+                break
+            start += page
+        return rows[:limit]
+
+    async def clear_audit(self, tenant: str) -> int:
+        """Delete the tenant's audit rows, buffered ones included."""
+        dropped = sum(1 for p in self._pending if p[0] == tenant)
+        self._pending = [p for p in self._pending if p[0] != tenant]
+        return dropped + await self.store.clear_audit(tenant)
+
+    async def backlog(self) -> int:
+        backlog = await self.events.backlog()
+        OUTBOX_BACKLOG.set(backlog)
+        self._backlog_at = time.monotonic()
+        return backlog
+
+    # ----- buffering and flushing ------------------------------------------------------------
+
+    def _served(
+        self,
+        tenant: str,
+        name: str,
+        route: str,
+        started: float,
+        x: Any,
+        answer: dict[str, Any],
+        items: int,
+    ) -> float:
+        now = time.time()
+        ms = (time.perf_counter() - started) * 1000
+        if self._buffered < MAX_BUFFERED:
+            batch = route == "predict_batch"
+            self._pending.append(
+                (tenant, name, route, request_id_var.get(), now, ms, x, answer, batch)
+            )
+            self._buffered += items
+        else:
+            AUDIT_DROPPED.inc(items)
+        key = (tenant, name)
+        counts = self._counts.setdefault(key, {})
+        latency.record(counts, route, ms)
+        counts["predictions"] = counts.get("predictions", 0.0) + items
+        self._latest.setdefault(key, {})["last_prediction"] = now
+        child = self._predictions.get((tenant, name, route))
+        if child is None:  # labels() costs a lock and a tuple per call: resolve it once
+            child = self._predictions[tenant, name, route] = PREDICTIONS.labels(tenant, name, route)
+        child.inc(items)
+        self._schedule()
+        return now
+
+    def _learned(self, tenant: str, name: str, now: float, count: int) -> None:
+        counts = self._counts.setdefault((tenant, name), {})
+        counts["learned"] = counts.get("learned", 0.0) + count
+        self._latest.setdefault((tenant, name), {})["last_learn"] = now
+        child = self._learned_children.get((tenant, name))
+        if child is None:
+            child = self._learned_children[tenant, name] = LEARNED.labels(tenant, name)
+        child.inc(count)
+
+    def _schedule(self) -> None:
+        if self._buffered >= FLUSH_NOW:
+            self._start_flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._start_flush)
+
+    def _start_flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._flushing is None:  # one is enough: it takes everything buffered by then
+            self._flushing = self._spawn(self.flush())
+
+    def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def flush(self) -> None:
+        """Write everything buffered so far (one round trip)."""
+        async with self._flush_lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._flushing = None
+            pending, self._pending, self._buffered = self._pending, [], 0
+            latest, self._latest = self._latest, {}
+            counts, self._counts = self._counts, {}
+            if pending or latest or counts:
+                batch = MonitorWrite(audit.encode(pending), latest, counts)
+                try:
+                    await self.store.write_monitoring(batch, self.audit_max_rows)
+                except StateUnavailable as exc:
+                    rows = sum(len(r) for r in batch.audit.values())
+                    AUDIT_DROPPED.inc(rows)
+                    log.warning("monitoring flush failed, %d audit rows dropped: %s", rows, exc)
+            if time.monotonic() - self._backlog_at > BACKLOG_EVERY:
+                with contextlib.suppress(Exception):  # a gauge is not worth an error
+                    await self.backlog()
+
+    async def _fold_in_background(self, tenant: str, name: str) -> None:
+        """Keep the outcome list short on serving instances: one of them folds at a time."""
+        lock = f"{{{tenant}:{name}}}:fold"
+        try:
+            if await self.store.try_lock(lock, 30_000):
+                try:
+                    await self.folder.fold(tenant, name)
+                finally:
+                    await self.store.release_lock(lock)
+        except Exception:
+            log.exception("background fold of %s/%s failed", tenant, name)
+        finally:
+            self._folding.discard((tenant, name))
+
+    async def close(self) -> None:
+        """Flush and wait for background work (runtime reset, shutdown)."""
+        await self.flush()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -1,0 +1,89 @@
+"""Response bodies of the monitoring routes (for OpenAPI; the views build plain dicts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class VersionMetrics(BaseModel):
+    version: int
+    kind: str | None
+    samples: int
+    scored: int
+    first_seq: int
+    last_seq: int
+    first_at: str | None
+    last_at: str | None
+    cumulative: dict[str, float | None]
+    rolling: dict[str, dict[str, float | None]]
+    history: list[dict[str, Any]]
+
+
+class MetricsOut(BaseModel):
+    model: str
+    task: str | None
+    active_version: int | None
+    folded_seq: int
+    windows: list[int]
+    versions: list[VersionMetrics]
+
+
+class DriftOut(BaseModel):
+    model: str
+    active_version: int | None
+    version: int
+    samples: int
+    detected: bool
+    error: dict[str, Any] | None = None
+    features: dict[str, Any] | None = None
+    episodes: list[dict[str, Any]] = []
+
+
+class FreshnessOut(BaseModel):
+    model: str
+    seq: int
+    last_learn_at: str | None
+    seconds_since_last_learn: float | None
+    last_prediction_at: str | None
+    seconds_since_last_prediction: float | None
+    newest_version: int | None
+    samples_since_last_version: int
+    active_version: int | None
+    active_version_created_at: str | None
+    active_version_age_seconds: float | None
+
+
+class LatencyOut(BaseModel):
+    model: str
+    unit: str
+    measured: str
+    routes: dict[str, dict[str, float | int | None]]
+
+
+class AuditRow(BaseModel):
+    at: str
+    request_id: str
+    tenant: str
+    model: str
+    version: int | None
+    route: str
+    input_hash: str
+    output: dict[str, Any]
+    seq: int | None
+    latency_ms: float
+
+
+class RecentOut(BaseModel):
+    predictions: list[AuditRow]
+
+
+class AuditCleared(BaseModel):
+    deleted: int
+
+
+class OverviewOut(BaseModel):
+    tenant: str
+    at: str
+    models: list[dict[str, Any]]

@@ -1,0 +1,117 @@
+"""River metrics over the prequential stream: cumulative and rolling windows, per kind.
+
+A Scoreboard is updated in seq order with each prediction and the y it was made for, using
+River's own metric objects (`utils.Rolling` for the windows), so its values are exactly what
+River computes in-process on the same ordered stream.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Literal
+
+from river import metrics, utils
+
+from shared.learning import label_key
+
+WINDOWS = (5, 10, 20)
+Kind = Literal["regression", "binary", "multiclass"]
+
+METRICS: dict[Kind, dict[str, Callable[[], metrics.base.Metric]]] = {
+    "regression": {
+        "mae": metrics.MAE,
+        "mse": metrics.MSE,
+        "rmse": metrics.RMSE,
+        "mape": metrics.MAPE,
+    },
+    "binary": {
+        "accuracy": metrics.Accuracy,
+        "f1": metrics.F1,
+        "log_loss": metrics.LogLoss,
+        "roc_auc": metrics.ROCAUC,
+    },
+    "multiclass": {
+        "accuracy": metrics.Accuracy,
+        "f1": metrics.MacroF1,
+        "log_loss": metrics.CrossEntropy,
+    },
+}
+# Metrics that read class probabilities rather than the predicted label.
+PROBABILISTIC = frozenset({"log_loss", "roc_auc"})
+
+
+def kind_of(y: Any, proba: dict[str, float] | None) -> Kind:
+    """Decided by the first scored outcome of a version, so the same everywhere."""
+    if proba is None:
+        return "regression"
+    return "binary" if isinstance(y, bool) else "multiclass"
+
+
+def _value(metric: Any) -> float | None:
+    value = metric.get()
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+class Scoreboard:
+    """Cumulative and rolling River metrics of one model version."""
+
+    def __init__(self, kind: Kind) -> None:
+        self.kind = kind
+        factories = METRICS[kind]
+        self.cumulative = {name: make() for name, make in factories.items()}
+        self.rolling = {
+            window: {
+                name: utils.Rolling(make, window_size=window) for name, make in factories.items()
+            }
+            for window in WINDOWS
+        }
+        self.scored = 0
+
+    def update(self, y: Any, prediction: Any, proba: dict[str, float] | None) -> bool:
+        """Score one prediction; False (nothing scored) when the model had no prediction."""
+        if self.kind == "regression":
+            if prediction is None:
+                return False
+            label, probabilities, y_proba = prediction, None, y
+        elif self.kind == "binary":
+            # River reads P(True) from a dict; the API's keys are JSON ("true"), so hand River
+            # the float it would have read: LogLoss and ROCAUC accept either.
+            label, probabilities, y_proba = prediction, (proba or {}).get("true", 0.0), y
+        else:
+            # multiclass: probabilities are keyed like the API (str label, or JSON); compare
+            # y in that key space (label_key is one-to-one)
+            label, probabilities, y_proba = prediction, proba or {}, label_key(y)
+        for group in (self.cumulative, *self.rolling.values()):
+            for name, metric in group.items():
+                if name in PROBABILISTIC:
+                    metric.update(y_proba, probabilities)
+                else:
+                    metric.update(y, label)
+        self.scored += 1
+        return True
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "cumulative": {name: _value(m) for name, m in self.cumulative.items()},
+            "rolling": {
+                str(window): {name: _value(m) for name, m in group.items()}
+                for window, group in self.rolling.items()
+            },
+        }
+
+    def headline(self) -> dict[str, float | None]:
+        """The cumulative values and the widest window, for the history chart."""
+        widest = self.rolling[WINDOWS[-1]]
+        point = {name: _value(m) for name, m in self.cumulative.items()}
+        point.update({f"{name}_{WINDOWS[-1]}": _value(m) for name, m in widest.items()})
+        return point
+
+
+def error_of(kind: Kind, y: Any, prediction: Any) -> float | None:
+    """The error ADWIN watches: |y - ŷ| for a regressor, 0/1 misclassification otherwise."""
+    if kind == "regression":
+        if prediction is None:
+            return None
+        return abs(float(y) - float(prediction))
+    return 0.0 if prediction == y else 1.0

@@ -1,0 +1,103 @@
+"""Champion / challenger: the shadow scores every predict_learn on the same sample, both
+learn, /compare shows both; automatic promotion when the challenger wins by the margin."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from river import datasets, metrics
+
+from shared.runtime import reset_runtime
+from shared.settings import reset_settings_cache
+
+SPEC = {"name": "m", "steps": [{"kind": "standard_scaler"}, {"kind": "linear_regression"}]}
+SAMPLES = list(itertools.islice(datasets.TrumpApproval(), 500))
+
+
+async def learn(client: httpx.AsyncClient, rows: list) -> None:
+    body = {"samples": [{"x": x, "y": y} for x, y in rows]}
+    assert (await client.post("/api/v1/models/m/learn", json=body)).status_code == 200
+
+
+def artifact(tmp_path: Path, version: int) -> Any:  # a River pipeline
+    return pickle.loads(
+        (tmp_path / "registry/acme/m/versions" / str(version) / "model.pkl").read_bytes()
+    )
+
+
+async def test_shadow_scores_the_same_samples_and_never_answers(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    assert (await client.post("/api/v1/models", json=SPEC)).status_code == 201
+    await learn(client, SAMPLES[:100])
+    assert (await client.post("/api/v1/models/m/versions")).json()["version"] == 2
+    await learn(client, SAMPLES[100:200])
+    assert (
+        await client.put("/api/v1/models/m/aliases/challenger", json={"version": 2})
+    ).status_code == 200
+
+    champion, challenger = artifact(tmp_path, 1), artifact(tmp_path, 2)
+    for x, y in SAMPLES[:200]:
+        champion.learn_one(x, y)
+    mae = {"champion": metrics.MAE(), "challenger": metrics.MAE()}
+    for x, y in SAMPLES[200:300]:
+        answer = (await client.post("/api/v1/models/m/predict_learn", json={"x": x, "y": y})).json()
+        expected = champion.predict_one(x)
+        assert answer["prediction"] == expected  # the champion answers
+        mae["champion"].update(y, expected)
+        mae["challenger"].update(y, challenger.predict_one(x))
+        champion.learn_one(x, y)
+        challenger.learn_one(x, y)  # the shadow keeps learning too
+
+    compared = (await client.get("/api/v1/models/m/compare")).json()
+    assert compared["champion"]["n"] == 100 and compared["challenger"]["version"] == 2
+    assert compared["champion"]["mae"] == pytest.approx(mae["champion"].get(), rel=1e-12)
+    assert compared["challenger"]["mae"] == pytest.approx(mae["challenger"].get(), rel=1e-12)
+    assert compared["champion"]["version"] == 1
+
+    # stopping the challenger removes the shadow; the champion is untouched
+    assert (await client.delete("/api/v1/models/m/aliases/challenger")).status_code == 200
+    assert (await client.get("/api/v1/models/m/compare")).json()["challenger"] is None
+    probe = SAMPLES[400][0]
+    assert (await client.post("/api/v1/models/m/predict", json={"x": probe})).json()[
+        "prediction"
+    ] == champion.predict_one(probe)
+
+
+async def test_a_winning_challenger_is_promoted(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CHALLENGER_PROMOTE_MARGIN", "0.2")
+    monkeypatch.setenv("CHALLENGER_WINDOW", "30")
+    reset_settings_cache()
+    await reset_runtime()
+    assert (await client.post("/api/v1/models", json=SPEC)).status_code == 201
+    await learn(client, SAMPLES[:300])
+    assert (await client.post("/api/v1/models/m/versions")).json()["version"] == 2
+    assert (
+        await client.post("/api/v1/models/m/versions/1/activate")
+    ).status_code == 200  # a fresh champion
+    await client.put("/api/v1/models/m/aliases/challenger", json={"version": 2})
+    for x, y in SAMPLES[300:340]:
+        assert (
+            await client.post("/api/v1/models/m/predict_learn", json={"x": x, "y": y})
+        ).status_code == 200
+
+    listed = (await client.get("/api/v1/models/m/versions")).json()
+    promoted = listed["versions"][-1]
+    assert promoted["source"] == "challenger" and promoted["parent"] == 2
+    assert listed["active"] == promoted["version"] and "challenger" not in listed["aliases"]
+    assert promoted["metrics"]["challenger_error"] < 0.8 * promoted["metrics"]["champion_error"]
+    events = [
+        json.loads(line) for line in (tmp_path / "events" / "acme.jsonl").read_text().splitlines()
+    ]
+    assert any(
+        e["type"] == "model.activated" and e["data"]["version"] == promoted["version"]
+        for e in events
+    )

@@ -1,0 +1,116 @@
+"""The operator dashboard in a real browser: headless Chromium against a running gateway
+(what `make run` serves) shows a model created through the API in every view.
+
+Screenshots land in tests/artifacts/ (gitignored) for a human to look at.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from river import datasets
+
+from tests.servers import AppProcess
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which(CHROMIUM) is None,
+        reason=f"{CHROMIUM} is absent: apt-get install -y chromium (.ci/run does)",
+    ),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+HEADERS = {"X-Tenant-ID": "acme"}
+TIMEOUT_MS = 10_000
+SPEC = {"name": "trump", "steps": [{"kind": "standard_scaler"}, {"kind": "linear_regression"}]}
+
+
+@pytest.fixture
+def page() -> Iterator[sync_api.Page]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(TIMEOUT_MS)
+            yield page
+        finally:
+            browser.close()
+
+
+def shot(page: sync_api.Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
+
+
+def test_every_view_shows_the_model(
+    app_factory: Callable[..., AppProcess], page: sync_api.Page
+) -> None:
+    app = app_factory({"STATE_URL": "memory://", "ENV": "dev"})
+    with httpx.Client(base_url=app.url, headers=HEADERS, timeout=30) as http:
+        assert http.post("/api/v1/models", json=SPEC).status_code == 201
+        for x, y in list(datasets.TrumpApproval())[:120]:
+            assert http.post("/api/v1/models/trump/predict_learn", json={"x": x, "y": y}).is_success
+        predicted = http.post("/api/v1/models/trump/predict", json={"x": x})
+        request_id = predicted.headers["x-request-id"]
+
+    page.goto(f"{app.url}/")
+    page.fill("#tenant", "acme")
+    page.click("#session button[type=submit]")
+    overview = page.locator("#overview-table tbody")
+    sync_api.expect(overview).to_contain_text("trump")
+    sync_api.expect(overview).to_contain_text("regression")
+    sync_api.expect(page.locator("#overview-totals")).to_contain_text(
+        "1 model(s) · 121 predictions"
+    )
+    shot(page, "overview")
+
+    page.click("nav a[data-view=predictions]")
+    explorer = page.locator("#predictions-table tbody")
+    sync_api.expect(explorer).to_contain_text(request_id)  # the audit row of that predict
+    sync_api.expect(explorer).to_contain_text("predict_learn")
+    shot(page, "predictions")
+
+    page.click("nav a[data-view=models]")
+    sync_api.expect(page.locator("#models-summary")).to_contain_text("trump: active version 1")
+    page.click("#version-create")
+    versions = page.locator("#versions-table tbody")
+    sync_api.expect(versions.locator("tr")).to_have_count(2)
+    sync_api.expect(page.locator("#status")).to_contain_text("version 2 created at seq 120")
+    shot(page, "models")
+
+    page.click("nav a[data-view=monitoring]")
+    sync_api.expect(page.locator("#metrics-version")).to_contain_text("trump v1, 120 scored")
+    sync_api.expect(page.locator("#metrics-table tbody")).to_contain_text("mae")
+    sync_api.expect(page.locator("#drift-flag")).to_have_text("no drift")
+    sync_api.expect(page.locator("#latency-table tbody")).to_contain_text("predict_learn")
+    sync_api.expect(page.locator("#freshness")).to_contain_text("120")
+    sync_api.expect(page.locator("#metrics-chart polyline")).to_have_count(1)
+    shot(page, "monitoring")
+
+    # credentials stay in the tab's sessionStorage, never in the address
+    assert "acme" not in page.url
+    assert page.evaluate("sessionStorage.getItem('tenant')") == "acme"
+
+    # another tenant sees nothing of acme's
+    page.click("nav a[data-view=overview]")
+    page.fill("#tenant", "other")
+    page.click("#session button[type=submit]")
+    sync_api.expect(overview).to_contain_text("no models yet for this tenant")
+    sync_api.expect(overview).not_to_contain_text("trump")
+    sync_api.expect(page.locator("#status")).not_to_contain_text("trump")
+    shot(page, "other-tenant")
