@@ -173,7 +173,7 @@ async def test_the_lines_of_one_loop_iteration_leave_in_one_write() -> None:
         log = logging.getLogger("ml.test")
         for i in range(3):
             log.info("step", extra={"i": i})
-        assert stream.writes == 0  # not yet: more lines may come in this iteration
+        assert stream.writes == 0  # not yet: more lines may come in this loop iteration
         await asyncio.sleep(0)
         assert stream.writes == 1
         assert [json.loads(line)["i"] for line in stream.getvalue().splitlines()] == [0, 1, 2]
