@@ -15,7 +15,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 from starlette._utils import get_route_path  # the path routes match (root_path removed)
 from starlette.requests import Request
@@ -27,6 +26,7 @@ from shared import tracing
 from shared.context import choose_request_id, request_id_var, traceparent_var, valid_traceparent
 from shared.errors import ApiError, envelope
 from shared.logs import ACCESS, configure_logging, log_access, trace_id_of
+from shared.monitoring.prometheus import exposition, observe_request
 from shared.openapi import docs_page, openapi_document
 from shared.ratelimit import rate_limited
 from shared.registry.base import ChecksumMismatch, RegistryUnavailable
@@ -219,8 +219,15 @@ class FunctionApp:
             traceparent = await self._traced(
                 tracer, scope, receive, exchange, edge, headers, path, tenant, preflight
             )
+        route = scope.get("ml.route")
+        elapsed = time.perf_counter() - began
+        observe_request(
+            route.path if route is not None else "unmatched",
+            scope["method"],
+            exchange.status,
+            elapsed,
+        )
         if ACCESS.isEnabledFor(logging.INFO):
-            route = scope.get("ml.route")
             log_access(
                 request_id,
                 tenant,
@@ -228,7 +235,7 @@ class FunctionApp:
                 route.path if route is not None else None,
                 scope["path"],
                 exchange.status,
-                (time.perf_counter() - began) * 1000,
+                elapsed * 1000,
                 trace_id_of(traceparent),
             )
 
@@ -429,8 +436,9 @@ async def health(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus exposition of this process's counters."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus exposition (every worker's counters when PROMETHEUS_MULTIPROC_DIR is set)."""
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)
 
 
 _configured_for: Settings | None = None

@@ -4,6 +4,7 @@ succeeded | failed, the result a new registry version equal to River in-process.
 from __future__ import annotations
 
 import asyncio
+import json
 import itertools
 import random
 from pathlib import Path
@@ -85,7 +86,9 @@ async def test_train_from_csv_registers_a_version_equal_to_river(
     assert pinned["prediction"] == local.predict_one(probe)
 
 
-async def test_train_on_a_river_dataset_and_activate(client: httpx.AsyncClient) -> None:
+async def test_train_on_a_river_dataset_and_activate(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
     assert (await client.post("/api/v1/models", json=LINEAR)).status_code == 201
     body = {"dataset": "TrumpApproval", "test_size": 0.2, "activate": True}
     job = (await client.post("/api/v1/models/m/train", json=body)).json()
@@ -98,6 +101,17 @@ async def test_train_on_a_river_dataset_and_activate(client: httpx.AsyncClient) 
     live = (await client.post("/api/v1/models/m/predict", json={"x": x})).json()
     assert live["model_version"] == final["version"]  # activated: the online model restarted
     assert live["prediction"] == local.predict_one(x)
+    events = [
+        json.loads(line) for line in (tmp_path / "events" / "acme.jsonl").read_text().splitlines()
+    ]
+    types = [e["type"] for e in events]
+    assert types[types.index("job.started") :] == [
+        "job.started",
+        "model.activated",
+        "model.trained",
+        "job.succeeded",
+    ]
+    assert events[-1]["data"]["version"] == final["version"] and events[-1]["subject"] == job["id"]
 
 
 async def test_parquet_and_shuffled_split(client: httpx.AsyncClient, tmp_path: Path) -> None:
