@@ -4,8 +4,8 @@ succeeded | failed, the result a new registry version equal to River in-process.
 from __future__ import annotations
 
 import asyncio
-import json
 import itertools
+import json
 import random
 from pathlib import Path
 from typing import Any
