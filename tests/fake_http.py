@@ -19,6 +19,7 @@ class FakeJsonService:
     """Subclasses implement `answer(method, path, body)`; `script` injects failures first."""
 
     failure_body: dict[str, Any] = {"error": "unavailable"}
+    hang_seconds = 1.0  # longer than any client timeout the tests set
 
     def __init__(self, script: list[str] | None = None) -> None:
         self.script = list(script or [])
@@ -36,7 +37,7 @@ class FakeJsonService:
         self.requests.append(path)
         action = self.script.pop(0) if self.script else "ok"
         if action == "hang":
-            time.sleep(1.0)  # longer than any client timeout the tests set
+            time.sleep(self.hang_seconds)
             return None
         if action != "ok":
             return int(action), self.failure_body

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +59,13 @@ def dataset_rows(name: str, features: list[str] | None) -> list[Row]:
     return rows
 
 
-def read_frame(uri: str, gcs_client: Any = None) -> pd.DataFrame:
+def read_frame(uri: str) -> pd.DataFrame:
     """A CSV or Parquet file from a path, file:// or gs:// URI."""
     lower = uri.lower().split("?", 1)[0]
     if not lower.endswith(SUFFIXES):
         raise DataError("the file must end in .csv or .parquet")
     if uri.startswith("gs://"):
-        raw = _read_gcs(uri, gcs_client)
+        raw = _read_gcs(uri)
         source: Any = io.BytesIO(raw)
     else:
         path = Path(uri.removeprefix("file://"))
@@ -81,16 +80,13 @@ def read_frame(uri: str, gcs_client: Any = None) -> pd.DataFrame:
         raise DataError(f"cannot read {uri}: {exc}") from None
 
 
-def _read_gcs(uri: str, client: Any) -> bytes:
+def _read_gcs(uri: str) -> bytes:
     from google.api_core import exceptions as gexc
     from google.cloud import storage
 
     bucket, _, name = uri.removeprefix("gs://").partition("/")
-    if client is None:
-        endpoint = os.environ.get("STORAGE_EMULATOR_HOST")
-        client = storage.Client() if not endpoint else storage.Client.create_anonymous_client()
     try:
-        return client.bucket(bucket).blob(name).download_as_bytes()
+        return storage.Client().bucket(bucket).blob(name).download_as_bytes()
     except gexc.NotFound:
         raise DataError(f"no such object: {uri}") from None
 

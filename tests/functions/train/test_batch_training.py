@@ -192,3 +192,30 @@ async def test_unknown_job_and_model(client: httpx.AsyncClient) -> None:
     assert (
         await client.post("/api/v1/models/ghost/train", json={"dataset": "TrumpApproval"})
     ).status_code == 404
+
+
+async def test_train_from_a_gs_uri(
+    client: httpx.AsyncClient, tmp_path: Path, gcs_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.gcs_server import gcs_client
+
+    frame = make_csv(tmp_path / "data.csv", rows=60)
+    bucket = gcs_client(gcs_server).create_bucket("training-data")
+    bucket.blob("daily/data.csv").upload_from_filename(str(tmp_path / "data.csv"))
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server)  # google-cloud-storage's own switch
+    assert (await client.post("/api/v1/models", json=LINEAR)).status_code == 201
+    body = {"uri": "gs://training-data/daily/data.csv", "target": "target", "test_size": 0.5}
+    final = (
+        await wait_for_job(
+            client, (await client.post("/api/v1/models/m/train", json=body)).json()["id"]
+        )
+    )[-1]
+    assert final["status"] == "succeeded", final
+    assert final["training"]["rows_train"] == len(frame) // 2
+    missing = {**body, "uri": "gs://training-data/nope.csv"}
+    failed = (
+        await wait_for_job(
+            client, (await client.post("/api/v1/models/m/train", json=missing)).json()["id"]
+        )
+    )[-1]
+    assert failed["status"] == "failed" and "no such object" in failed["error"]
