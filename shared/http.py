@@ -33,6 +33,7 @@ from shared.registry.base import ChecksumMismatch, RegistryUnavailable
 from shared.security import admin_prefixes, check_admin_key
 from shared.settings import Settings, get_settings
 from shared.state.base import Idempotency, StateUnavailable
+from shared.tenancy import SCOPE_ADMIN, SCOPE_AUTHENTICATED, SCOPE_KEYS_REQUIRED
 
 log = logging.getLogger("ml.http")
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -115,7 +116,8 @@ async def optional_body(request: Request, model: type[ModelT]) -> ModelT:
 
 # Headers a browser may send cross-origin (preflight answer) and may read back.
 CORS_ALLOW_HEADERS = (
-    b"Content-Type, X-Tenant-ID, X-API-Key, Idempotency-Key, X-Request-ID, traceparent, tracestate"
+    b"Content-Type, X-Tenant-ID, X-Tenant-Key, X-API-Key, Idempotency-Key, X-Request-ID, "
+    b"traceparent, tracestate"
 )
 CORS_ALLOW_METHODS = b"GET, POST, PUT, PATCH, DELETE, OPTIONS"
 CORS_EXPOSE_HEADERS = b"X-Request-ID, Retry-After"
@@ -130,12 +132,21 @@ _TENANT = re.compile(rb"[a-z0-9][a-z0-9-]{0,62}")
 class _Edge:
     """What the edge derives from one Settings object, once (rebuilt if settings change)."""
 
-    __slots__ = ("cors", "cors_any", "max_body", "origins", "rate_limit", "settings")
+    __slots__ = (
+        "cors",
+        "cors_any",
+        "max_body",
+        "origins",
+        "rate_limit",
+        "settings",
+        "tenant_keys",
+    )
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.max_body = settings.max_body_bytes
         self.rate_limit = settings.rate_limit_per_minute
+        self.tenant_keys = settings.tenant_auth == "keys"
         origins = settings.cors_origin_list
         self.cors_any = "*" in origins
         # Browsers send scheme and host in lower case.
@@ -168,7 +179,7 @@ class _Exchange:
 
 class FunctionApp:
     """One function group as plain ASGI: request id, traceparent, CORS, body-size limit, admin
-    key, per-tenant rate limit, routing, the error envelope and one access-log line.
+    key, tenant key, per-tenant rate limit, routing, the error envelope and one access-log line.
     (Starlette's app stack is skipped on purpose: it costs more per request than a predict.)"""
 
     def __init__(self, group: str, routes: Sequence[Route]) -> None:
@@ -279,11 +290,25 @@ class FunctionApp:
                 # checked here for every route, not only those that store it: a malformed key
                 # is refused the same way everywhere (the OpenAPI documents it on every write)
                 raise _bad_idempotency_key()
+            admin = path.startswith(self.admin_prefixes)  # every admin route of the group
             if path.startswith(_API_PREFIX) and tenant is None:
-                # DESIGN §3: every /api route is tenant-scoped
-                raise _tenant_error(headers.get(b"x-tenant-id"))
-            if path.startswith(self.admin_prefixes):  # every admin route of the group
+                raw_tenant = headers.get(b"x-tenant-id")
+                # DESIGN §3: every /api route is tenant-scoped; an admin route is authorised
+                # by the admin key and needs X-Tenant-ID only if it acts on the caller's
+                # tenant (its handler's tenant_of says so)
+                if not admin or raw_tenant is not None:
+                    raise _tenant_error(raw_tenant)
+            if edge.tenant_keys:
+                scope[SCOPE_KEYS_REQUIRED] = True  # tenant_of fails closed on any other route
+            if admin:  # the admin key alone, never a tenant key
                 check_admin_key(_decode(headers.get(b"x-api-key")), edge.settings)
+                scope[SCOPE_ADMIN] = True
+            elif edge.tenant_keys and tenant is not None:
+                # once, before the rate limit: the budget below is the authenticated tenant's
+                await self._runtime().tenant_auth.authenticate(
+                    tenant, _decode(headers.get(b"x-tenant-key"))
+                )
+                scope[SCOPE_AUTHENTICATED] = tenant
             if edge.rate_limit and tenant is not None:  # tenant: /api/v1 paths only
                 wait = await self._runtime().store.rate_limit(tenant, edge.rate_limit)
                 if wait:

@@ -65,6 +65,7 @@ def _operation(route: Route, method: str, doc: ApiDoc | None) -> dict[str, Any]:
         {"name": p, "in": "path", "required": True, "schema": _path_schema(p)}
         for p in route.param_convertors
     ]
+    admin = "/admin/" in route.path.split("{", 1)[0]  # the edge's admin prefixes (security)
     # compat routes at a seed's bare path (no /api/v1) are tenant-scoped too (shared/compat)
     if route.path.startswith("/api/") or (doc is not None and doc.tag == "compat"):
         params.insert(
@@ -72,11 +73,14 @@ def _operation(route: Route, method: str, doc: ApiDoc | None) -> dict[str, Any]:
             {
                 "name": "X-Tenant-ID",
                 "in": "header",
-                "required": True,
+                # an admin route naming the tenant in its path (tenant keys) acts on that one
+                "required": "{tenant}" not in route.path,
                 "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"},
             },
         )
-    if "/admin/" in route.path.split("{", 1)[0]:  # the edge's admin prefixes (shared.security)
+        if not admin:  # the tenant's own key, required when TENANT_AUTH=keys
+            operation["security"] = [{"TenantKey": []}]
+    if admin:
         # required unless ENV=dev without ADMIN_API_KEY, so documented as a security scheme
         operation["security"] = [{"ApiKey": []}]
     if method in ("POST", "PUT", "PATCH"):
@@ -112,7 +116,14 @@ def _operation(route: Route, method: str, doc: ApiDoc | None) -> dict[str, Any]:
 
 # Path parameters with a documented shape (shared.tenancy.NAME_PATTERN, positive versions).
 _NAME = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
-_PATH_PATTERNS = {"model": _NAME, "series": _NAME, "alias": _NAME, "version": "^[1-9][0-9]{0,17}$"}
+_PATH_PATTERNS = {
+    "model": _NAME,
+    "series": _NAME,
+    "alias": _NAME,
+    "version": "^[1-9][0-9]{0,17}$",
+    "tenant": "^[a-z0-9][a-z0-9-]{0,62}$",
+    "key_id": "^[0-9a-f]{16}$",
+}
 
 
 def _path_schema(name: str) -> dict[str, Any]:
@@ -141,7 +152,17 @@ def openapi_document(routes: Sequence[BaseRoute], title: str) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": schemas.get("$defs", {}),
-            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+            "securitySchemes": {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "TenantKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Tenant-Key",
+                    "description": "a key of the tenant in X-Tenant-ID, issued by "
+                    "POST /api/v1/admin/tenants/{tenant}/keys; required when TENANT_AUTH=keys "
+                    "(the default with ENV=prod)",
+                },
+            },
         },
     }
 

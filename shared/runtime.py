@@ -25,6 +25,9 @@ from shared.registry.base import RegistryError
 from shared.settings import Settings, get_settings
 from shared.state import StateStore, StateUnavailable, open_state_store
 from shared.state.series import open_series_state
+from shared.state.tenant_keys import open_key_records
+from shared.tenant_auth import TenantAuth
+from shared.tenant_keys import TenantKeys
 from shared.training.jobs import Jobs
 
 
@@ -40,6 +43,8 @@ class Runtime:
     ingest: Ingest
     loop: asyncio.AbstractEventLoop
     monitor: Monitor
+    tenant_keys: TenantKeys  # issued and revoked by the admin whatever TENANT_AUTH says
+    tenant_auth: TenantAuth  # the edge's check, applied when TENANT_AUTH=keys
 
 
 _runtime: Runtime | None = None
@@ -80,8 +85,23 @@ def current_runtime() -> Runtime:
             settings.n_lags,
             httpx.AsyncClient(follow_redirects=False),
         )
+        tenant_keys = TenantKeys(open_key_records(store), settings.tenant_keys_max)
+        tenant_auth = TenantAuth(
+            tenant_keys, settings.tenant_key_cache_seconds, settings.tenant_key_cache_size
+        )
         _runtime = Runtime(
-            settings, store, models, registry, events, lifecycle, jobs, ingest, loop, monitor
+            settings,
+            store,
+            models,
+            registry,
+            events,
+            lifecycle,
+            jobs,
+            ingest,
+            loop,
+            monitor,
+            tenant_keys=tenant_keys,
+            tenant_auth=tenant_auth,
         )
         # River, scikit-learn and pandas leave a large heap of long-lived objects; freezing
         # it keeps the cyclic GC from re-scanning it on every collection (measured: ~30% of

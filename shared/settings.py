@@ -6,7 +6,7 @@ import functools
 import re
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STATE_SCHEMES = ("memory", "redis", "rediss", "unix")
@@ -64,6 +64,27 @@ class Settings(BaseSettings):
     # Tracing is on only when an OTLP endpoint is configured (the exporter reads the standard
     # OTEL_* variables itself); unset costs nothing per request.
     otel_exporter_otlp_endpoint: str | None = None
+    # --- keys: tenant API keys (shared/tenant_keys.py, shared/tenant_auth.py) ---
+    # `keys`: every tenant-scoped request needs X-Tenant-Key of its tenant; `none`: X-Tenant-ID
+    # is trusted as sent (today's behaviour). Unset: `keys` with ENV=prod, `none` otherwise.
+    tenant_auth: Literal["keys", "none"] = Field(
+        None,  # type: ignore[assignment]  # resolved from ENV by _tenant_auth_by_profile
+        validate_default=True,
+        description="keys | none; default keys with ENV=prod, none with dev and test",
+    )
+    tenant_key_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="verified (and refused) tenant keys are remembered this long per process: "
+        "a revoked key stops working everywhere within it; 0 asks the store every time",
+    )
+    tenant_key_cache_size: int = Field(
+        10_000, ge=1, description="tenant keys remembered per process (oldest dropped first)"
+    )
+    tenant_keys_max: int = Field(
+        10, ge=1, le=1000, description="keys one tenant may hold at once (for rotation)"
+    )
 
     @field_validator("state_url")
     @classmethod
@@ -80,6 +101,14 @@ class Settings(BaseSettings):
     def _blank_key_is_unset(cls, value: object) -> object:
         # ADMIN_API_KEY="" must not become a key that an empty X-API-Key header matches.
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("tenant_auth", mode="before")
+    @classmethod
+    def _tenant_auth_by_profile(cls, value: object, info: ValidationInfo) -> object:
+        # Unset (or blank): authenticated tenants in prod, `make run` and the suite keyless.
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return "keys" if info.data.get("env") == "prod" else "none"
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("cors_origins")
     @classmethod
@@ -142,6 +171,12 @@ def _check_profile(settings: Settings) -> None:
         raise ConfigError(
             f"invalid configuration: ADMIN_API_KEY: shorter than {MIN_PROD_ADMIN_KEY} characters "
             "is refused with ENV=prod; use a long random key (or unset it to refuse admin routes)"
+        )
+    if settings.tenant_auth == "keys" and key is None:
+        raise ConfigError(
+            "invalid configuration: TENANT_AUTH: keys (the default with ENV=prod) needs "
+            "ADMIN_API_KEY, or no tenant key could ever be issued; set ADMIN_API_KEY, or "
+            "TENANT_AUTH=none to trust X-Tenant-ID as sent"
         )
 
 

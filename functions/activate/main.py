@@ -1,4 +1,4 @@
-"""activate: versions, activation and rollback, aliases, and cache reload.
+"""activate: versions, activation and rollback, aliases, cache reload, tenant API keys.
 
 Entry point: `functions-framework --asgi --target app --source functions/activate/main.py`.
 """
@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shared import tenant_keys_api
 from shared.compat.routes import routes_for
 from shared.http import JSON, build_router, forward, optional_body, parse_body
 from shared.lifecycle import parse_version
@@ -96,6 +97,7 @@ ROUTES = [
     Route("/api/v1/models/{model}/aliases/{alias}", delete_alias, methods=["DELETE"]),
     Route("/api/v1/models/{model}/compare", compare, methods=["GET"]),
     Route("/api/v1/admin/reload", reload, methods=["POST"]),
+    *tenant_keys_api.ROUTES,  # tenant API keys: issue, list, revoke (admin)
     *routes_for("activate"),  # seed-compatible APIs, data sets (shared/compat)
 ]
 router = build_router("activate", ROUTES)

@@ -2,7 +2,7 @@
 
 Entry point: `functions-framework --asgi --target app --source functions/monitoring/main.py`.
 The operator dashboard is a static page at `/` (files under static/, no build step) that
-reads the JSON routes below with the tenant and admin key the operator types in.
+reads the JSON routes below with the tenant, its key and the admin key the operator types in.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 # Scheduled ingest pulls: POST /api/v1/series/{s}/pull {"count": n} on the ingest service, as
 # the tenant in X-Tenant-ID, authenticated with an OIDC token of the scheduler service account
-# (the service is private). The pull observes the next n values of the series' source.
+# (the service is private) and, with TENANT_AUTH=keys, the tenant's key in X-Tenant-Key
+# (var.ingest_pull_tenant_keys). The pull observes the next n values of the series' source.
 locals {
   ingest_url = google_cloud_run_v2_service.function["ingest"].uri
   ingest_pulls = {
@@ -35,10 +36,15 @@ resource "google_cloud_scheduler_job" "ingest_pull" {
   http_target {
     http_method = "POST"
     uri         = "${local.ingest_url}/api/v1/series/${each.value.series}/pull"
-    headers = {
-      "Content-Type" = "application/json"
-      "X-Tenant-ID"  = each.value.tenant
-    }
+    headers = merge(
+      {
+        "Content-Type" = "application/json"
+        "X-Tenant-ID"  = each.value.tenant
+      },
+      contains(keys(var.ingest_pull_tenant_keys), each.value.tenant) ? {
+        "X-Tenant-Key" = var.ingest_pull_tenant_keys[each.value.tenant]
+      } : {},
+    )
     body = base64encode(jsonencode({ count = each.value.count }))
 
     oidc_token {

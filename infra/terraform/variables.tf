@@ -97,6 +97,13 @@ variable "ingest_pulls" {
   }
 }
 
+variable "ingest_pull_tenant_keys" {
+  description = "Tenant key per tenant of ingest_pulls (POST /api/v1/admin/tenants/<tenant>/keys), sent as X-Tenant-Key: required with TENANT_AUTH=keys, the prod default. Kept in the Terraform state and the Scheduler job's headers: issue a key for the scheduler alone, so it can be revoked alone."
+  type        = map(string)
+  default     = {}
+  sensitive   = true
+}
+
 variable "scheduler_region" {
   description = "Cloud Scheduler region (default: var.region; Scheduler is not offered in every Cloud Run region)."
   type        = string

@@ -17,16 +17,28 @@ from shared.ratelimit import rate_limited
 from shared.registry.base import RegistryUnavailable
 from shared.runtime import current_runtime
 from shared.state.base import StateUnavailable
-from shared.tenancy import tenant_of
+from shared.tenancy import (
+    SCOPE_ADMIN,
+    SCOPE_AUTHENTICATED,
+    SCOPE_KEYS_REQUIRED,
+    claimed_tenant,
+)
+from shared.tenant_auth import TENANT_KEY_HEADER
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
 async def outside_api_edge(request: Request) -> str:
     """What the edge does for /api/v1 paths (shared/http.py), for a seed path outside it: the
-    tenant is required and the tenant's rate limit applies. Returns the tenant."""
-    tenant = tenant_of(request)
+    tenant is required, with TENANT_AUTH=keys its X-Tenant-Key too (admin routes: the admin
+    key, which the edge has checked), and the tenant's rate limit applies. Returns the
+    tenant."""
+    tenant = claimed_tenant(request)
     runtime = current_runtime()
+    scope = request.scope
+    if scope.get(SCOPE_KEYS_REQUIRED) and not scope.get(SCOPE_ADMIN):
+        await runtime.tenant_auth.authenticate(tenant, request.headers.get(TENANT_KEY_HEADER))
+        scope[SCOPE_AUTHENTICATED] = tenant
     limit = runtime.settings.rate_limit_per_minute
     if limit:
         wait = await runtime.store.rate_limit(tenant, limit)

@@ -25,6 +25,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "job.succeeded",
     "job.failed",
     "series.observed",
+    "tenant.key_issued",
+    "tenant.key_revoked",
 )
 SUBJECT_PREFIX = "ml.events"
 STREAM = "ML_EVENTS"

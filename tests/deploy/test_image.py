@@ -109,7 +109,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serve
                 continue
             tmp = tmp_path_factory.mktemp(f"image-{group}")
             port = _free_port()
-            env = image_env(tmp, PORT=str(port), HOST="127.0.0.1", FUNCTION_SOURCE=source)
+            # ADMIN_API_KEY as deploy/functions.yaml's secret_env sets it: the image's ENV=prod
+            # (TENANT_AUTH=keys) refuses to start without one
+            env = image_env(
+                tmp,
+                PORT=str(port),
+                HOST="127.0.0.1",
+                FUNCTION_SOURCE=source,
+                ADMIN_API_KEY="image-test-admin-key-0123456789",
+            )
             log = tmp / "server.log"
             with log.open("wb") as out:
                 proc = subprocess.Popen(

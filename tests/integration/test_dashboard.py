@@ -114,3 +114,28 @@ def test_every_view_shows_the_model(
     sync_api.expect(overview).not_to_contain_text("trump")
     sync_api.expect(page.locator("#status")).not_to_contain_text("trump")
     shot(page, "other-tenant")
+
+
+def test_the_dashboard_sends_the_tenant_key(
+    app_factory: Callable[..., AppProcess], page: sync_api.Page
+) -> None:
+    """With TENANT_AUTH=keys the page sends the key the operator typed as X-Tenant-Key (never
+    in the URL), and says why when it is missing; the page itself needs no key."""
+    app = app_factory({"STATE_URL": "memory://", "ENV": "dev", "TENANT_AUTH": "keys"})
+    with httpx.Client(base_url=app.url, timeout=30) as http:
+        key = http.post("/api/v1/admin/tenants/acme/keys").json()["key"]  # dev: admin open
+        sent = {**HEADERS, "X-Tenant-Key": key}
+        assert http.post("/api/v1/models", json=SPEC, headers=sent).status_code == 201
+
+    page.goto(f"{app.url}/")
+    page.fill("#tenant", "acme")
+    page.click("#session button[type=submit]")
+    sync_api.expect(page.locator("#status")).to_contain_text("401 missing_tenant_key")
+
+    page.fill("#tenant-key", key)
+    page.click("#session button[type=submit]")
+    sync_api.expect(page.locator("#overview-table tbody")).to_contain_text("trump")
+    sync_api.expect(page.locator("#status")).to_have_text("")
+    shot(page, "tenant-key")
+    assert key not in page.url
+    assert page.evaluate("sessionStorage.getItem('tenantKey')") == key

@@ -51,6 +51,8 @@ def test_event_types_and_subjects() -> None:
         "job.succeeded",
         "job.failed",
         "series.observed",
+        "tenant.key_issued",
+        "tenant.key_revoked",
     )
     assert nats_subject("acme", "model.created") == "ml.events.acme.model.created"
     assert nats_subject("acme") == "ml.events.acme.>"

@@ -53,6 +53,9 @@ async def test_admin_key_table(
     code: str | None,
 ) -> None:
     settings = {"ENV": env} | ({"ADMIN_API_KEY": configured} if configured is not None else {})
+    # the admin key alone: prod's tenant keys (and their need of ADMIN_API_KEY) are
+    # tests/security/test_keys.py's
+    settings["TENANT_AUTH"] = "none"
     headers = {"X-API-Key": sent} if sent is not None else {}
     async with edge_client(monkeypatch, tmp_path, settings) as client:
         response = await client.post(RELOAD, headers=headers)
@@ -114,7 +117,8 @@ async def test_every_admin_route_of_every_group_needs_the_key(
         # past the key: the handler answers (placeholder path values may be a 4xx of its own)
         right = await client.request(method, path, headers={"X-API-Key": KEY})
         assert right.status_code < 500 and right.status_code not in (401, 403), right.text
-    async with edge_client(monkeypatch, tmp_path, {"ENV": "prod"}, app=router) as client:
+    prod_without_key = {"ENV": "prod", "TENANT_AUTH": "none"}  # keys would refuse to start
+    async with edge_client(monkeypatch, tmp_path, prod_without_key, app=router) as client:
         assert error_code(await client.request(method, path), 403) == "admin_disabled"
 
 

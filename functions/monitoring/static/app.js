@@ -1,7 +1,7 @@
 "use strict";
 // The operator dashboard: plain JS over the JSON API, no build step.
-// Tenant, admin key and API base live in this tab's sessionStorage and travel as request
-// headers only, never in a URL. Everything from the API is shown with textContent.
+// Tenant, tenant key, admin key and API base live in this tab's sessionStorage and travel as
+// request headers only, never in a URL. Everything from the API is shown with textContent.
 
 const REFRESH_MS = 5000;
 const storage = window.sessionStorage;
@@ -11,6 +11,7 @@ const $ = (id) => document.getElementById(id);
 function session() {
   return {
     tenant: storage.getItem("tenant") || "",
+    tenantKey: storage.getItem("tenantKey") || "",
     key: storage.getItem("adminKey") || "",
     base: (storage.getItem("apiBase") || "").replace(/\/+$/, ""),
   };
@@ -20,7 +21,13 @@ async function api(method, path, { body, admin = false } = {}) {
   const s = session();
   if (!s.tenant) throw new Error("enter a tenant first");
   const headers = { "X-Tenant-ID": s.tenant };
-  if (admin && s.key) headers["X-API-Key"] = s.key;
+  // the tenant's own key (needed when the service runs with TENANT_AUTH=keys); admin routes
+  // take the admin key instead
+  if (admin) {
+    if (s.key) headers["X-API-Key"] = s.key;
+  } else if (s.tenantKey) {
+    headers["X-Tenant-Key"] = s.tenantKey;
+  }
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(s.base + path, {
     method,
@@ -451,11 +458,13 @@ function forget() {
 function start() {
   const s = session();
   $("tenant").value = s.tenant;
+  $("tenant-key").value = s.tenantKey;
   $("admin-key").value = s.key;
   $("api-base").value = s.base;
   $("session").addEventListener("submit", (event) => {
     event.preventDefault();
     storage.setItem("tenant", $("tenant").value.trim());
+    storage.setItem("tenantKey", $("tenant-key").value.trim());
     storage.setItem("adminKey", $("admin-key").value);
     storage.setItem("apiBase", $("api-base").value.trim());
     forget();
