@@ -1,5 +1,6 @@
-"""Registered data sets: a CSV or Parquet file a tenant uploads, or names by URI, stored beside
-the model registry under `<tenant>/_datasets/<id>/` (file:// or the same gs:// bucket).
+"""Registered data sets: a CSV or Parquet file a tenant uploads, or names by URI, stored in the
+tenant's data folder under `<DATA_ROOT>/<tenant>/_datasets/<id>/` (shared/data_access.py: a
+named URI obeys the same rule as every other file a tenant names).
 
 A data set is immutable once registered (its meta.json is created exclusively, like a model
 version), so a model trained "from dataset_123" always means the same rows. Training jobs read
@@ -13,22 +14,21 @@ import hashlib
 import io
 import json
 import logging
-import os
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
+from shared.data_access import DATASET_META, DATASETS_FOLDER, DataAccess
 from shared.errors import ApiError, conflict, not_found, unprocessable
-from shared.registry import Registry
 from shared.tenancy import check_name
 from shared.training.data import DataError, read_frame
 
 log = logging.getLogger("ml.datasets")
 
-FOLDER = "_datasets"
-META = "meta.json"
+FOLDER = DATASETS_FOLDER
+META = DATASET_META
 SUFFIX = {"csv": ".csv", "parquet": ".parquet"}
 
 
@@ -55,10 +55,11 @@ def _new_id() -> str:
 
 
 class Datasets:
-    """One tenant-scoped data set catalogue over the registry's blob store."""
+    """One tenant-scoped data set catalogue in the tenants' data folders."""
 
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
+    def __init__(self, data: DataAccess) -> None:
+        self.data = data
+        self.registry = data.store  # the blob API, rooted at DATA_ROOT
 
     async def upload(
         self, tenant: str, data: bytes, fmt: str, dataset_id: str | None, description: str = ""
@@ -89,18 +90,14 @@ class Datasets:
     async def register_uri(
         self, tenant: str, uri: str, dataset_id: str | None, description: str = ""
     ) -> dict[str, Any]:
-        """Register a file by reference (path, file:// or gs://); it is read once to check it."""
-        self._refuse_foreign(tenant, uri)
+        """Register a file of the tenant's data folder by reference (path, file:// or gs://);
+        it is read once to check it."""
+        uri = await self.data.resolve(tenant, uri)  # 403 before anything is read
         dataset_id = check_name(dataset_id, "dataset") if dataset_id else _new_id()
         try:
             frame = await asyncio.to_thread(read_frame, uri)
         except DataError as exc:
             raise unprocessable(str(exc), "unreadable_dataset") from None
-        except Exception as exc:  # a foreign URI fails in many ways (credentials, network...)
-            log.warning("cannot read dataset uri %s: %s", uri, exc)
-            raise unprocessable(
-                f"cannot read {uri}: {exc.__class__.__name__}", "unreadable_dataset"
-            ) from None
         fmt = "csv" if uri.lower().split("?", 1)[0].endswith(".csv") else "parquet"
         meta = {
             "dataset_id": dataset_id,
@@ -127,8 +124,9 @@ class Datasets:
 
     async def frame(self, tenant: str, dataset_id: str) -> pd.DataFrame:
         meta = await self.get(tenant, dataset_id)
+        uri = self.data.check(tenant, meta["uri"])
         try:
-            return await asyncio.to_thread(read_frame, meta["uri"])
+            return await asyncio.to_thread(read_frame, uri)
         except DataError as exc:
             raise ApiError(409, "dataset_unreadable", f"dataset '{dataset_id}': {exc}") from None
 
@@ -142,16 +140,3 @@ class Datasets:
                 "dataset_exists",
             )
         return meta
-
-    def _refuse_foreign(self, tenant: str, uri: str) -> None:
-        """A URI inside the registry must be inside this tenant's folder (no peeking at another
-        tenant's data through a path)."""
-        mine = self.registry.blob_uri(tenant, FOLDER).removesuffix(f"/{FOLDER}")
-        root = mine.removesuffix(f"/{tenant}")
-        if not uri.startswith("gs://"):  # a path: compare it resolved, "../" and all
-            uri = "file://" + os.path.realpath(uri.removeprefix("file://"))
-            mine, root = (
-                "file://" + os.path.realpath(u.removeprefix("file://")) for u in (mine, root)
-            )
-        if uri.startswith(f"{root}/") and not uri.startswith(f"{mine}/"):
-            raise ApiError(403, "foreign_dataset", "that file belongs to another tenant")

@@ -2,7 +2,8 @@
 
 Upload the file as the body (`Content-Type: text/csv`, or `application/vnd.apache.parquet`),
 with `?dataset_id=` to name it; or send JSON `{"uri", "dataset_id"?, "description"?}` for a
-file already reachable by path, file:// or gs://. A training request then names it by id.
+file in the tenant's own data folder (shared/data_access.py). A training request then names
+it by id (`dataset:<id>`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ UPLOAD_TYPES = {
 
 
 class DatasetByUri(Strict):
-    uri: str = Field(max_length=2048, description="CSV or Parquet: path, file:// or gs://")
+    uri: str = Field(
+        max_length=2048,
+        description="CSV or Parquet in the tenant's data folder: a path relative to it, "
+        "file://<DATA_ROOT>/<tenant>/… or gs://<bucket>/<prefix>/<tenant>/…",
+    )
     dataset_id: str | None = Field(None, pattern=NAME_PATTERN.pattern, max_length=128)
     description: str = Field("", max_length=1000)
 
@@ -54,13 +59,14 @@ class DatasetList(BaseModel):
 
 
 def _datasets() -> Datasets:
-    return Datasets(current_runtime().registry)
+    return Datasets(current_runtime().data)
 
 
 @api("datasets", body=DatasetByUri, response=DatasetOut, status=201)
 async def register(request: Request) -> Response:
     """Register a data set: the CSV / Parquet file as the body (`?dataset_id=` names it), or
-    JSON `{"uri"}` for a file reachable by path, file:// or gs://. Data sets are immutable."""
+    JSON `{"uri"}` for a file in the tenant's own data folder (anything else: 403
+    data_access_denied). Data sets are immutable."""
     tenant = tenant_of(request)
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type == "application/json":

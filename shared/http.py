@@ -26,7 +26,8 @@ from shared import tracing
 from shared.context import choose_request_id, request_id_var, traceparent_var, valid_traceparent
 from shared.errors import ApiError, envelope
 from shared.logs import ACCESS, configure_logging, log_access, trace_id_of
-from shared.monitoring.prometheus import exposition, observe_request
+from shared.metrics_auth import metrics_response, warn_if_closed
+from shared.monitoring.prometheus import observe_request
 from shared.openapi import docs_page, openapi_document
 from shared.ratelimit import rate_limited
 from shared.registry.base import ChecksumMismatch, RegistryUnavailable
@@ -461,9 +462,9 @@ async def health(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus exposition (every worker's counters when PROMETHEUS_MULTIPROC_DIR is set)."""
-    body, content_type = exposition()
-    return Response(body, media_type=content_type)
+    """Prometheus exposition (every worker's counters when PROMETHEUS_MULTIPROC_DIR is set),
+    behind METRICS_TOKEN (shared/metrics_auth.py)."""
+    return metrics_response(request, get_settings())
 
 
 _configured_for: Settings | None = None
@@ -476,6 +477,7 @@ def _configure_process(settings: Settings) -> None:
         _configured_for = settings
         configure_logging(settings.log_level)
         tracing.configure_tracing(settings)
+        warn_if_closed(settings)
 
 
 def build_router(group: str, routes: Sequence[Route]) -> FunctionApp:

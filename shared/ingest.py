@@ -12,10 +12,12 @@ from typing import Any
 import httpx
 from pydantic import TypeAdapter
 
+from shared.data_access import DataAccess
 from shared.errors import ApiError, not_found, unprocessable
 from shared.events import EventBus
 from shared.lifecycle import Lifecycle
 from shared.online import OnlineModels
+from shared.outbound import OutboundPolicy
 from shared.sources import (
     DatasetSource,
     FileSource,
@@ -44,6 +46,8 @@ class Ingest:
     events: EventBus
     default_lags: int
     http: httpx.AsyncClient
+    data: DataAccess  # a csv source reads only the tenant's own folder
+    outbound: OutboundPolicy  # a ticker source calls only TICKER_ALLOWED_HOSTS
 
     # ----- configuration -----------------------------------------------------------------
 
@@ -88,8 +92,14 @@ class Ingest:
     async def set_source(
         self, tenant: str, name: str, source: DatasetSource | FileSource | TickerSource
     ) -> dict[str, Any]:
-        if not isinstance(source, TickerSource):
-            await asyncio.to_thread(points_of, source)  # unknown dataset / column → 422 now
+        # Everything is checked before the series is touched: a refused source changes nothing.
+        if isinstance(source, TickerSource):
+            self.outbound.base(source.base_url)  # a host not allowed → 422 naming the setting
+        else:
+            if isinstance(source, FileSource):  # 403 before any read; stored resolved
+                uri = await self.data.resolve(tenant, source.uri)
+                source = source.model_copy(update={"uri": uri})
+            await self.points(tenant, source)  # unknown dataset / column → 422 now
         config = await self.ensure(tenant, name)
         config["source"] = source.model_dump()
         await self.series.put_config(tenant, name, config)
@@ -106,7 +116,7 @@ class Ingest:
         }
         source = self._source(config)
         if isinstance(source, DatasetSource | FileSource):
-            total = len(await asyncio.to_thread(points_of, source))
+            total = len(await self.points(tenant, source))
             status.update(
                 total=total,
                 remaining=max(0, total - window.cursor),
@@ -171,9 +181,9 @@ class Ingest:
         if source is None:
             raise unprocessable(f"series '{name}' has no source; PUT .../source first", "no_source")
         if isinstance(source, TickerSource):
-            points = [await fetch_ticker(source, self.http) for _ in range(count)]
+            points = [await self.ticker(source) for _ in range(count)]
         else:
-            every = await asyncio.to_thread(points_of, source)
+            every = await self.points(tenant, source)
             start, stop = await self.series.claim(tenant, name, count, len(every))
             points = list(every[start:stop])
         if not points:
@@ -185,6 +195,14 @@ class Ingest:
             "exhausted": False,
             "observations": observed["observations"],
         }
+
+    async def points(self, tenant: str, source: DatasetSource | FileSource) -> tuple[Point, ...]:
+        """Every point of a data set or file source (a file in the tenant's folder only)."""
+        return await asyncio.to_thread(points_of, source, tenant, self.data)
+
+    async def ticker(self, source: TickerSource) -> Point:
+        """One price from an allowed ticker host."""
+        return await fetch_ticker(source, self.http, self.outbound)
 
     async def lag_forecast(
         self, tenant: str, model: str, name: str, horizon: int

@@ -8,11 +8,14 @@ shipped with River: no network). Set: the upstream market-data service,
 
 with a timeout per attempt and retries with exponential backoff on timeouts, network errors,
 429 and 5xx; 404 means an unknown symbol. An upstream that keeps failing → 502, never a guess.
+Like every outbound call (shared/outbound.py) its host must be in TICKER_ALLOWED_HOSTS
+(checked at start-up), redirects are not followed, and a failure says nothing of the upstream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -20,9 +23,11 @@ from dataclasses import dataclass
 import httpx
 
 from shared.errors import ApiError
+from shared.outbound import outbound_policy, unavailable
 from shared.settings import Settings
 from shared.sources import dataset_points
 
+log = logging.getLogger("ml.market_data")
 RIVER_SYMBOLS = ("AAPL", "AMZN", "IBM", "INTC", "JNJ", "JPM", "KO", "MSFT", "WMT", "XOM")
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9.-]{0,9}$")
 
@@ -52,6 +57,7 @@ class MarketData:
         self.retries = settings.market_data_retries
         self.backoff = settings.market_data_backoff_seconds
         self.client = client
+        self.policy = outbound_policy(settings)
 
     @property
     def source(self) -> str:
@@ -71,43 +77,42 @@ class MarketData:
             values = [float(row["return"]) for row in rows]
             dates = [str(row["date"]) if row.get("date") is not None else None for row in rows]
         except (KeyError, TypeError, ValueError):
-            raise ApiError(
-                502, "upstream_malformed", 'market data is not {"data": [{"date", "return"}]}'
-            ) from None
+            log.warning("market data for %s is not {data: [{date, return}]}", symbol)
+            raise unavailable("market data service", 1) from None
         if not all(math.isfinite(v) for v in values):
-            raise ApiError(502, "upstream_malformed", "market data holds a non-finite return")
+            log.warning("market data for %s holds a non-finite return", symbol)
+            raise unavailable("market data service", 1)
         return Returns(symbol, values[-limit:], dates[-limit:])
 
     async def _get(self, path: str, params: dict[str, str], symbol: str) -> dict:
-        url = f"{self.base_url.rstrip('/')}{path}" if self.base_url else path
-        last = "no attempt"
+        assert self.base_url is not None
+        try:  # MARKET_DATA_BASE_URL is checked at start-up; this guards a Settings built by hand
+            origin, base_path = self.policy.base(self.base_url)
+        except ApiError:
+            log.error("MARKET_DATA_BASE_URL's host is not in TICKER_ALLOWED_HOSTS")
+            raise unavailable("market data service", 0) from None
+        url = origin.url(f"{base_path}{path}")  # path: /v1/returns/<checked symbol>
         for attempt in range(self.retries + 1):
             if attempt:
                 await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                response = await self.client.get(url, params=params, timeout=self.timeout)
-            except httpx.TimeoutException:
-                last = f"timed out after {self.timeout}s"
-                continue
+                response = await self.client.get(
+                    url, params=params, timeout=self.timeout, follow_redirects=False
+                )
             except httpx.HTTPError as exc:
-                last = exc.__class__.__name__
+                log.warning("market data %s: %s", url, exc.__class__.__name__)
                 continue
             if response.status_code == 404:
                 raise unknown_symbol(symbol)
             if response.status_code == 429 or response.status_code >= 500:
-                last = f"HTTP {response.status_code}"
+                log.warning("market data %s: HTTP %s", url, response.status_code)
                 continue
-            if response.status_code != 200:
-                raise ApiError(
-                    502, "upstream_rejected", f"market data answered HTTP {response.status_code}"
-                )
+            if response.status_code != 200:  # a redirect, a 401…: retrying will not help
+                log.warning("market data %s: HTTP %s (not retried)", url, response.status_code)
+                break
             try:
                 return response.json()
             except ValueError:
-                raise ApiError(502, "upstream_malformed", "market data is not JSON") from None
-        raise ApiError(
-            502,
-            "upstream_unavailable",
-            f"market data failed {self.retries + 1} times (last: {last})",
-            {"Retry-After": "5"},
-        )
+                log.warning("market data %s: not JSON", url)
+                break
+        raise unavailable("market data service", attempt + 1)

@@ -15,11 +15,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared.challenger import Challengers
+from shared.data_access import DataAccess, data_root_uri
 from shared.events import EventBus, open_event_bus
 from shared.ingest import Ingest
 from shared.lifecycle import Lifecycle
 from shared.monitoring.monitor import Monitor
 from shared.online import OnlineModels
+from shared.outbound import outbound_policy
 from shared.registry import Registry, open_registry
 from shared.registry.base import RegistryError
 from shared.settings import Settings, get_settings
@@ -45,6 +47,7 @@ class Runtime:
     monitor: Monitor
     tenant_keys: TenantKeys  # issued and revoked by the admin whatever TENANT_AUTH says
     tenant_auth: TenantAuth  # the edge's check, applied when TENANT_AUTH=keys
+    data: DataAccess  # every file a tenant names resolves here (its own folder only)
 
 
 _runtime: Runtime | None = None
@@ -76,7 +79,8 @@ def current_runtime() -> Runtime:
             promote_margin=settings.challenger_promote_margin,
             window=settings.challenger_window,
         )
-        jobs = Jobs(store, lifecycle, events, settings)
+        data = DataAccess(data_root_uri(settings))
+        jobs = Jobs(store, lifecycle, events, settings, data)
         ingest = Ingest(
             open_series_state(store),
             models,
@@ -84,6 +88,8 @@ def current_runtime() -> Runtime:
             events,
             settings.n_lags,
             httpx.AsyncClient(follow_redirects=False),
+            data,
+            outbound_policy(settings),
         )
         tenant_keys = TenantKeys(open_key_records(store), settings.tenant_keys_max)
         tenant_auth = TenantAuth(
@@ -102,6 +108,7 @@ def current_runtime() -> Runtime:
             monitor,
             tenant_keys=tenant_keys,
             tenant_auth=tenant_auth,
+            data=data,
         )
         # River, scikit-learn and pandas leave a large heap of long-lived objects; freezing
         # it keeps the cyclic GC from re-scanning it on every collection (measured: ~30% of

@@ -85,6 +85,24 @@ class Settings(BaseSettings):
     tenant_keys_max: int = Field(
         10, ge=1, le=1000, description="keys one tenant may hold at once (for rotation)"
     )
+    # --- data: tenant-scoped data access, outbound HTTP, /metrics (shared/data_access.py,
+    # shared/outbound.py, shared/metrics_auth.py) ---
+    data_root: str | None = Field(
+        None,
+        description="where tenants' files live, one folder per tenant (file:// or gs://); "
+        "unset: <MODEL_REGISTRY_URI>/_data",
+    )
+    ticker_allowed_hosts: str = Field(
+        "api.coinbase.com",
+        description="comma-separated hosts a ticker source may call: host (https only) or "
+        "http://host:port (plain http to exactly that port)",
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="/metrics needs Authorization: Bearer <token>; required with ENV=prod"
+    )
+    metrics_tenant_labels: bool = Field(
+        True, description="false: /metrics sums over tenant and model (no names exposed)"
+    )
 
     @field_validator("state_url")
     @classmethod
@@ -96,7 +114,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("admin_api_key", mode="before")
+    @field_validator("admin_api_key", "metrics_token", mode="before")
     @classmethod
     def _blank_key_is_unset(cls, value: object) -> object:
         # ADMIN_API_KEY="" must not become a key that an empty X-API-Key header matches.
@@ -109,6 +127,14 @@ class Settings(BaseSettings):
         if value is None or (isinstance(value, str) and not value.strip()):
             return "keys" if info.data.get("env") == "prod" else "none"
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("ticker_allowed_hosts")
+    @classmethod
+    def _hosts_look_like_hosts(cls, value: str) -> str:
+        from shared.outbound import parse_allowed  # shared.outbound imports no settings
+
+        parse_allowed(value)  # ValueError names the bad entry
+        return value
 
     @field_validator("cors_origins")
     @classmethod
@@ -154,7 +180,28 @@ def load_settings() -> Settings:
             f"WEB_CONCURRENCY={settings.web_concurrency} needs redis://"
         )
     _check_profile(settings)
+    _check_outbound(settings)
     return settings
+
+
+def _check_outbound(settings: Settings) -> None:
+    """The market-data service is an outbound call like a ticker: its host must be allowed."""
+    from shared.outbound import parse_allowed, parse_base_url
+
+    if settings.market_data_base_url is None:
+        return
+    try:
+        origin, _ = parse_base_url(settings.market_data_base_url)
+    except ValueError:
+        raise ConfigError(
+            "invalid configuration: MARKET_DATA_BASE_URL: use http(s)://host[:port][/path], "
+            "without userinfo, query or fragment"
+        ) from None
+    if origin not in parse_allowed(settings.ticker_allowed_hosts):
+        raise ConfigError(
+            "invalid configuration: MARKET_DATA_BASE_URL: its host is not in "
+            "TICKER_ALLOWED_HOSTS; add it there (host for https, http://host:port for http)"
+        )
 
 
 def _check_profile(settings: Settings) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import math
 import os
 from datetime import UTC, datetime
@@ -14,9 +15,13 @@ import httpx
 from pydantic import Field
 from river import datasets
 
-from shared.errors import ApiError, unprocessable
+from shared.data_access import DataAccess
+from shared.errors import unprocessable
+from shared.outbound import OutboundPolicy, unavailable
 from shared.schemas import Strict
 from shared.training.data import DataError, read_frame
+
+log = logging.getLogger("ml.sources")
 
 Point = tuple[float, str | None]  # (value, ISO timestamp or None)
 
@@ -79,7 +84,9 @@ def _file_points(uri: str, column: str, ts_column: str | None, stamp: float) -> 
     for wanted in (column, ts_column):
         if wanted is not None and wanted not in frame.columns:
             raise unprocessable(
-                f"column {wanted!r} is not in {uri}; columns: {list(frame.columns)}",
+                # this file's own columns (the tenant's), named by its base name only
+                f"column {wanted!r} is not in {uri.rsplit('/', 1)[-1]}; "
+                f"columns: {list(frame.columns)}",
                 "unknown_column",
             )
     values = frame[column].tolist()
@@ -98,6 +105,7 @@ def _file_points(uri: str, column: str, ts_column: str | None, stamp: float) -> 
 
 
 def file_points(source: FileSource) -> tuple[Point, ...]:
+    """The points of a file whose URI shared.data_access already resolved."""
     path = source.uri.removeprefix("file://")
     stamp = (
         os.path.getmtime(path)
@@ -107,50 +115,45 @@ def file_points(source: FileSource) -> tuple[Point, ...]:
     return _file_points(source.uri, source.column, source.ts_column, stamp)
 
 
-def points_of(source: DatasetSource | FileSource) -> tuple[Point, ...]:
+def points_of(
+    source: DatasetSource | FileSource, tenant: str, data: DataAccess
+) -> tuple[Point, ...]:
+    """Every point of the source, a file only if it is in the tenant's own folder (403)."""
     if isinstance(source, DatasetSource):
         return dataset_points(source.name, source.symbol)
-    return file_points(source)
+    return file_points(source.model_copy(update={"uri": data.check(tenant, source.uri)}))
 
 
-async def fetch_ticker(source: TickerSource, client: httpx.AsyncClient) -> Point:
+async def fetch_ticker(
+    source: TickerSource, client: httpx.AsyncClient, policy: OutboundPolicy
+) -> Point:
     """One spot price, with timeouts and retries with exponential backoff on 5xx / network
-    errors. Keeps failing → 502; nothing is observed."""
-    url = f"{source.base_url.rstrip('/')}/v2/prices/{source.pair}/spot"
-    last = "no attempt"
+    errors, from an allowed host only (shared/outbound.py). Keeps failing → 502 with a fixed
+    message; nothing is observed."""
+    origin, base_path = policy.base(source.base_url)  # 422 naming the setting
+    url = origin.url(f"{base_path}/v2/prices/{source.pair}/spot")  # pair: a strict pattern
     for attempt in range(source.retries + 1):
         if attempt:
             await asyncio.sleep(source.backoff_seconds * 2 ** (attempt - 1))
         try:
-            response = await client.get(url, timeout=source.timeout_seconds)
-        except httpx.TimeoutException:
-            last = f"timed out after {source.timeout_seconds}s"
-            continue
+            response = await client.get(url, timeout=source.timeout_seconds, follow_redirects=False)
         except httpx.HTTPError as exc:
-            last = f"{exc.__class__.__name__}"
+            log.warning("ticker %s: %s", url, exc.__class__.__name__)
             continue
-        if response.status_code >= 500:
-            last = f"HTTP {response.status_code}"
+        if response.status_code >= 500 or response.status_code == 429:
+            log.warning("ticker %s: HTTP %s", url, response.status_code)
             continue
-        if response.status_code != 200:
-            raise ApiError(
-                502,
-                "upstream_rejected",
-                f"the ticker answered HTTP {response.status_code} for {source.pair}",
-            )
+        if response.status_code != 200:  # a redirect, a 404…: retrying will not change it
+            log.warning("ticker %s: HTTP %s (not retried)", url, response.status_code)
+            break
         try:
             amount = float(response.json()["data"]["amount"])
         except (ValueError, KeyError, TypeError):
-            raise ApiError(
-                502, "upstream_malformed", 'the ticker\'s answer is not {"data": {"amount": ...}}'
-            ) from None
+            log.warning("ticker %s: the answer is not {data: {amount}}", url)
+            break
         if not math.isfinite(amount) or amount <= 0:
-            raise ApiError(502, "upstream_malformed", f"the ticker gave a bad price: {amount}")
+            log.warning("ticker %s: a price of %r", url, amount)
+            break
         value = 1.0 / amount if source.invert else amount
         return value, datetime.now(UTC).isoformat(timespec="seconds")
-    raise ApiError(
-        502,
-        "upstream_unavailable",
-        f"the ticker failed {source.retries + 1} times (last: {last}); nothing observed",
-        {"Retry-After": "5"},
-    )
+    raise unavailable("ticker", attempt + 1)

@@ -44,7 +44,7 @@ async def drift(runtime: Runtime, tenant: str, symbol: str) -> dict[str, Any]:
     if uri is None:
         return {**report, "drift": False, "reason": "the active version is not trained yet"}
     try:
-        frame = await asyncio.to_thread(read_frame, uri)
+        frame = await asyncio.to_thread(read_frame, runtime.data.check(tenant, uri))
     except DataError as exc:
         raise ApiError(409, "dataset_unreadable", f"training data of {model}: {exc}") from None
     reference = frame[TARGET].to_numpy(dtype=float)

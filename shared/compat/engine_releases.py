@@ -127,7 +127,7 @@ class Releases:
         model = model_of(returns.symbol)
         await self._ensure_model(tenant, model)
         csv = await asyncio.to_thread(supervised_csv, returns, params["n_lags"])
-        dataset = await Datasets(self.registry).upload(
+        dataset = await Datasets(self.runtime.data).upload(
             tenant,
             csv,
             "csv",

@@ -117,7 +117,7 @@ async def train(request: Request) -> Response:
     tenant = tenant_of(request)
     body = await parse_body(request, MlTrainIn)
     runtime = current_runtime()
-    datasets = Datasets(runtime.registry)
+    datasets = Datasets(runtime.data)
     dataset = await datasets.get(tenant, body.dataset_id)
     model_id = body.model_name
     config = await _ensure_model(runtime, tenant, model_id, body, dataset)
@@ -131,8 +131,9 @@ async def train(request: Request) -> Response:
         frame = await datasets.frame(tenant, body.dataset_id)
         data = await asyncio.to_thread(mapping.text_csv, frame, config)
         key = mapping.derived_key(model_id, body.dataset_id)
-        await runtime.registry.put_blob(tenant, key, data)
-        uri, features = runtime.registry.blob_uri(tenant, key), [mapping.TEXT]
+        # derived data sits in the tenant's data folder, like every file a job reads
+        await runtime.data.store.put_blob(tenant, key, data)
+        uri, features = runtime.data.store.blob_uri(tenant, key), [mapping.TEXT]
     hp = body.hyperparameters
     training = TrainRequest(
         uri=uri,

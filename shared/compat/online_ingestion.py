@@ -10,7 +10,6 @@ passengers 1949-1960, River's AirlinePassengers); any other source is set with t
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 from starlette.requests import Request
@@ -28,7 +27,7 @@ from shared.http import JSON
 from shared.ingest import SOURCE_ADAPTER
 from shared.openapi import api
 from shared.runtime import current_runtime
-from shared.sources import DatasetSource, FileSource, TickerSource, fetch_ticker, points_of
+from shared.sources import DatasetSource, FileSource, TickerSource
 from shared.tenancy import path_name, tenant_of
 
 SEED_STREAM = DatasetSource(kind="dataset", name="AirlinePassengers")
@@ -63,7 +62,7 @@ async def next_observation(request: Request) -> Response:
     source = await _source(tenant, name)
     if isinstance(source, TickerSource):
         return await _ticker_answer(source, source.pair.split("-")[0])
-    every = await asyncio.to_thread(points_of, source)
+    every = await runtime.ingest.points(tenant, source)
     start, stop = await runtime.ingest.series.claim(tenant, name, 1, len(every))
     if start == stop:
         return Response(status_code=204)
@@ -99,7 +98,7 @@ async def next_crypto(request: Request) -> Response:
 
 
 async def _ticker_answer(source: TickerSource, series_id: str) -> Response:
-    value, ts = await fetch_ticker(source, current_runtime().ingest.http)
+    value, ts = await current_runtime().ingest.ticker(source)
     return JSON({"series_id": series_id, "target": value, "datetime": ts})
 
 

@@ -23,6 +23,7 @@ nothing: Prometheus scrapes every instance.)
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -34,6 +35,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as _multiprocess
+from prometheus_client.metrics_core import Metric
 
 # Request latency buckets (seconds): a warm predict is ~0.2 ms, a cold AMF load ~0.6 s.
 LATENCY_BUCKETS = (
@@ -102,11 +104,44 @@ def count_state_error(error: str) -> None:
     STATE_ERRORS.labels(error).inc()
 
 
-def exposition() -> tuple[bytes, str]:
+def exposition(tenant_labels: bool = True) -> tuple[bytes, str]:
     """The text `/metrics` answers, and its content type; merged over every process when
-    PROMETHEUS_MULTIPROC_DIR is set."""
+    PROMETHEUS_MULTIPROC_DIR is set; without tenant and model names when `tenant_labels` is
+    false (METRICS_TENANT_LABELS)."""
+    registry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         _multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    if not tenant_labels:
+        return generate_latest(_Summed(registry, TENANT_LABELS)), CONTENT_TYPE_LATEST  # type: ignore[arg-type]
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+# Labels that name a tenant or its model: METRICS_TENANT_LABELS=false sums them away.
+TENANT_LABELS = frozenset({"tenant", "model"})
+
+
+class _Summed:
+    """A collector view of `source` without `dropped` labels: the samples that differ only
+    in them are summed (a counter's `_created` keeps the earliest)."""
+
+    def __init__(self, source: CollectorRegistry, dropped: frozenset[str]) -> None:
+        self.source, self.dropped = source, dropped
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.source.collect():
+            if not any(self.dropped & sample.labels.keys() for sample in family.samples):
+                yield family
+                continue
+            merged: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+            for sample in family.samples:
+                labels = {k: v for k, v in sample.labels.items() if k not in self.dropped}
+                key = (sample.name, tuple(sorted(labels.items())))
+                if sample.name.endswith("_created") and key in merged:
+                    merged[key] = min(merged[key], sample.value)
+                else:
+                    merged[key] = merged.get(key, 0.0) + sample.value
+            summed = Metric(family.name, family.documentation, family.type, family.unit)
+            for (name, labels), value in merged.items():
+                summed.add_sample(name, dict(labels), value)
+            yield summed

@@ -60,35 +60,42 @@ def dataset_rows(name: str, features: list[str] | None) -> list[Row]:
 
 
 def read_frame(uri: str) -> pd.DataFrame:
-    """A CSV or Parquet file from a path, file:// or gs:// URI."""
+    """A CSV or Parquet file from a path, file:// or gs:// URI. Call it only with a URI that
+    shared.data_access resolved for the tenant. Messages name the file by its base name only
+    (never the server's path) and say nothing of any other file."""
     lower = uri.lower().split("?", 1)[0]
     if not lower.endswith(SUFFIXES):
         raise DataError("the file must end in .csv or .parquet")
+    name = uri.rsplit("/", 1)[-1]
     if uri.startswith("gs://"):
-        raw = _read_gcs(uri)
-        source: Any = io.BytesIO(raw)
+        source: Any = io.BytesIO(_read_gcs(uri, name))
     else:
         path = Path(uri.removeprefix("file://"))
         if not path.is_file():
-            raise DataError(f"no such file: {path}")
+            raise DataError(f"no such file: {name}")
         source = path
     try:
         if lower.endswith(".csv"):
             return pd.read_csv(source)
         return pd.read_parquet(source)
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise DataError(f"cannot read {uri}: {exc}") from None
+    except OSError:
+        raise DataError(f"cannot read {name}") from None
+    except (ValueError, pd.errors.ParserError) as exc:
+        detail = str(exc).replace(uri.removeprefix("file://"), name)
+        raise DataError(f"cannot read {name}: {detail}") from None
 
 
-def _read_gcs(uri: str) -> bytes:
+def _read_gcs(uri: str, name: str) -> bytes:
     from google.api_core import exceptions as gexc
     from google.cloud import storage
 
-    bucket, _, name = uri.removeprefix("gs://").partition("/")
+    bucket, _, key = uri.removeprefix("gs://").partition("/")
     try:
-        return storage.Client().bucket(bucket).blob(name).download_as_bytes()
+        return storage.Client().bucket(bucket).blob(key).download_as_bytes()
     except gexc.NotFound:
-        raise DataError(f"no such object: {uri}") from None
+        raise DataError(f"no such object: {name}") from None
+    except gexc.GoogleAPICallError:  # forbidden, unavailable…: no detail of the bucket leaves
+        raise DataError(f"cannot read {name}") from None
 
 
 def frame_rows(

@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.data_access import DataAccess
 from shared.errors import ApiError, not_found, unprocessable
 from shared.events import EventBus
 from shared.lifecycle import Lifecycle
@@ -32,9 +33,15 @@ def _now() -> str:
 
 class Jobs:
     def __init__(
-        self, store: StateStore, lifecycle: Lifecycle, events: EventBus, settings: Settings
+        self,
+        store: StateStore,
+        lifecycle: Lifecycle,
+        events: EventBus,
+        settings: Settings,
+        data: DataAccess,
     ) -> None:
         self.store, self.lifecycle, self.events, self.settings = store, lifecycle, events, settings
+        self.data = data
         self._running: set[asyncio.Task[None]] = set()
 
     async def submit(self, tenant: str, model: str, request: TrainRequest) -> dict[str, Any]:
@@ -43,6 +50,10 @@ class Jobs:
             raise unprocessable(
                 f"unknown dataset '{request.dataset}'; known: {', '.join(sorted(DATASETS))}",
                 "unknown_dataset",
+            )
+        if request.uri is not None:  # 403 before anything is queued; the job keeps what to read
+            request = request.model_copy(
+                update={"uri": await self.data.resolve(tenant, request.uri)}
             )
         job = {
             "id": uuid.uuid4().hex,
@@ -107,8 +118,10 @@ class Jobs:
             rows = await asyncio.to_thread(dataset_rows, request.dataset, request.features)
         else:
             assert request.uri is not None and request.target is not None
-            source = {"uri": request.uri, "target": request.target}
-            frame = await asyncio.to_thread(read_frame, request.uri)
+            # checked again where it runs (a Cloud Run job reads the queued document)
+            uri = self.data.check(tenant, request.uri)
+            source = {"uri": uri, "target": request.target}
+            frame = await asyncio.to_thread(read_frame, uri)
             rows = await asyncio.to_thread(
                 frame_rows, frame, request.target, request.features, blueprint.text_input
             )
