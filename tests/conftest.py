@@ -86,6 +86,26 @@ async def client(
     reset_settings_cache()
 
 
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """The `client` tenant's own data folder: <DATA_ROOT>/acme (DATA_ROOT's default beside
+    the registry), where a file it trains on or ingests must be."""
+    folder = tmp_path / "registry" / "_data" / TENANT["X-Tenant-ID"]
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def ticker_port(monkeypatch: pytest.MonkeyPatch) -> int:
+    """A loopback port allowed in TICKER_ALLOWED_HOSTS, for a FakeTicker(..., port=...)."""
+    from tests.fake_ticker import allow_fake_hosts
+    from tests.servers import free_port
+
+    port = free_port()
+    allow_fake_hosts(monkeypatch, port)
+    return port
+
+
 from tests.nats_server import NatsServer  # noqa: E402  (appended with its fixture)
 
 

@@ -21,10 +21,11 @@ class FakeJsonService:
     failure_body: dict[str, Any] = {"error": "unavailable"}
     hang_seconds = 1.0  # longer than any client timeout the tests set
 
-    def __init__(self, script: list[str] | None = None) -> None:
+    def __init__(self, script: list[str] | None = None, port: int | None = None) -> None:
+        """`port`: one reserved beforehand (e.g. allowed in TICKER_ALLOWED_HOSTS)."""
         self.script = list(script or [])
         self.requests: list[str] = []
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
         self._server.daemon_threads = True

@@ -5,15 +5,34 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from shared.settings import reset_settings_cache
 from tests.fake_http import FakeJsonService, Reply
+
+
+def allowed_entry(port: int) -> str:
+    """The TICKER_ALLOWED_HOSTS entry of a fake service on this loopback port (plain http)."""
+    return f"http://127.0.0.1:{port}"
+
+
+def allow_fake_hosts(monkeypatch: pytest.MonkeyPatch, *ports: int) -> None:
+    """Allow fake services on these loopback ports besides the default host; the settings
+    are re-read, so call it before the app builds its runtime (before its first request)."""
+    entries = ["api.coinbase.com", *(allowed_entry(p) for p in ports)]
+    monkeypatch.setenv("TICKER_ALLOWED_HOSTS", ",".join(entries))
+    reset_settings_cache()
 
 
 class FakeTicker(FakeJsonService):
     failure_body = {"errors": [{"id": "unavailable"}]}
 
-    def __init__(self, prices: list[float], script: list[str] | None = None) -> None:
-        """Answers the prices in turn (the last one repeats); `script` injects failures."""
-        super().__init__(script)
+    def __init__(
+        self, prices: list[float], script: list[str] | None = None, port: int | None = None
+    ) -> None:
+        """Answers the prices in turn (the last one repeats); `script` injects failures;
+        `port`: one allowed beforehand (the `ticker_port` fixture)."""
+        super().__init__(script, port)
         self.prices = list(prices)
 
     def answer(self, method: str, path: str, body: dict[str, Any]) -> Reply:

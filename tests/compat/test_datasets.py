@@ -1,5 +1,5 @@
-"""Data sets beside the registry: the registry's blob store on both backends (a directory and
-a real fake-gcs-server), and POST/GET /api/v1/datasets."""
+"""Data sets in the tenants' data folders (DATA_ROOT): the registry's blob store on both
+backends (a directory and a real fake-gcs-server), and POST/GET /api/v1/datasets."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import httpx
 import pandas as pd
 import pytest
 
+from shared.data_access import DataAccess
 from shared.datasets import Datasets
-from shared.registry import Registry, open_registry
+from shared.registry import FilesystemRegistry, Registry, open_registry
 from tests.compat.conftest import OTHER
 from tests.gcs_server import gcs_client
 
@@ -51,8 +52,15 @@ async def test_blobs(registry: Registry) -> None:
             await registry.put_blob("acme", bad, b"")
 
 
+def data_root(registry: Registry) -> str:
+    """A DATA_ROOT at the fixture's registry location."""
+    if isinstance(registry, FilesystemRegistry):
+        return f"file://{registry.root}"
+    return f"gs://{registry.bucket_name}/{registry.prefix}"  # type: ignore[attr-defined]
+
+
 async def test_a_dataset_round_trips(registry: Registry) -> None:
-    datasets = Datasets(registry)
+    datasets = Datasets(DataAccess(data_root(registry)))
     meta = await datasets.upload("acme", CSV, "csv", "tickets", "two tickets")
     assert meta["rows"] == 2 and meta["column_types"] == {"title": "text", "priority": "text"}
     assert (await datasets.get("acme", "tickets"))["uri"] == meta["uri"]
@@ -62,7 +70,7 @@ async def test_a_dataset_round_trips(registry: Registry) -> None:
     assert await datasets.list("globex") == []
 
 
-async def test_upload_register_list_get(client: httpx.AsyncClient, tmp_path: Path) -> None:
+async def test_upload_register_list_get(client: httpx.AsyncClient, data_dir: Path) -> None:
     csv = await client.post(
         "/api/v1/datasets?dataset_id=tickets", content=CSV, headers={"Content-Type": "text/csv"}
     )
@@ -78,10 +86,12 @@ async def test_upload_register_list_get(client: httpx.AsyncClient, tmp_path: Pat
     assert parquet.status_code == 201
     generated = parquet.json()["dataset_id"]
     assert generated.startswith("ds-") and parquet.json()["column_types"]["x"] == "number"
-    path = tmp_path / "outside.csv"
+    path = data_dir / "mine.csv"  # a file the operator put in the tenant's data folder
     path.write_bytes(CSV)
     by_uri = await client.post("/api/v1/datasets", json={"uri": str(path), "dataset_id": "ref"})
     assert by_uri.status_code == 201 and by_uri.json()["source"] == "uri"
+    # uploads and named files share the tenant's folder
+    assert csv.json()["uri"].startswith(f"file://{data_dir}/_datasets/tickets/")
 
     listed = (await client.get("/api/v1/datasets")).json()["datasets"]
     assert sorted(d["dataset_id"] for d in listed) == sorted(["tickets", generated, "ref"])
@@ -105,8 +115,11 @@ async def test_bad_uploads(client: httpx.AsyncClient) -> None:
         "/api/v1/datasets", content=b"PAR1junk", headers={"Content-Type": "application/x-parquet"}
     )
     assert junk.status_code == 422
-    missing = await post("/api/v1/datasets", json={"uri": "/nowhere/x.csv"})
+    missing = await post("/api/v1/datasets", json={"uri": "nowhere/x.csv"})  # in its folder
     assert missing.status_code == 422
+    assert missing.json()["error"]["message"] == "no such file: x.csv"  # no server path
+    elsewhere = await post("/api/v1/datasets", json={"uri": "/nowhere/x.csv"})
+    assert elsewhere.status_code == 403
     bad_id = await post(
         "/api/v1/datasets?dataset_id=../x", content=CSV, headers={"Content-Type": "text/csv"}
     )
@@ -121,6 +134,6 @@ async def test_no_peeking_at_another_tenants_data(client: httpx.AsyncClient) -> 
     )
     uri = theirs.json()["uri"]
     stolen = await client.post("/api/v1/datasets", json={"uri": uri})
-    assert stolen.status_code == 403 and stolen.json()["error"]["code"] == "foreign_dataset"
+    assert stolen.status_code == 403 and stolen.json()["error"]["code"] == "data_access_denied"
     sneaky = uri.replace("/globex/", "/acme/../globex/")
     assert (await client.post("/api/v1/datasets", json={"uri": sneaky})).status_code == 403

@@ -15,6 +15,7 @@ from shared.market_data import MarketData
 from shared.settings import Settings
 from tests.compat.conftest import ADMIN, eventually
 from tests.compat.fake_market import FakeMarket
+from tests.fake_ticker import allow_fake_hosts, allowed_entry
 
 CALM = [random.Random(7).gauss(0.0, 1.0) for _ in range(400)]
 
@@ -22,6 +23,7 @@ CALM = [random.Random(7).gauss(0.0, 1.0) for _ in range(400)]
 def client_for(url: str, retries: int = 2) -> MarketData:
     settings = Settings(
         market_data_base_url=url,
+        ticker_allowed_hosts=allowed_entry(int(url.rsplit(":", 1)[1])),
         market_data_retries=retries,
         market_data_backoff_seconds=0.01,
         market_data_timeout_seconds=0.2,
@@ -66,6 +68,7 @@ def market(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeMarket]:
     """A market-data server the gateway uses (list it before `client` in a test)."""
     with FakeMarket({"ACME": list(CALM), "BETA": list(CALM[::-1])}) as server:
         monkeypatch.setenv("MARKET_DATA_BASE_URL", server.url)
+        allow_fake_hosts(monkeypatch, server.port)  # an outbound host must be allowed
         monkeypatch.setenv("MARKET_DATA_BACKOFF_SECONDS", "0.01")
         monkeypatch.setenv("TRAIN_SYMBOLS", "ACME,BETA")
         yield server

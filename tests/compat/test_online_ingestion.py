@@ -37,8 +37,8 @@ async def test_next_streams_the_seed_data_set(client: httpx.AsyncClient) -> None
     assert (await client.get(f"{STREAM}/airline/next")).json()["observation_id"] == 1
 
 
-async def test_next_is_204_once_exhausted(client: httpx.AsyncClient, tmp_path: Path) -> None:
-    path = tmp_path / "data.csv"
+async def test_next_is_204_once_exhausted(client: httpx.AsyncClient, data_dir: Path) -> None:
+    path = data_dir / "data.csv"
     pd.DataFrame({"input": ["1949-01", "1949-02"], "target": [112, 118]}).to_csv(path)
     source = {"kind": "csv", "uri": str(path), "column": "target", "ts_column": "input"}
     assert (await client.put("/api/v1/series/small/source", json=source)).status_code == 200
@@ -61,8 +61,10 @@ async def test_next_shares_the_core_cursor(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"{STREAM}/shared/next")).json()["observation_id"] == 3
 
 
-async def test_next_crypto_over_the_ticker_source(client: httpx.AsyncClient) -> None:
-    with FakeTicker([42000.5], script=["503", "ok"]) as ticker:
+async def test_next_crypto_over_the_ticker_source(
+    client: httpx.AsyncClient, ticker_port: int
+) -> None:
+    with FakeTicker([42000.5], script=["503", "ok"], port=ticker_port) as ticker:
         source = {
             "kind": "ticker",
             "pair": "BTC-USD",
@@ -80,8 +82,8 @@ async def test_next_crypto_over_the_ticker_source(client: httpx.AsyncClient) -> 
         assert (await client.get(f"{STREAM}/crypto/next")).json()["series_id"] == "BTC"
 
 
-async def test_failing_ticker_is_a_502(client: httpx.AsyncClient) -> None:
-    with FakeTicker([1.0], script=["503", "hang", "503"]) as ticker:
+async def test_failing_ticker_is_a_502(client: httpx.AsyncClient, ticker_port: int) -> None:
+    with FakeTicker([1.0], script=["503", "hang", "503"], port=ticker_port) as ticker:
         source = {
             "kind": "ticker",
             "base_url": ticker.url,

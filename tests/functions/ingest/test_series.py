@@ -113,7 +113,7 @@ async def test_dataset_source_cursor_pull_reset_pull(client: httpx.AsyncClient) 
     assert done == {"series": "air", "pulled": 0, "exhausted": True, "observations": []}
 
 
-async def test_sp500_symbol_and_csv_sources(client: httpx.AsyncClient, tmp_path: Path) -> None:
+async def test_sp500_symbol_and_csv_sources(client: httpx.AsyncClient, data_dir: Path) -> None:
     status = (
         await client.put(
             "/api/v1/series/aapl/source",
@@ -125,16 +125,16 @@ async def test_sp500_symbol_and_csv_sources(client: httpx.AsyncClient, tmp_path:
     x0, _ = next(iter(datasets.SP500Stocks()))
     assert pulled["observations"][0]["value"] == x0["AAPL"]
     pd.DataFrame({"day": ["d1", "d2", "d3"], "price": [1.5, 2.5, 3.5]}).to_csv(
-        tmp_path / "p.csv", index=False
+        data_dir / "p.csv", index=False
     )
-    csv = {"kind": "csv", "uri": str(tmp_path / "p.csv"), "column": "price", "ts_column": "day"}
+    csv = {"kind": "csv", "uri": str(data_dir / "p.csv"), "column": "price", "ts_column": "day"}
     assert (await client.put("/api/v1/series/c/source", json=csv)).json()["total"] == 3
     obs = (await client.post("/api/v1/series/c/pull", json={"count": 5})).json()["observations"]
     assert [(o["value"], o["ts"]) for o in obs] == [(1.5, "d1"), (2.5, "d2"), (3.5, "d3")]
 
 
-async def test_ticker_retries_then_succeeds(client: httpx.AsyncClient) -> None:
-    with FakeTicker([42000.5], script=["503", "503", "ok"]) as ticker:
+async def test_ticker_retries_then_succeeds(client: httpx.AsyncClient, ticker_port: int) -> None:
+    with FakeTicker([42000.5], script=["503", "503", "ok"], port=ticker_port) as ticker:
         source = {
             "kind": "ticker",
             "pair": "BTC-USD",
@@ -149,9 +149,9 @@ async def test_ticker_retries_then_succeeds(client: httpx.AsyncClient) -> None:
 
 
 async def test_ticker_that_keeps_failing_is_a_clear_502_and_observes_nothing(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, ticker_port: int
 ) -> None:
-    with FakeTicker([1.0], script=["503", "hang", "503"]) as ticker:
+    with FakeTicker([1.0], script=["503", "hang", "503"], port=ticker_port) as ticker:
         source = {
             "kind": "ticker",
             "base_url": ticker.url,
@@ -167,8 +167,10 @@ async def test_ticker_that_keeps_failing_is_a_clear_502_and_observes_nothing(
         assert (await client.get("/api/v1/series/btc")).json()["count"] == 0
 
 
-async def test_ticker_invert_gives_the_inverse_rate(client: httpx.AsyncClient) -> None:
-    with FakeTicker([0.5]) as ticker:
+async def test_ticker_invert_gives_the_inverse_rate(
+    client: httpx.AsyncClient, ticker_port: int
+) -> None:
+    with FakeTicker([0.5], port=ticker_port) as ticker:
         await client.put(
             "/api/v1/series/xrp/source",
             json={"kind": "ticker", "pair": "XRP-USD", "base_url": ticker.url, "invert": True},
@@ -233,7 +235,7 @@ async def test_ticker_invert_gives_the_inverse_rate(client: httpx.AsyncClient) -
 )
 async def test_bad_ingest_inputs(
     client: httpx.AsyncClient,
-    tmp_path: Path,
+    data_dir: Path,
     method: str,
     path: str,
     body: Any,
@@ -246,8 +248,8 @@ async def test_bad_ingest_inputs(
     await client.put("/api/v1/series/s", json={"n_lags": 2})
     await client.post("/api/v1/series/s/observations", json={"value": 1.0})
     if isinstance(body, dict) and body.get("uri") == "CSV":
-        pd.DataFrame({"price": [1.0]}).to_csv(tmp_path / "p.csv", index=False)
-        body = {**body, "uri": str(tmp_path / "p.csv")}
+        pd.DataFrame({"price": [1.0]}).to_csv(data_dir / "p.csv", index=False)
+        body = {**body, "uri": str(data_dir / "p.csv")}
     content = body if isinstance(body, str) else None
     response = await client.request(
         method,

@@ -45,12 +45,12 @@ def make_csv(path: Path, rows: int = 300) -> pd.DataFrame:
 
 
 async def test_train_from_csv_registers_a_version_equal_to_river(
-    client: httpx.AsyncClient, tmp_path: Path
+    client: httpx.AsyncClient, data_dir: Path
 ) -> None:
-    frame = make_csv(tmp_path / "data.csv")
+    frame = make_csv(data_dir / "data.csv")
     assert (await client.post("/api/v1/models", json=LINEAR)).status_code == 201
     body = {
-        "uri": f"file://{tmp_path / 'data.csv'}",
+        "uri": f"file://{data_dir / 'data.csv'}",
         "target": "target",
         "features": ["a", "b"],
         "test_size": 0.25,
@@ -114,11 +114,11 @@ async def test_train_on_a_river_dataset_and_activate(
     assert events[-1]["data"]["version"] == final["version"] and events[-1]["subject"] == job["id"]
 
 
-async def test_parquet_and_shuffled_split(client: httpx.AsyncClient, tmp_path: Path) -> None:
-    frame = make_csv(tmp_path / "data.csv", rows=100)
-    frame.to_parquet(tmp_path / "data.parquet")
+async def test_parquet_and_shuffled_split(client: httpx.AsyncClient, data_dir: Path) -> None:
+    frame = make_csv(data_dir / "data.csv", rows=100)
+    frame.to_parquet(data_dir / "data.parquet")
     assert (await client.post("/api/v1/models", json=LINEAR)).status_code == 201
-    body = {"uri": str(tmp_path / "data.parquet"), "target": "target", "shuffle": True, "seed": 3}
+    body = {"uri": str(data_dir / "data.parquet"), "target": "target", "shuffle": True, "seed": 3}
     final = (
         await wait_for_job(
             client, (await client.post("/api/v1/models/m/train", json=body)).json()["id"]
@@ -137,13 +137,13 @@ async def test_parquet_and_shuffled_split(client: httpx.AsyncClient, tmp_path: P
     ],
 )
 async def test_bad_columns_fail_the_job_clearly(
-    client: httpx.AsyncClient, tmp_path: Path, body: dict[str, Any], error: str
+    client: httpx.AsyncClient, data_dir: Path, body: dict[str, Any], error: str
 ) -> None:
-    make_csv(tmp_path / "data.csv", rows=50)
+    make_csv(data_dir / "data.csv", rows=50)
     assert (await client.post("/api/v1/models", json=LINEAR)).status_code == 201
     job = (
         await client.post(
-            "/api/v1/models/m/train", json={"uri": str(tmp_path / "data.csv"), **body}
+            "/api/v1/models/m/train", json={"uri": str(data_dir / "data.csv"), **body}
         )
     ).json()
     states = await wait_for_job(client, job["id"])
@@ -154,15 +154,15 @@ async def test_bad_columns_fail_the_job_clearly(
 
 
 async def test_text_column_for_a_numeric_model_fails_with_the_row(
-    client: httpx.AsyncClient, tmp_path: Path
+    client: httpx.AsyncClient, data_dir: Path
 ) -> None:
     pd.DataFrame({"a": [1.0, 2.0, "x"], "target": [1.0, 2.0, 3.0]}).to_csv(
-        tmp_path / "d.csv", index=False
+        data_dir / "d.csv", index=False
     )
     assert (await client.post("/api/v1/models", json=LINEAR)).status_code == 201
     job = (
         await client.post(
-            "/api/v1/models/m/train", json={"uri": str(tmp_path / "d.csv"), "target": "target"}
+            "/api/v1/models/m/train", json={"uri": str(data_dir / "d.csv"), "target": "target"}
         )
     ).json()
     final = (await wait_for_job(client, job["id"]))[-1]
@@ -197,14 +197,20 @@ async def test_unknown_job_and_model(client: httpx.AsyncClient) -> None:
 async def test_train_from_a_gs_uri(
     client: httpx.AsyncClient, tmp_path: Path, gcs_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """DATA_ROOT on GCS: a tenant trains on objects under gs://<bucket>/<prefix>/<tenant>/."""
+    from shared.settings import reset_settings_cache
     from tests.gcs_server import gcs_client
 
     frame = make_csv(tmp_path / "data.csv", rows=60)
     bucket = gcs_client(gcs_server).create_bucket("training-data")
+    bucket.blob("tenants/acme/daily/data.csv").upload_from_filename(str(tmp_path / "data.csv"))
     bucket.blob("daily/data.csv").upload_from_filename(str(tmp_path / "data.csv"))
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server)  # google-cloud-storage's own switch
+    monkeypatch.setenv("DATA_ROOT", "gs://training-data/tenants")
+    reset_settings_cache()  # before the first request builds the runtime
     assert (await client.post("/api/v1/models", json=LINEAR)).status_code == 201
-    body = {"uri": "gs://training-data/daily/data.csv", "target": "target", "test_size": 0.5}
+    body = {"uri": "gs://training-data/tenants/acme/daily/data.csv", "target": "target"}
+    body["test_size"] = 0.5
     final = (
         await wait_for_job(
             client, (await client.post("/api/v1/models/m/train", json=body)).json()["id"]
@@ -212,10 +218,21 @@ async def test_train_from_a_gs_uri(
     )[-1]
     assert final["status"] == "succeeded", final
     assert final["training"]["rows_train"] == len(frame) // 2
-    missing = {**body, "uri": "gs://training-data/nope.csv"}
+    relative = {**body, "uri": "daily/data.csv"}  # a path is relative to the tenant's folder
+    again = (
+        await wait_for_job(
+            client, (await client.post("/api/v1/models/m/train", json=relative)).json()["id"]
+        )
+    )[-1]
+    assert again["status"] == "succeeded" and again["training"]["uri"] == body["uri"]
+    missing = {**body, "uri": "gs://training-data/tenants/acme/nope.csv"}
     failed = (
         await wait_for_job(
             client, (await client.post("/api/v1/models/m/train", json=missing)).json()["id"]
         )
     )[-1]
-    assert failed["status"] == "failed" and "no such object" in failed["error"]
+    assert failed["status"] == "failed" and failed["error"] == "no such object: nope.csv"
+    outside = await client.post(
+        "/api/v1/models/m/train", json={**body, "uri": "gs://training-data/daily/data.csv"}
+    )
+    assert outside.status_code == 403 and outside.json()["error"]["code"] == "data_access_denied"
