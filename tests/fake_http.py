@@ -12,7 +12,8 @@ from typing import Any
 
 from tests.servers import free_port
 
-Reply = tuple[int, dict[str, Any]]
+# (status, JSON body) or (status, JSON body, extra headers) e.g. a redirect's Location
+Reply = tuple[int, dict[str, Any]] | tuple[int, dict[str, Any], dict[str, str]]
 
 
 class FakeJsonService:
@@ -60,9 +61,11 @@ class FakeJsonService:
                 reply = service._respond(method, self.path, body)
                 if reply is None:
                     return
-                status, payload = reply
+                status, payload, *extra = reply
                 data = json.dumps(payload).encode()
                 self.send_response(status)
+                for name, value in (extra[0] if extra else {}).items():
+                    self.send_header(name, value)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()

@@ -42,3 +42,14 @@ class FakeTicker(FakeJsonService):
         base, currency = parts[2].split("-")
         price = self.prices.pop(0) if len(self.prices) > 1 else self.prices[0]
         return 200, {"data": {"amount": str(price), "base": base, "currency": currency}}
+
+
+class RedirectingTicker(FakeTicker):
+    """An allowed host that answers every price with a redirect to `location`."""
+
+    def __init__(self, location: str, status: int = 302, port: int | None = None) -> None:
+        super().__init__([1.0], port=port)
+        self.location, self.status = location, status
+
+    def answer(self, method: str, path: str, body: dict[str, Any]) -> Reply:
+        return self.status, {}, {"Location": self.location}
