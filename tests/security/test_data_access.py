@@ -283,6 +283,7 @@ async def test_gcs_data_root(
         "/api/v1/datasets?dataset_id=up", content=OWN_CSV, headers={"Content-Type": "text/csv"}
     )
     assert upload.json()["uri"].startswith("gs://data-bucket/tenants/acme/_datasets/up/")
-    job = await client.post("/api/v1/models/m/train", json={"uri": "dataset:up", "target": "target"})
+    job = await client.post(
+        "/api/v1/models/m/train", json={"uri": "dataset:up", "target": "target"}
+    )
     assert (await wait_for_job(client, job.json()["id"]))["status"] == "succeeded"
-
