@@ -17,6 +17,7 @@ KNATIVE_VERSION=${KNATIVE_VERSION:-1.20.0}
 K3S_IMAGE=${K3S_IMAGE:-rancher/k3s:v1.32.5-k3s1}
 PYTHON=${PYTHON:-.venv/bin/python}
 KEY_FILE=.data/k3d/admin-api-key
+METRICS_FILE=.data/k3d/metrics-token
 
 say() { printf '\n== %s\n' "$*"; }
 need() {
@@ -71,10 +72,13 @@ kubectl -n knative-serving rollout status deploy/controller deploy/webhook deplo
   deploy/autoscaler --timeout=300s
 kubectl -n kourier-system rollout status deploy/3scale-kourier-gateway --timeout=300s
 
-say "infra/k8s (kustomize) with a random ADMIN_API_KEY in place of the placeholder"
+say "infra/k8s (kustomize) with a random ADMIN_API_KEY and METRICS_TOKEN in place of the placeholders"
 mkdir -p "$(dirname "$KEY_FILE")"
 [ -s "$KEY_FILE" ] || openssl rand -hex 32 >"$KEY_FILE"
-manifests=$(kubectl kustomize infra/k8s | sed "s/ADMIN_API_KEY: replace-me/ADMIN_API_KEY: $(cat "$KEY_FILE")/")
+[ -s "$METRICS_FILE" ] || openssl rand -hex 32 >"$METRICS_FILE"
+manifests=$(kubectl kustomize infra/k8s | sed \
+  -e "s/ADMIN_API_KEY: replace-me$/ADMIN_API_KEY: $(cat "$KEY_FILE")/" \
+  -e "s/METRICS_TOKEN: replace-me-metrics$/METRICS_TOKEN: $(cat "$METRICS_FILE")/")
 for attempt in 1 2 3 4 5; do  # the Knative webhook may still be warming up
   if printf '%s\n' "$manifests" | kubectl apply -f -; then break; fi
   [ "$attempt" = 5 ] && exit 1

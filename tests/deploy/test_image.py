@@ -32,6 +32,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+METRICS_TOKEN = "image-test-metrics-token-0123456789"
+
+
 def image_env(tmp: Path, **extra: str) -> dict[str, str]:
     """The container's environment, localized: Dockerfile ENV with /app and /opt/venv mapped."""
     image = dockerfile.parse()
@@ -109,14 +112,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serve
                 continue
             tmp = tmp_path_factory.mktemp(f"image-{group}")
             port = _free_port()
-            # ADMIN_API_KEY as deploy/functions.yaml's secret_env sets it: the image's ENV=prod
-            # (TENANT_AUTH=keys) refuses to start without one
+            # ADMIN_API_KEY and METRICS_TOKEN as deploy/functions.yaml's secret_env sets them:
+            # the image's ENV=prod (TENANT_AUTH=keys) refuses to start without the admin key,
+            # and keeps /metrics shut without the token
             env = image_env(
                 tmp,
                 PORT=str(port),
                 HOST="127.0.0.1",
                 FUNCTION_SOURCE=source,
                 ADMIN_API_KEY="image-test-admin-key-0123456789",
+                METRICS_TOKEN=METRICS_TOKEN,
             )
             log = tmp / "server.log"
             with log.open("wb") as out:
@@ -173,6 +178,10 @@ def test_entrypoint_serves_health(served: dict[str, Served], group: str) -> None
     assert health.json() == {"status": "ok"}
     ready: Any = httpx.get(f"{server.url}/ready", timeout=5.0)
     assert ready.status_code == 200, ready.text
+    # /metrics: the scraper's Bearer token (Prometheus' `authorization`), nobody else
+    assert httpx.get(f"{server.url}/metrics", timeout=5.0).status_code == 401
+    bearer = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    assert httpx.get(f"{server.url}/metrics", headers=bearer, timeout=5.0).status_code == 200
 
 
 def test_training_job_command_runs_in_the_image(tmp_path: Path) -> None:
