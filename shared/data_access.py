@@ -31,6 +31,7 @@ from shared.tenancy import NAME_PATTERN
 DATASET_REF = "dataset:"
 DATASETS_FOLDER = "_datasets"
 DATASET_META = "meta.json"
+UPLOAD_SUFFIX = {"csv": ".csv", "parquet": ".parquet"}
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 # Characters no file a tenant may name contains: they only serve to confuse a parser.
 _FORBIDDEN = ("\x00", "\\", "?", "#")
@@ -147,7 +148,21 @@ class DataAccess:
         raw = await self.store.get_blob(tenant, f"{DATASETS_FOLDER}/{dataset_id}/{DATASET_META}")
         if raw is None:
             raise not_found("dataset", dataset_id)
-        return str(json.loads(raw)["uri"])
+        return self.dataset_uri(tenant, json.loads(raw))
+
+    def dataset_uri(self, tenant: str, meta: dict[str, object]) -> str:
+        """Where a data set's file is now: an upload's is derived from its content (so a
+        catalogue moved to another DATA_ROOT keeps working), a registered file's is as stored."""
+        if meta.get("source") == "upload":
+            key = upload_key(str(meta["dataset_id"]), str(meta["sha256"]), str(meta["format"]))
+            return self.store.blob_uri(tenant, key)
+        return str(meta["uri"])
+
+
+def upload_key(dataset_id: str, sha256: str, fmt: str) -> str:
+    """An upload's blob key: named by its content, so a retried upload rewrites the same
+    bytes and a crash before meta.json leaves the id free."""
+    return f"{DATASETS_FOLDER}/{dataset_id}/{sha256[:16]}{UPLOAD_SUFFIX[fmt]}"
 
 
 __all__ = [
@@ -157,4 +172,5 @@ __all__ = [
     "DataAccess",
     "data_root_uri",
     "denied",
+    "upload_key",
 ]

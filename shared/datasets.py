@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from shared.data_access import DATASET_META, DATASETS_FOLDER, DataAccess
+from shared.data_access import DATASET_META, DATASETS_FOLDER, UPLOAD_SUFFIX, DataAccess, upload_key
 from shared.errors import ApiError, conflict, not_found, unprocessable
 from shared.tenancy import check_name
 from shared.training.data import DataError, read_frame
@@ -29,7 +29,7 @@ log = logging.getLogger("ml.datasets")
 
 FOLDER = DATASETS_FOLDER
 META = DATASET_META
-SUFFIX = {"csv": ".csv", "parquet": ".parquet"}
+SUFFIX = UPLOAD_SUFFIX
 
 
 def _summary(frame: pd.DataFrame) -> dict[str, Any]:
@@ -71,9 +71,8 @@ class Datasets:
         if frame.empty:
             raise unprocessable("the data set has no rows", "empty_dataset")
         digest = hashlib.sha256(data).hexdigest()
-        # The file is named by its content, so a retried upload rewrites the same bytes and a
-        # crash before meta.json leaves the id free; meta.json, created exclusively, claims it.
-        key = f"{FOLDER}/{dataset_id}/{digest[:16]}{SUFFIX[fmt]}"
+        # meta.json, created exclusively, claims the id
+        key = upload_key(dataset_id, digest, fmt)
         await self.registry.put_blob(tenant, key, data)
         meta = {
             "dataset_id": dataset_id,
@@ -124,7 +123,7 @@ class Datasets:
 
     async def frame(self, tenant: str, dataset_id: str) -> pd.DataFrame:
         meta = await self.get(tenant, dataset_id)
-        uri = self.data.check(tenant, meta["uri"])
+        uri = self.data.check(tenant, self.data.dataset_uri(tenant, meta))
         try:
             return await asyncio.to_thread(read_frame, uri)
         except DataError as exc:

@@ -137,3 +137,17 @@ async def test_no_peeking_at_another_tenants_data(client: httpx.AsyncClient) -> 
     assert stolen.status_code == 403 and stolen.json()["error"]["code"] == "data_access_denied"
     sneaky = uri.replace("/globex/", "/acme/../globex/")
     assert (await client.post("/api/v1/datasets", json={"uri": sneaky})).status_code == 403
+
+
+async def test_uploads_follow_their_folder_when_it_moves(tmp_path: Path) -> None:
+    """An upload's file is found from its content, not its stored URI: moving a tenant's
+    `_datasets` to another DATA_ROOT (e.g. the pre-DATA_ROOT `<registry>/<tenant>/_datasets`)
+    keeps every data set usable, still under the one access rule."""
+    old = DataAccess(f"file://{tmp_path / 'old'}")
+    await Datasets(old).upload("acme", CSV, "csv", "tickets")
+    (tmp_path / "new" / "acme").mkdir(parents=True)
+    (tmp_path / "old" / "acme" / "_datasets").rename(tmp_path / "new" / "acme" / "_datasets")
+    new = DataAccess(f"file://{tmp_path / 'new'}")
+    frame = await Datasets(new).frame("acme", "tickets")
+    assert frame["priority"].tolist() == ["critical", "low"]
+    assert (await new.resolve("acme", "dataset:tickets")).startswith(f"file://{tmp_path}/new/")
