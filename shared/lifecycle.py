@@ -118,7 +118,10 @@ class Lifecycle:
                     "live_seq": 0,
                     "aliases": {},
                 }
-                await self.registry.write_aliases(tenant, name, pointers, None)
+                # aliases.json of a model that is not defined is a leftover (a crash during
+                # an older delete): this create, holding the lock, replaces it
+                leftover = await self.registry.read_aliases(tenant, name)
+                await self.registry.write_aliases(tenant, name, pointers, leftover.generation)
                 await self.loss.remember(tenant, name, incarnation=record["incarnation"], seq=0)
             except BaseException:
                 # the name is not taken by a half-made model
