@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from shared.http import _as_api_error
 from shared.registry import (
     AliasConflict,
     ChecksumMismatch,
@@ -24,7 +25,6 @@ from shared.registry import (
     VersionNotFound,
     open_registry,
 )
-from shared.http import _as_api_error
 from shared.registry.base import STATE, high_water, raise_high_water, update_doc
 from shared.registry.gcs import GcsRegistry
 from tests.gcs_server import gcs_client
