@@ -30,7 +30,13 @@ from shared.metrics_auth import metrics_response, warn_if_closed
 from shared.monitoring.prometheus import observe_request
 from shared.openapi import docs_page, openapi_document
 from shared.ratelimit import rate_limited
-from shared.registry.base import ChecksumMismatch, RegistryUnavailable
+from shared.registry.base import (
+    AliasConflict,
+    ChecksumMismatch,
+    RegistryUnavailable,
+    VersionExists,
+    VersionNotFound,
+)
 from shared.security import admin_prefixes, check_admin_key
 from shared.settings import Settings, get_settings
 from shared.state.base import Idempotency, StateUnavailable
@@ -410,6 +416,12 @@ def _as_api_error(exc: Exception, scope: Scope) -> ApiError:
     if isinstance(exc, ChecksumMismatch):
         log.error("registry artifact failed its checksum: %s", exc)
         return ApiError(409, "checksum_mismatch", f"the stored artifact is corrupt: {exc}")
+    if isinstance(exc, VersionExists | AliasConflict):
+        # a race another writer won (shared/lifecycle.py serialises its own; this is the rest)
+        log.warning("registry conflict: %s", exc)
+        return ApiError(409, "registry_conflict", "the model changed concurrently; retry")
+    if isinstance(exc, VersionNotFound):
+        return ApiError(404, "version_not_found", "that version does not exist for this model")
     if isinstance(exc, RegistryUnavailable):
         log.warning("registry unavailable: %s", exc)
         return ApiError(

@@ -19,36 +19,62 @@ from typing import TYPE_CHECKING, Any
 from shared import learning
 from shared.errors import ApiError, conflict, not_found, unprocessable
 from shared.events import EventBus
+from shared.model_lock import ModelLocks
 from shared.online import OnlineModels, blueprint_of, public_record
 from shared.registry import Registry
-from shared.registry.base import AliasConflict, VersionExists, VersionNotFound
+from shared.registry.base import (
+    MAX_VERSION,
+    AliasConflict,
+    VersionExists,
+    VersionNotFound,
+    high_water,
+    raise_high_water,
+)
 from shared.schemas import ModelSpec
 from shared.state.base import Idempotency
-from shared.tenancy import check_name
+from shared.state_loss import StateLoss, log_loss, loss_report
+from shared.tenancy import NAME_PATTERN, check_name
 
 if TYPE_CHECKING:
     from shared.challenger import Challengers
 
 RESERVED_ALIASES = {"active", "live"}
 FROZEN_CACHE_SIZE = 64
-VERSION_PATTERN = re.compile(r"[1-9][0-9]{0,17}")
+VERSION_PATTERN = re.compile(r"[1-9][0-9]{0,17}")  # 1 .. MAX_VERSION, never a huge int()
+INTEGER_PATTERN = re.compile(r"-?[0-9]+")
 
 
 def parse_version(raw: str) -> int:
-    """A version from a URL: ASCII digits, >= 1 (`str.isdigit` also accepts '²' and '0')."""
-    if not VERSION_PATTERN.fullmatch(raw):
-        raise ApiError(400, "invalid_version", "version must be a positive integer")
-    return int(raw)
+    """A version from a URL: ASCII digits, 1..10^18-1 (`str.isdigit` also accepts '²')."""
+    if VERSION_PATTERN.fullmatch(raw):
+        return int(raw)
+    if INTEGER_PATTERN.fullmatch(raw):  # an integer, but 0, negative or over 18 digits
+        raise unprocessable(f"version must be between 1 and {MAX_VERSION}", "version_out_of_range")
+    raise ApiError(400, "invalid_version", "version must be a positive integer")
 
 
 class Lifecycle:
-    def __init__(self, models: OnlineModels, registry: Registry, events: EventBus) -> None:
+    def __init__(
+        self,
+        models: OnlineModels,
+        registry: Registry,
+        events: EventBus,
+        *,
+        lock_ttl_seconds: float = 60.0,
+        lock_wait_seconds: float = 2.0,
+    ) -> None:
         self.models = models
         self.registry = registry
         self.events = events
+        # create, activate, version, alias and delete of one model, one at a time everywhere
+        self.locks = ModelLocks(
+            models.store, ttl_seconds=lock_ttl_seconds, wait_seconds=lock_wait_seconds
+        )
+        self.loss = StateLoss(models.store, registry)
         # immutable versions of one model incarnation (its created_at): never stale
         self._frozen: OrderedDict[tuple[str, str, Any, int], tuple[Any, Any]] = OrderedDict()
         models.recover = self.recover
+        models.compacted = self._compacted
         # set by the runtime: the shadow scoring of a `challenger` alias
         self.challengers: Challengers | None = None
 
@@ -65,40 +91,64 @@ class Lifecycle:
     async def create(self, tenant: str, spec: ModelSpec) -> dict[str, Any]:
         record, blob = self.models.prepare(spec)
         name = spec.name
-        if await self.registry.get_definition(tenant, name) is not None:
-            raise conflict(f"model '{name}' already exists; DELETE it first", "model_exists")
-        if not await self.models.install(tenant, record, blob):
-            raise conflict(f"model '{name}' already exists; DELETE it first", "model_exists")
-        try:
-            definition = {k: v for k, v in record.items() if k not in ("uid", "version")}
-            await self.registry.put_definition(tenant, name, definition)
-            await self.registry.create_version(
-                tenant, name, 1, blob, self._meta(record, seq=0, parent=None, source="created")
-            )
-            await self.registry.write_aliases(
-                tenant, name, {"active": 1, "live": 1, "aliases": {}}, None
-            )
-        except BaseException:
-            await self.models.delete(tenant, name)  # the name is not taken by a half-made model
-            await self.registry.delete_model(tenant, name)
-            raise
+        taken = conflict(f"model '{name}' already exists; DELETE it first", "model_exists")
+        async with self.locks.hold(tenant, name):
+            if await self.registry.get_definition(tenant, name) is not None:
+                raise taken
+            # A new incarnation, above any the name had: whatever still holds the old one (a
+            # warm copy, a request that read it before a delete) can never write into this one.
+            gen, _ = await self.models.store.incarnation(tenant, name)
+            marks = await high_water(self.registry, tenant, name)
+            record["incarnation"] = max(gen, marks.get("incarnation", 0)) + 1
+            await raise_high_water(self.registry, tenant, name, incarnation=record["incarnation"])
+            # a recreated name never reuses a version number (hwm.json)
+            record["version"] = await self.registry.next_version(tenant, name)
+            if not await self.models.install(
+                tenant, record, blob, incarnation=record["incarnation"]
+            ):
+                raise taken
+            try:
+                definition = {k: v for k, v in record.items() if k not in ("uid", "version")}
+                await self.registry.put_definition(tenant, name, definition)
+                meta = self._meta(record, seq=0, parent=None, source="created")
+                await self.registry.create_version(tenant, name, record["version"], blob, meta)
+                pointers = {
+                    "active": record["version"],
+                    "live": record["version"],
+                    "live_seq": 0,
+                    "aliases": {},
+                }
+                # aliases.json of a model that is not defined is a leftover (a crash during
+                # an older delete): this create, holding the lock, replaces it
+                leftover = await self.registry.read_aliases(tenant, name)
+                await self.registry.write_aliases(tenant, name, pointers, leftover.generation)
+                await self.loss.remember(tenant, name, incarnation=record["incarnation"], seq=0)
+            except BaseException:
+                # the name is not taken by a half-made model
+                await self.models.delete(tenant, name, incarnation=record["incarnation"])
+                await self.registry.delete_model(tenant, name)
+                raise
         await self.events.publish(
             tenant, "model.created", public_record(record), subject=name, source="/online-ml/train"
         )
         return record
 
     async def delete(self, tenant: str, name: str) -> None:
-        # The registry first: once the state is gone, any request would `recover` the model
-        # from a definition still in the registry and bring it back.
-        in_registry = await self.registry.get_definition(tenant, name) is not None
-        if in_registry:
-            await self.registry.delete_model(tenant, name)
-        in_state = await self.models.delete(tenant, name)
-        if not (in_state or in_registry):
-            raise not_found("model", name)
-        if self.challengers is not None and await self.challengers.active(tenant, name):
-            await self.challengers.stop(tenant, name)
-        self._forget(tenant, name)
+        async with self.locks.hold(tenant, name):
+            # The registry first: once the state is gone, any request would `recover` the
+            # model from a definition still in the registry and bring it back. The state's
+            # tombstone then refuses any install of this incarnation (a recover that read the
+            # definition before it was deleted).
+            definition = await self.registry.get_definition(tenant, name)
+            if definition is not None:
+                await self.registry.delete_model(tenant, name)
+            incarnation = int((definition or {}).get("incarnation", 0))
+            in_state = await self.models.delete(tenant, name, incarnation=incarnation)
+            if not (in_state or definition is not None):
+                raise not_found("model", name)
+            if self.challengers is not None and await self.challengers.active(tenant, name):
+                await self.challengers.stop(tenant, name)
+            self._forget(tenant, name)
         await self.events.publish(
             tenant, "model.deleted", {"name": name}, subject=name, source="/online-ml/train"
         )
@@ -122,39 +172,76 @@ class Lifecycle:
         return shown
 
     async def recover(self, tenant: str, name: str) -> bool:
-        """Rebuild a model the state store lost (memory:// restart) from the registry."""
+        """Rebuild a model the state store does not hold (memory:// restart, a store that
+        came back empty) from the registry's newest version; True if it now exists."""
+        if not NAME_PATTERN.match(name):
+            return False  # not a registry model (a challenger's shadow): nothing to recover
         definition = await self.registry.get_definition(tenant, name)
         if definition is None:
             return False
+        incarnation = int(definition.get("incarnation", 0))
+        gen, deleted = await self.models.store.incarnation(tenant, name)
+        if gen > incarnation or (gen == incarnation and deleted):
+            return False  # deleted (the registry is a step behind) or recreated since
         pointers = (await self.registry.read_aliases(tenant, name)).doc
         version = int(pointers.get("live") or pointers.get("active") or 1)
-        blob = await self.registry.load_artifact(tenant, name, version)
+        try:
+            blob = await self.registry.load_artifact(tenant, name, version)
+        except VersionNotFound:
+            return False  # the registry is being deleted under us
+        base_seq = int(pointers.get("live_seq", 0))
+        known_seq = await self.loss.detect(tenant, name, incarnation=incarnation)
+        seq = max(base_seq, known_seq or 0)
         record = {
             **definition,
             "version": int(pointers.get("active") or version),
             "uid": uuid.uuid4().hex,
         }
-        await self.models.install(tenant, record, blob)  # False: another request won; fine
+        report = None if known_seq is None else loss_report(known_seq, base_seq)
+        if report is not None:
+            record["state_lost"] = report
+        if not await self.models.install(tenant, record, blob, incarnation=incarnation, seq=seq):
+            # another request recovered it first (and reported), or a delete won: look again
+            return await self.models.store.get_record(tenant, name) is not None
+        await self.loss.remember(tenant, name, incarnation=incarnation, seq=seq)
+        if report is not None:
+            log_loss(tenant, name, report, version, seq)
+            await self.events.publish(
+                tenant,
+                "state.lost",
+                {"name": name, **report, "recovered_version": version, "seq": seq},
+                subject=name,
+                source="/online-ml/train",
+            )
         return True
+
+    async def _compacted(self, tenant: str, name: str, incarnation: int, seq: int) -> None:
+        """A snapshot at `seq` was written: the registry learns how far the store got."""
+        await self.loss.remember(tenant, name, incarnation=incarnation, seq=seq)
 
     # ----- versions ----------------------------------------------------------------------
 
     async def create_version(self, tenant: str, name: str, description: str = "") -> dict[str, Any]:
         """Snapshot the live online state as a new immutable version."""
-        record, seq, blob = await self.models.snapshot(tenant, name)
-        meta = self._meta(
-            record, seq=seq, parent=record.get("version"), source="online", description=description
-        )
-        stored = await self._store_version(tenant, name, blob, meta)
-        await self._update_pointers(
-            tenant,
-            name,
-            lambda doc: (
-                doc.update(live=stored["version"])
-                if doc.get("active") == record.get("version")
-                else None
-            ),
-        )
+        async with self.locks.hold(tenant, name):
+            record, seq, blob = await self.models.snapshot(tenant, name)
+            meta = self._meta(
+                record,
+                seq=seq,
+                parent=record.get("version"),
+                source="online",
+                description=description,
+            )
+            stored = await self._store_version(tenant, name, blob, meta)
+
+            def move_live(doc: dict[str, Any]) -> None:
+                if doc.get("active") == record.get("version"):
+                    doc.update(live=stored["version"], live_seq=seq)
+
+            await self._update_pointers(tenant, name, move_live)
+            await self.loss.remember(
+                tenant, name, incarnation=int(record.get("incarnation", 0)), seq=seq
+            )
         await self.events.publish(
             tenant, "model.version_created", stored, subject=name, source="/online-ml/activate"
         )
@@ -164,10 +251,10 @@ class Lifecycle:
         self, tenant: str, name: str, blob: bytes, meta: dict[str, Any]
     ) -> dict[str, Any]:
         """Register a batch-trained artifact as a new version (not activated)."""
-        record = await self.record(tenant, name)
-        return await self._store_version(
-            tenant, name, blob, {**self._meta(record, seq=0, parent=None, source="batch"), **meta}
-        )
+        async with self.locks.hold(tenant, name):
+            record = await self.record(tenant, name)
+            base = self._meta(record, seq=0, parent=None, source="batch")
+            return await self._store_version(tenant, name, blob, {**base, **meta})
 
     async def versions(self, tenant: str, name: str) -> dict[str, Any]:
         await self.record(tenant, name)
@@ -180,18 +267,28 @@ class Lifecycle:
 
     async def activate(self, tenant: str, name: str, version: int) -> dict[str, Any]:
         """Restart the online model from a version's artifact, on every instance."""
-        record = await self.record(tenant, name)
-        blob = await self.artifact(tenant, name, version)
-        previous = record.get("version")
-        # the registry first: it is the truth a restarted process resumes from
-        await self._update_pointers(
-            tenant, name, lambda doc: doc.update(active=version, live=version)
-        )
-        record = {**record, "version": version, "uid": uuid.uuid4().hex}
-        seq = await self.models.replace(tenant, record, blob)
-        if seq is None:
-            await self.models.install(tenant, record, blob)
-            seq = 0
+        async with self.locks.hold(tenant, name):
+            record = await self.record(tenant, name)
+            blob = await self.artifact(tenant, name, version)
+            previous = record.get("version")
+            at = await self.models.seq_of(tenant, name)
+            # the registry first: it is the truth a restarted process resumes from
+            await self._update_pointers(
+                tenant, name, lambda doc: doc.update(active=version, live=version, live_seq=at)
+            )
+            record = {**record, "version": version, "uid": uuid.uuid4().hex}
+            seq = await self.models.replace(tenant, record, blob)
+            if seq is None:
+                # the store lost the model since record(): never install it blindly (a
+                # deleted model would come back); recover it, then restart it
+                if not await self.recover(tenant, name):
+                    raise not_found("model", name)
+                seq = await self.models.replace(tenant, record, blob)
+                if seq is None:
+                    raise not_found("model", name)
+            await self.loss.remember(
+                tenant, name, incarnation=int(record.get("incarnation", 0)), seq=seq
+            )
         activated = {"name": name, "version": version, "previous": previous, "seq": seq}
         await self.events.publish(
             tenant, "model.activated", activated, subject=name, source="/online-ml/activate"
@@ -202,26 +299,28 @@ class Lifecycle:
         check_name(alias, "alias")
         if alias in RESERVED_ALIASES:
             raise unprocessable(f"'{alias}' is reserved; use POST .../activate", "reserved_alias")
-        await self.record(tenant, name)
-        if await self.registry.get_version(tenant, name, version) is None:
-            raise not_found("version", str(version))
-        doc = await self._update_pointers(
-            tenant, name, lambda d: d.setdefault("aliases", {}).__setitem__(alias, version)
-        )
-        if alias == "challenger" and self.challengers is not None:
-            await self.challengers.start(tenant, name, version)
+        async with self.locks.hold(tenant, name):
+            await self.record(tenant, name)
+            if await self.registry.get_version(tenant, name, version) is None:
+                raise not_found("version", str(version))
+            doc = await self._update_pointers(
+                tenant, name, lambda d: d.setdefault("aliases", {}).__setitem__(alias, version)
+            )
+            if alias == "challenger" and self.challengers is not None:
+                await self.challengers.start(tenant, name, version)
         return {"name": name, "aliases": doc.get("aliases", {})}
 
     async def delete_alias(self, tenant: str, name: str, alias: str) -> dict[str, Any]:
         check_name(alias, "alias")
-        current = (await self.registry.read_aliases(tenant, name)).doc.get("aliases", {})
-        if alias not in current:
-            raise not_found("alias", alias)
-        doc = await self._update_pointers(
-            tenant, name, lambda d: d.get("aliases", {}).pop(alias, None)
-        )
-        if alias == "challenger" and self.challengers is not None:
-            await self.challengers.stop(tenant, name)
+        async with self.locks.hold(tenant, name):
+            current = (await self.registry.read_aliases(tenant, name)).doc.get("aliases", {})
+            if alias not in current:
+                raise not_found("alias", alias)
+            doc = await self._update_pointers(
+                tenant, name, lambda d: d.get("aliases", {}).pop(alias, None)
+            )
+            if alias == "challenger" and self.challengers is not None:
+                await self.challengers.stop(tenant, name)
         return {"name": name, "aliases": doc.get("aliases", {})}
 
     async def resolve(self, tenant: str, name: str, version: str | None, alias: str | None) -> int:
@@ -301,9 +400,7 @@ class Lifecycle:
                 return await self.registry.create_version(tenant, name, number, blob, meta)
             except VersionExists:
                 continue  # another writer took that number: take the next
-        raise ApiError(
-            503, "registry_contention", "could not allocate a version; retry", {"Retry-After": "1"}
-        )
+        raise conflict("could not allocate a version number; retry", "registry_conflict")
 
     async def artifact(self, tenant: str, name: str, version: int) -> bytes:
         try:
@@ -322,6 +419,4 @@ class Lifecycle:
                 return doc
             except AliasConflict:
                 await asyncio.sleep(0.01)
-        raise ApiError(
-            503, "registry_contention", "aliases kept changing; retry", {"Retry-After": "1"}
-        )
+        raise conflict("the model's aliases kept changing; retry", "registry_conflict")

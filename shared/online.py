@@ -36,6 +36,8 @@ COLD_LOADS = Counter("ml_model_cold_loads_total", "Models unpickled from a snaps
 SKIPPED_SAMPLES = Counter("ml_learn_skipped_total", "Logged samples whose learn_one raised")
 MAX_APPEND_ATTEMPTS = 64
 Recover = Callable[[str, str], Awaitable[bool]]
+# (tenant, name, incarnation, seq) after a snapshot at seq was written
+Compacted = Callable[[str, str, int, int], Awaitable[None]]
 
 
 @dataclass
@@ -52,6 +54,10 @@ class LiveModel:
     compacting: bool = False
 
 
+def live_key(live: LiveModel) -> tuple[str, str]:
+    return live.tenant, live.name
+
+
 def blueprint_of(record: dict[str, Any]) -> Blueprint:
     return Blueprint(**record["blueprint"])
 
@@ -62,7 +68,7 @@ def encode_sample(x: Any, y: Any) -> str:
 
 def public_record(record: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """A model record as clients see it (internal ids left out)."""
-    shown = {k: v for k, v in record.items() if k not in ("uid", "blueprint")}
+    shown = {k: v for k, v in record.items() if k not in ("uid", "blueprint", "incarnation")}
     return {**shown, **extra}
 
 
@@ -82,6 +88,8 @@ class OnlineModels:
         # Called when the state store has no such model (memory:// after a restart): rebuild
         # it from the durable registry; True if it now exists.
         self.recover = recover
+        # Told after each compaction (the registry records how far the store got).
+        self.compacted: Compacted | None = None
         # Told about every prediction and learn (shared/monitoring); buffers, never awaits.
         self.observer: Observer = NullObserver()
         self.cache_size = cache_size
@@ -118,10 +126,25 @@ class OnlineModels:
         }
         return record, pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
 
-    async def install(self, tenant: str, record: dict[str, Any], blob: bytes) -> bool:
-        """Claim the name in the state store with this snapshot at seq 0."""
+    async def install(
+        self,
+        tenant: str,
+        record: dict[str, Any],
+        blob: bytes,
+        *,
+        incarnation: int | None = None,
+        seq: int = 0,
+    ) -> bool:
+        """Claim the name in the state store with this snapshot at `seq` (0: a new model);
+        with `incarnation`, never over a newer or deleted one (shared/lifecycle.py)."""
         return await self.store.create_model(
-            tenant, record["name"], record["uid"], json.dumps(record), blob
+            tenant,
+            record["name"],
+            record["uid"],
+            json.dumps(record),
+            blob,
+            incarnation=incarnation,
+            seq=seq,
         )
 
     async def replace(self, tenant: str, record: dict[str, Any], blob: bytes) -> int | None:
@@ -148,9 +171,9 @@ class OnlineModels:
     async def records(self, tenant: str) -> list[dict[str, Any]]:
         return [json.loads(raw) for raw in await self.store.list_records(tenant)]
 
-    async def delete(self, tenant: str, name: str) -> bool:
+    async def delete(self, tenant: str, name: str, *, incarnation: int = 0) -> bool:
         self._cache.pop((tenant, name), None)
-        return await self.store.delete_model(tenant, name)
+        return await self.store.delete_model(tenant, name, incarnation=incarnation)
 
     async def seq_of(self, tenant: str, name: str) -> int:
         return await self.store.log_length(tenant, name)
@@ -254,11 +277,13 @@ class OnlineModels:
         """Predict with the state before this sample (in log order), then learn it."""
         started = time.perf_counter()
         async with self._locked(tenant, name) as live:
-            x = learning.check_x(live.blueprint, x)
-            y = learning.check_y(live.blueprint, y)
-            data = encode_sample(x, y)
             for _ in range(MAX_APPEND_ATTEMPTS):
-                answer = self._answer(live, x, live.seq + 1)
+                # validated against the model the append is conditional on (its uid): after
+                # a reload (deleted and recreated, activated) the sample is checked again
+                x_ok = learning.check_x(live.blueprint, x)
+                y_ok = learning.check_y(live.blueprint, y)
+                data = encode_sample(x_ok, y_ok)
+                answer = self._answer(live, x_ok, live.seq + 1)
                 # the stored response is only ever read back for an Idempotency-Key retry
                 stored = json.dumps(answer) if idempotency is not None else ""
                 # the prediction is logged with the sample, atomically: the monitoring
@@ -276,9 +301,9 @@ class OnlineModels:
                 )
                 match result.status:
                     case "appended":
-                        self._learn_own(live, result.first, x, y)
+                        self._learn_own(live, result.first, x_ok, y_ok)
                         self._maybe_compact(live)
-                        self.observer.scored(tenant, name, started, x, answer, pending)
+                        self.observer.scored(tenant, name, started, x_ok, answer, pending)
                         return answer
                     case "behind":
                         self._apply(live, result.entries)
@@ -293,13 +318,16 @@ class OnlineModels:
     ) -> dict[str, Any]:
         started = time.perf_counter()
         async with self._locked(tenant, name) as live:
-            data = [
-                encode_sample(
-                    learning.check_x(live.blueprint, s.x), learning.check_y(live.blueprint, s.y)
-                )
-                for s in samples
-            ]
             while True:
+                # validated against the model the append is conditional on (its uid): after
+                # a reload (deleted and recreated, activated) the samples are checked again
+                data = [
+                    encode_sample(
+                        learning.check_x(live.blueprint, s.x),
+                        learning.check_y(live.blueprint, s.y),
+                    )
+                    for s in samples
+                ]
                 result = await self.store.append(
                     tenant,
                     name,
@@ -403,6 +431,8 @@ class OnlineModels:
                 "this Idempotency-Key was used with another request body", "idempotency_conflict"
             )
         snapshot = await self.store.load(live.tenant, live.name) if status == "stale" else None
+        if snapshot is None and self.recover is not None and await self.recover(*live_key(live)):
+            snapshot = await self.store.load(live.tenant, live.name)  # the store lost it
         if snapshot is None:
             self._cache.pop((live.tenant, live.name), None)
             raise not_found("model", live.name)
@@ -459,6 +489,9 @@ class OnlineModels:
                     )
                 if await self.store.save_snapshot(live.tenant, live.name, uid, seq, blob):
                     live.snap_seq = max(live.snap_seq, seq)
+                    if self.compacted is not None:
+                        incarnation = int(live.record.get("incarnation", 0))
+                        await self.compacted(live.tenant, live.name, incarnation, seq)
             finally:
                 await self.store.release_lock(lock)
         except Exception:

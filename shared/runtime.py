@@ -72,7 +72,13 @@ def current_runtime() -> Runtime:
         )
         monitor = Monitor(store, events, audit_max_rows=settings.audit_max_rows)
         models.observer = monitor
-        lifecycle = Lifecycle(models, registry, events)
+        lifecycle = Lifecycle(
+            models,
+            registry,
+            events,
+            lock_ttl_seconds=settings.lifecycle_lock_ttl_seconds,
+            lock_wait_seconds=settings.lifecycle_lock_wait_seconds,
+        )
         lifecycle.challengers = Challengers(
             models,
             lifecycle,

@@ -92,6 +92,11 @@ class ModelInfo(BaseModel):
     created_at: str
     version: int = 0
     seq: int | None = None
+    state_lost: dict[str, Any] | None = Field(
+        None,
+        description="set when the state store lost this model and it was recovered from the "
+        "registry: samples_lost (learned after the newest version) and detected_at",
+    )
 
 
 class PredictionOut(BaseModel):
@@ -137,7 +142,7 @@ class VersionRequest(Strict):
 
 
 class AliasRequest(Strict):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=10**18 - 1)
 
 
 class VersionList(BaseModel):

@@ -103,6 +103,21 @@ class Settings(BaseSettings):
     metrics_tenant_labels: bool = Field(
         True, description="false: /metrics sums over tenant and model (no names exposed)"
     )
+    # --- races: the per-model lifecycle lock (shared/model_lock.py) ---
+    lifecycle_lock_ttl_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="a lifecycle lock (create/activate/delete/version of one model) left by a "
+        "crashed instance expires after this long",
+    )
+    lifecycle_lock_wait_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="how long a lifecycle change waits for another one on the same model "
+        "before answering 409 model_busy",
+    )
 
     @field_validator("state_url")
     @classmethod

@@ -27,6 +27,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "series.observed",
     "tenant.key_issued",
     "tenant.key_revoked",
+    "state.lost",
 )
 SUBJECT_PREFIX = "ml.events"
 STREAM = "ML_EVENTS"

@@ -6,14 +6,20 @@ Layout under the registry root, the same on both backends (`file://`, `gs://`):
     <tenant>/<model>/versions/<n>/model.pkl           the artifact, created exclusively
     <tenant>/<model>/versions/<n>/meta.json           created last: the version is now visible
     <tenant>/<model>/aliases.json                     alias -> version, moved by compare-and-set
+    <tenant>/<model>/state.json                       what the state store held last (epoch, seq)
+    <tenant>/<model>/hwm.json                         high-water marks (version, incarnation):
+                                                      outlives a delete, so a recreated model
+                                                      never reuses a version number
     <tenant>/_<folder>/...                            blobs: data sets, compat documents
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -25,6 +31,12 @@ ALIASES = "aliases.json"
 VERSIONS = "versions"
 ARTIFACT = "model.pkl"
 META = "meta.json"
+STATE = "state.json"
+HIGH_WATER = "hwm.json"
+# The small documents read and replaced whole, compare-and-set on their generation.
+DOCS = (ALIASES, STATE, HIGH_WATER)
+# What delete_model leaves behind (shared/lifecycle.py: delete is final, numbers never reused).
+KEPT_ON_DELETE = (HIGH_WATER,)
 
 
 class RegistryError(Exception):
@@ -52,11 +64,14 @@ class RegistryUnavailable(RegistryError):
 
 
 @dataclass(frozen=True)
-class Aliases:
-    """aliases.json as read, with the generation to pass back to `write_aliases`."""
+class Doc:
+    """A document as read, with the generation to pass back to `write_doc`."""
 
     doc: dict[str, Any]
-    generation: str | None  # None: aliases.json does not exist yet
+    generation: str | None  # None: the document does not exist yet
+
+
+Aliases = Doc  # aliases.json as read, for `write_aliases`
 
 
 class Registry(Protocol):
@@ -90,6 +105,15 @@ class Registry(Protocol):
         """The artifact, verified against meta.json. Raises VersionNotFound, ChecksumMismatch."""
 
     async def read_aliases(self, tenant: str, model: str) -> Aliases: ...
+
+    async def read_doc(self, tenant: str, model: str, name: str) -> Doc:
+        """One of DOCS, read atomically with its generation ({} and None if absent)."""
+
+    async def write_doc(
+        self, tenant: str, model: str, name: str, doc: dict[str, Any], expected: str | None
+    ) -> str:
+        """Replace one of DOCS if its generation is still `expected` (None: absent); return
+        the new generation. Raises AliasConflict otherwise."""
 
     async def write_aliases(
         self, tenant: str, model: str, doc: dict[str, Any], expected_generation: str | None
@@ -132,10 +156,52 @@ def check_model(model: str) -> str:
     return model
 
 
+MAX_VERSION = 10**18 - 1  # 18 digits: what a URL may name (shared/lifecycle.parse_version)
+
+
 def check_version(version: int) -> int:
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"invalid version {version!r}: versions are integers >= 1")
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
+        raise ValueError(f"invalid version {version!r}: versions are integers 1..{MAX_VERSION}")
     return version
+
+
+def check_doc(name: str) -> str:
+    if name not in DOCS:
+        raise ValueError(f"unknown registry document {name!r}: one of {', '.join(DOCS)}")
+    return name
+
+
+async def update_doc(
+    registry: Registry, tenant: str, model: str, name: str, change: Callable[[dict[str, Any]], Any]
+) -> dict[str, Any]:
+    """Read-modify-write one document, compare-and-set, retrying on a lost race."""
+    for _ in range(64):
+        current = await registry.read_doc(tenant, model, name)
+        doc = json.loads(json.dumps(current.doc))
+        change(doc)
+        if doc == current.doc and current.generation is not None:
+            return doc  # nothing to write
+        try:
+            await registry.write_doc(tenant, model, name, doc, current.generation)
+            return doc
+        except AliasConflict:
+            await asyncio.sleep(0.005)
+    raise AliasConflict(f"{tenant}/{model}/{name} kept changing under compare-and-set")
+
+
+async def raise_high_water(registry: Registry, tenant: str, model: str, **marks: int) -> None:
+    """hwm.json[field] = max(its value, mark) for each mark (version, incarnation)."""
+
+    def change(doc: dict[str, Any]) -> None:
+        for field_name, value in marks.items():
+            doc[field_name] = max(int(doc.get(field_name, 0)), value)
+
+    await update_doc(registry, tenant, model, HIGH_WATER, change)
+
+
+async def high_water(registry: Registry, tenant: str, model: str) -> dict[str, int]:
+    doc = (await registry.read_doc(tenant, model, HIGH_WATER)).doc
+    return {k: int(v) for k, v in doc.items() if isinstance(v, int)}
 
 
 _BLOB_KEY = re.compile(r"^_[A-Za-z0-9_.-]{1,63}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,127})*/?$")

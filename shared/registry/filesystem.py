@@ -23,27 +23,31 @@ from shared.registry.base import (
     ALIASES,
     ARTIFACT,
     DEFINITION,
+    KEPT_ON_DELETE,
     META,
     VERSIONS,
     AliasConflict,
     Aliases,
+    Doc,
     RegistryError,
     RegistryUnavailable,
     VersionExists,
     VersionNotFound,
     blob_key,
+    check_doc,
     check_tenant,
     check_version,
     dump_json,
+    high_water,
     load_json,
     model_key,
+    raise_high_water,
     stored_meta,
     verify_artifact,
 )
 
 T = TypeVar("T")
 
-_GENERATION = "aliases.gen"
 _LOCK = "aliases.lock"
 _TMP = ".tmp-"
 
@@ -74,10 +78,24 @@ class FilesystemRegistry:
 
     async def delete_model(self, tenant: str, model: str) -> None:
         model_dir = self._model_dir(tenant, model)
+        kept = {*KEPT_ON_DELETE, *map(_generation_file, KEPT_ON_DELETE), _LOCK}
 
         def delete() -> None:
+            # model.json first: from then on the model is not listed, whatever is left
             with contextlib.suppress(FileNotFoundError):
-                shutil.rmtree(model_dir)
+                (model_dir / DEFINITION).unlink()
+            try:
+                entries = list(model_dir.iterdir())
+            except FileNotFoundError:
+                return
+            for entry in entries:
+                if entry.name in kept:
+                    continue  # the high-water marks outlive the model; the lock file stays
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.is_dir():
+                        shutil.rmtree(entry)
+                    else:
+                        entry.unlink()
 
         await self._run(delete)
 
@@ -87,6 +105,8 @@ class FilesystemRegistry:
         version_dir = self._version_dir(tenant, model, version)
         stored = stored_meta(meta, version, artifact)
         meta_bytes = dump_json(stored)
+        # the mark first: no version exists that the high-water mark does not cover
+        await raise_high_water(self, tenant, model, version=version)
 
         def create() -> None:
             version_dir.mkdir(parents=True, exist_ok=True)
@@ -103,9 +123,11 @@ class FilesystemRegistry:
     async def next_version(self, tenant: str, model: str) -> int:
         versions_dir = self._model_dir(tenant, model) / VERSIONS
         # Count every version folder, visible or not: a create that died before meta.json
-        # still holds its number, and handing that number out again would fail forever.
+        # still holds its number, and handing that number out again would fail forever. The
+        # high-water mark covers the versions of a deleted incarnation of the name.
         taken = await self._run(_version_numbers, versions_dir)
-        return max(taken, default=0) + 1
+        marks = await high_water(self, tenant, model)
+        return max(*taken, marks.get("version", 0), 0) + 1
 
     async def list_versions(self, tenant: str, model: str) -> list[dict[str, Any]]:
         versions_dir = self._model_dir(tenant, model) / VERSIONS
@@ -139,38 +161,45 @@ class FilesystemRegistry:
         return await self._run(load)
 
     async def read_aliases(self, tenant: str, model: str) -> Aliases:
-        model_dir = self._model_dir(tenant, model)
-
-        def read() -> Aliases:
-            if not model_dir.is_dir():
-                return Aliases({}, None)  # a read never creates folders
-            with _locked(model_dir, fcntl.LOCK_SH):
-                return Aliases(_read_json(model_dir / ALIASES) or {}, _generation(model_dir))
-
-        return await self._run(read)
+        return await self.read_doc(tenant, model, ALIASES)
 
     async def write_aliases(
         self, tenant: str, model: str, doc: dict[str, Any], expected_generation: str | None
     ) -> str:
-        model_dir = self._model_dir(tenant, model)
+        return await self.write_doc(tenant, model, ALIASES, doc, expected_generation)
+
+    async def read_doc(self, tenant: str, model: str, name: str) -> Doc:
+        model_dir, name = self._model_dir(tenant, model), check_doc(name)
+
+        def read() -> Doc:
+            if not model_dir.is_dir():
+                return Doc({}, None)  # a read never creates folders
+            with _locked(model_dir, fcntl.LOCK_SH):
+                return Doc(_read_json(model_dir / name) or {}, _generation(model_dir, name))
+
+        return await self._run(read)
+
+    async def write_doc(
+        self, tenant: str, model: str, name: str, doc: dict[str, Any], expected: str | None
+    ) -> str:
+        model_dir, name = self._model_dir(tenant, model), check_doc(name)
         data = dump_json(doc)
 
         def write() -> str:
             model_dir.mkdir(parents=True, exist_ok=True)
             with _locked(model_dir, fcntl.LOCK_EX):
-                current = _generation(model_dir)
-                if current != expected_generation:
+                current = _generation(model_dir, name)
+                if current != expected:
                     raise AliasConflict(
-                        f"{tenant}/{model} aliases are at generation {current}, "
-                        f"not {expected_generation}"
+                        f"{tenant}/{model}/{name} is at generation {current}, not {expected}"
                     )
                 # Clock-based like GCS generations, so a generation read before a delete_model
                 # can never match one issued after it.
-                new = str(max(_counter(model_dir) + 1, time.time_ns()))
+                new = str(max(_counter(model_dir, name) + 1, time.time_ns()))
                 # Document first, counter last: a crash in between leaves the old generation,
                 # so the dead write simply loses to the next writer.
-                _write_replace(model_dir / ALIASES, data)
-                _write_replace(model_dir / _GENERATION, new.encode())
+                _write_replace(model_dir / name, data)
+                _write_replace(model_dir / _generation_file(name), new.encode())
                 return new
 
         return await self._run(write)
@@ -306,15 +335,20 @@ def _locked(model_dir: Path, operation: int) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def _counter(model_dir: Path) -> int:
+def _generation_file(name: str) -> str:
+    """The sidecar holding a document's generation counter: aliases.json → aliases.gen."""
+    return name.removesuffix(".json") + ".gen"
+
+
+def _counter(model_dir: Path, name: str) -> int:
     try:
-        return int((model_dir / _GENERATION).read_text())
+        return int((model_dir / _generation_file(name)).read_text())
     except FileNotFoundError:
         return 0
 
 
-def _generation(model_dir: Path) -> str | None:
-    """None while aliases.json does not exist; the counter keeps counting across deletions."""
-    if not (model_dir / ALIASES).exists():
+def _generation(model_dir: Path, name: str) -> str | None:
+    """None while the document does not exist; the counter keeps counting across deletions."""
+    if not (model_dir / name).exists():
         return None
-    return str(_counter(model_dir))
+    return str(_counter(model_dir, name))

@@ -23,19 +23,24 @@ from shared.registry.base import (
     ALIASES,
     ARTIFACT,
     DEFINITION,
+    KEPT_ON_DELETE,
     META,
     VERSIONS,
     AliasConflict,
     Aliases,
+    Doc,
     RegistryUnavailable,
     VersionExists,
     VersionNotFound,
     blob_key,
+    check_doc,
     check_tenant,
     check_version,
     dump_json,
+    high_water,
     load_json,
     model_key,
+    raise_high_water,
     stored_meta,
     verify_artifact,
 )
@@ -93,9 +98,17 @@ class GcsRegistry:
     async def delete_model(self, tenant: str, model: str) -> None:
         prefix = self._key(tenant, model, "")
 
+        kept = {prefix + name for name in KEPT_ON_DELETE}
+
         def delete() -> None:
             bucket = self._bucket()
-            blobs = list(self._storage().list_blobs(bucket, prefix=prefix, **self._opts()))
+            listing = self._storage().list_blobs(bucket, prefix=prefix, **self._opts())
+            # model.json first: from then on the model is not listed, whatever is left; the
+            # high-water marks outlive the model
+            blobs = sorted(
+                (b for b in listing if b.name not in kept),
+                key=lambda b: not b.name.endswith("/" + DEFINITION),
+            )
             # on_error: a blob deleted concurrently is already where we want it.
             bucket.delete_blobs(blobs, on_error=lambda _blob: None, **self._opts())
 
@@ -107,6 +120,8 @@ class GcsRegistry:
         base = self._key(tenant, model, f"{VERSIONS}/{check_version(version)}/")
         stored = stored_meta(meta, version, artifact)
         meta_bytes = dump_json(stored)
+        # the mark first: no version exists that the high-water mark does not cover
+        await raise_high_water(self, tenant, model, version=version)
 
         def create() -> None:
             try:
@@ -138,7 +153,8 @@ class GcsRegistry:
             folders = (p[len(prefix) :].rstrip("/") for p in listing.prefixes)
             return [int(f) for f in folders if f.isdecimal() and str(int(f)) == f]
 
-        return max(await self._run(taken), default=0) + 1
+        marks = await high_water(self, tenant, model)  # versions of a deleted incarnation
+        return max(*await self._run(taken), marks.get("version", 0), 0) + 1
 
     async def list_versions(self, tenant: str, model: str) -> list[dict[str, Any]]:
         prefix = self._key(tenant, model, f"{VERSIONS}/")
@@ -171,31 +187,39 @@ class GcsRegistry:
         return await self._run(load)
 
     async def read_aliases(self, tenant: str, model: str) -> Aliases:
-        name = self._key(tenant, model, ALIASES)
-
-        def read() -> Aliases:
-            blob = self._blob(name)
-            try:
-                data = blob.download_as_bytes(**self._opts())
-            except gexc.NotFound:
-                return Aliases({}, None)
-            # The generation comes from the same response as the bytes, so they match.
-            return Aliases(load_json(data), str(blob.generation))
-
-        return await self._run(read)
+        return await self.read_doc(tenant, model, ALIASES)
 
     async def write_aliases(
         self, tenant: str, model: str, doc: dict[str, Any], expected_generation: str | None
     ) -> str:
-        name, data = self._key(tenant, model, ALIASES), dump_json(doc)
-        generation = 0 if expected_generation is None else int(expected_generation)
+        return await self.write_doc(tenant, model, ALIASES, doc, expected_generation)
+
+    async def read_doc(self, tenant: str, model: str, name: str) -> Doc:
+        key = self._key(tenant, model, check_doc(name))
+
+        def read() -> Doc:
+            blob = self._blob(key)
+            try:
+                data = blob.download_as_bytes(**self._opts())
+            except gexc.NotFound:
+                return Doc({}, None)
+            # The generation comes from the same response as the bytes, so they match.
+            return Doc(load_json(data), str(blob.generation))
+
+        return await self._run(read)
+
+    async def write_doc(
+        self, tenant: str, model: str, name: str, doc: dict[str, Any], expected: str | None
+    ) -> str:
+        key, data = self._key(tenant, model, check_doc(name)), dump_json(doc)
+        generation = 0 if expected is None else int(expected)
 
         def write() -> str:
             try:
-                blob = self._upload(name, data, _JSON, generation=generation)
+                blob = self._upload(key, data, _JSON, generation=generation)
             except gexc.PreconditionFailed as exc:
                 raise AliasConflict(
-                    f"{tenant}/{model} aliases are no longer at generation {expected_generation}"
+                    f"{tenant}/{model}/{name} is no longer at generation {expected}"
                 ) from exc
             return str(blob.generation)
 

@@ -99,11 +99,28 @@ class StateStore(Protocol):
     """Hot online state. Implementations: MemoryStateStore, RedisStateStore."""
 
     async def create_model(
-        self, tenant: str, name: str, uid: str, record: str, blob: bytes
+        self,
+        tenant: str,
+        name: str,
+        uid: str,
+        record: str,
+        blob: bytes,
+        *,
+        incarnation: int | None = None,
+        seq: int = 0,
     ) -> bool:
-        """Write snapshot 0 and the model record; False if the name is taken."""
+        """Write the snapshot at `seq` (0: a new model) and the model record; False if the
+        name is taken. With `incarnation`, also False if the model has a newer incarnation or
+        this one was deleted (its tombstone), so a deleted model is never installed again."""
 
-    async def delete_model(self, tenant: str, name: str) -> bool: ...
+    async def delete_model(self, tenant: str, name: str, *, incarnation: int = 0) -> bool:
+        """Delete the model's state and leave a tombstone at (at least) `incarnation`."""
+
+    async def incarnation(self, tenant: str, name: str) -> tuple[int, bool]:
+        """(newest incarnation, deleted) of the name; (0, False) if the store knows none."""
+
+    async def epoch(self, candidate: str) -> str:
+        """The store's epoch: set to `candidate` if it has none (first use, or empty again)."""
 
     async def get_record(self, tenant: str, name: str) -> str | None: ...
 
@@ -165,9 +182,10 @@ class StateStore(Protocol):
         """Take one request from the tenant's shared budget (shared/ratelimit.py, GCRA):
         0 if allowed, else the microseconds to wait. Atomic across instances."""
 
-    async def try_lock(self, key: str, ttl_ms: int) -> bool: ...
+    async def try_lock(self, key: str, ttl_ms: int, owner: str = "1") -> bool: ...
 
-    async def release_lock(self, key: str) -> None: ...
+    async def release_lock(self, key: str, owner: str | None = None) -> None:
+        """Release the lock; with `owner`, only if that owner still holds it."""
 
     # ----- monitoring (shared/monitoring): outcomes, per-model stats, prediction audit ------
 

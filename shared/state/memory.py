@@ -50,24 +50,52 @@ class _Monitoring:
 class MemoryStateStore:
     def __init__(self) -> None:
         self._models: dict[tuple[str, str], _ModelState] = {}
-        self._locks: dict[str, float] = {}
+        self._locks: dict[str, tuple[str, float]] = {}  # key → (owner, expiry)
         self._docs: dict[tuple[str, str, str], tuple[str, float]] = {}
         self._counters: dict[tuple[str, str, str], dict[str, float]] = {}
         self._monitoring: dict[tuple[str, str], _Monitoring] = {}
         self._audit: dict[str, list[str]] = {}  # tenant → rows, oldest first
         self._rate: dict[str, int] = {}  # tenant → GCRA theoretical arrival time (µs)
+        # (tenant, model) → (incarnation, deleted): outlives the model (the tombstone)
+        self._incarnations: dict[tuple[str, str], tuple[int, bool]] = {}
+        self._epoch: str | None = None  # a new process is a new (empty) store
 
     async def create_model(
-        self, tenant: str, name: str, uid: str, record: str, blob: bytes
+        self,
+        tenant: str,
+        name: str,
+        uid: str,
+        record: str,
+        blob: bytes,
+        *,
+        incarnation: int | None = None,
+        seq: int = 0,
     ) -> bool:
         if (tenant, name) in self._models:
             return False
-        self._models[tenant, name] = _ModelState(uid=uid, record=record, blob=blob)
+        if incarnation is not None:
+            gen, deleted = self._incarnations.get((tenant, name), (0, False))
+            if gen > incarnation or (gen == incarnation and deleted):
+                return False
+            self._incarnations[tenant, name] = (incarnation, False)
+        self._models[tenant, name] = _ModelState(
+            uid=uid, record=record, blob=blob, seq=seq, snap_seq=seq, trimmed=seq
+        )
         return True
 
-    async def delete_model(self, tenant: str, name: str) -> bool:
+    async def delete_model(self, tenant: str, name: str, *, incarnation: int = 0) -> bool:
         self._monitoring.pop((tenant, name), None)
+        gen, _ = self._incarnations.get((tenant, name), (0, False))
+        self._incarnations[tenant, name] = (max(gen, incarnation), True)  # the tombstone
         return self._models.pop((tenant, name), None) is not None
+
+    async def incarnation(self, tenant: str, name: str) -> tuple[int, bool]:
+        return self._incarnations.get((tenant, name), (0, False))
+
+    async def epoch(self, candidate: str) -> str:
+        if self._epoch is None:
+            self._epoch = candidate
+        return self._epoch
 
     async def get_record(self, tenant: str, name: str) -> str | None:
         state = self._models.get((tenant, name))
@@ -188,15 +216,16 @@ class MemoryStateStore:
         self._rate[tenant] = tat
         return wait
 
-    async def try_lock(self, key: str, ttl_ms: int) -> bool:
+    async def try_lock(self, key: str, ttl_ms: int, owner: str = "1") -> bool:
         now = time.monotonic()
-        if self._locks.get(key, 0.0) > now:
+        if self._locks.get(key, ("", 0.0))[1] > now:
             return False
-        self._locks[key] = now + ttl_ms / 1000
+        self._locks[key] = (owner, now + ttl_ms / 1000)
         return True
 
-    async def release_lock(self, key: str) -> None:
-        self._locks.pop(key, None)
+    async def release_lock(self, key: str, owner: str | None = None) -> None:
+        if owner is None or self._locks.get(key, ("", 0.0))[0] == owner:
+            self._locks.pop(key, None)
 
     async def append_outcome(
         self,

@@ -30,6 +30,10 @@ from shared.state.base import (
 
 T = TypeVar("T")
 
+# Set once (SET NX) by the first instance to use an empty store: a store that comes back
+# empty gets another epoch, which is how a lost state is told from a missing model.
+_EPOCH_KEY = "ml:epoch"
+
 # Rows of a stream read, flattened as [id, data, id, data, ...].
 _TAIL = """
 local function tail(log, after, last)
@@ -103,13 +107,42 @@ return {st[1], st[2], snap_seq, redis.call('GET', KEYS[2]), tail(KEYS[3], snap_s
 )
 
 _CREATE = """
--- KEYS: state, snapshot, log; ARGV: uid, record, blob
+-- KEYS: state, snapshot, log, incarnation; ARGV: uid, record, blob, incarnation ('' = any), seq
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if ARGV[4] ~= '' then
+  -- an incarnation older than the newest one, or equal to a deleted one, is refused
+  local inc = redis.call('HMGET', KEYS[4], 'gen', 'deleted')
+  local gen, wanted = tonumber(inc[1] or '0'), tonumber(ARGV[4])
+  if gen > wanted or (gen == wanted and inc[2] == '1') then return 0 end
+  redis.call('HSET', KEYS[4], 'gen', wanted, 'deleted', 0)
+end
 redis.call('DEL', KEYS[3])
 redis.call('SET', KEYS[2], ARGV[3])
-redis.call('HSET', KEYS[1], 'uid', ARGV[1], 'record', ARGV[2], 'seq', 0, 'snap_seq', 0,
-           'trimmed', 0)
+redis.call('HSET', KEYS[1], 'uid', ARGV[1], 'record', ARGV[2], 'seq', ARGV[5],
+           'snap_seq', ARGV[5], 'trimmed', ARGV[5])
 return 1
+"""
+
+_DELETE = """
+-- KEYS: state, snapshot, log, incarnation; ARGV: incarnation
+-- The tombstone outlives the model: a request that read the model before this delete can
+-- never install it again (shared/lifecycle.py: recover, activate).
+local existed = redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+local gen = math.max(tonumber(redis.call('HGET', KEYS[4], 'gen') or '0'), tonumber(ARGV[1]))
+redis.call('HSET', KEYS[4], 'gen', gen, 'deleted', 1)
+return existed
+"""
+
+_EPOCH = """
+-- KEYS: epoch; ARGV: a fresh epoch, kept only if the store has none yet
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
+"""
+
+_RELEASE = """
+-- KEYS: lock; ARGV: owner token: only the owner releases (an expired lock may be another's)
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 _SAVE_SNAPSHOT = """
@@ -202,6 +235,9 @@ class RedisStateStore:
         self._read = self._redis.register_script(_READ)
         self._load = self._redis.register_script(_LOAD)
         self._create = self._redis.register_script(_CREATE)
+        self._delete = self._redis.register_script(_DELETE)
+        self._epoch = self._redis.register_script(_EPOCH)
+        self._release = self._redis.register_script(_RELEASE)
         self._save_snapshot = self._redis.register_script(_SAVE_SNAPSHOT)
         self._replace = self._redis.register_script(_REPLACE)
         self._append_outcome = self._redis.register_script(_APPEND_OUTCOME)
@@ -220,6 +256,10 @@ class RedisStateStore:
         return f"{tag}:state", f"{tag}:snapshot", f"{tag}:log"
 
     @staticmethod
+    def _incarnation_key(tenant: str, name: str) -> str:
+        return f"ml:{{{tenant}:{name}}}:incarnation"
+
+    @staticmethod
     def _index(tenant: str) -> str:
         return f"ml:tenant:{{{tenant}}}:models"
 
@@ -231,21 +271,39 @@ class RedisStateStore:
             raise StateUnavailable(f"state store unreachable: {exc.__class__.__name__}") from exc
 
     async def create_model(
-        self, tenant: str, name: str, uid: str, record: str, blob: bytes
+        self,
+        tenant: str,
+        name: str,
+        uid: str,
+        record: str,
+        blob: bytes,
+        *,
+        incarnation: int | None = None,
+        seq: int = 0,
     ) -> bool:
         state, snapshot, log = self._keys(tenant, name)
-        created = await self._call(
-            lambda: self._create(keys=[state, snapshot, log], args=[uid, record, blob])
-        )
+        keys = [state, snapshot, log, self._incarnation_key(tenant, name)]
+        args = [uid, record, blob, "" if incarnation is None else incarnation, seq]
+        created = await self._call(lambda: self._create(keys=keys, args=args))
         if created:
             await self._call(lambda: self._redis.sadd(self._index(tenant), name))
         return bool(created)
 
-    async def delete_model(self, tenant: str, name: str) -> bool:
-        deleted = await self._call(lambda: self._redis.delete(*self._keys(tenant, name)))
+    async def delete_model(self, tenant: str, name: str, *, incarnation: int = 0) -> bool:
+        keys = [*self._keys(tenant, name), self._incarnation_key(tenant, name)]
+        deleted = await self._call(lambda: self._delete(keys=keys, args=[incarnation]))
         await self._call(lambda: self._redis.delete(*self._monitor_keys(tenant, name)))
         await self._call(lambda: self._redis.srem(self._index(tenant), name))
         return bool(deleted)
+
+    async def incarnation(self, tenant: str, name: str) -> tuple[int, bool]:
+        key = self._incarnation_key(tenant, name)
+        gen, deleted = await self._call(lambda: self._redis.hmget(key, "gen", "deleted"))
+        return int(gen or 0), deleted == b"1"
+
+    async def epoch(self, candidate: str) -> str:
+        raw = await self._call(lambda: self._epoch(keys=[_EPOCH_KEY], args=[candidate]))
+        return raw.decode()
 
     async def get_record(self, tenant: str, name: str) -> str | None:
         state, _, _ = self._keys(tenant, name)
@@ -369,13 +427,16 @@ class RedisStateStore:
         keys, args = [bucket_key(tenant)], list(gcra_params(per_minute))
         return int(await self._call(lambda: self._gcra(keys=keys, args=args)))
 
-    async def try_lock(self, key: str, ttl_ms: int) -> bool:
+    async def try_lock(self, key: str, ttl_ms: int, owner: str = "1") -> bool:
         return bool(
-            await self._call(lambda: self._redis.set(f"ml:lock:{key}", b"1", nx=True, px=ttl_ms))
+            await self._call(lambda: self._redis.set(f"ml:lock:{key}", owner, nx=True, px=ttl_ms))
         )
 
-    async def release_lock(self, key: str) -> None:
-        await self._call(lambda: self._redis.delete(f"ml:lock:{key}"))
+    async def release_lock(self, key: str, owner: str | None = None) -> None:
+        if owner is None:
+            await self._call(lambda: self._redis.delete(f"ml:lock:{key}"))
+        else:
+            await self._call(lambda: self._release(keys=[f"ml:lock:{key}"], args=[owner]))
 
     # ----- monitoring ----------------------------------------------------------------------
 

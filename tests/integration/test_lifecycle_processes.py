@@ -105,9 +105,13 @@ def test_pinned_version_on_b_follows_delete_and_recreate_through_a(
     gone = b.post(f"{M}/predict?version=2", json={"x": PROBE})
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "model_not_found"
 
-    create_and_learn(a, SAMPLES[500:550])  # same name, another model: its own version 2
-    ok(a.post(f"{M}/versions"), 201)
-    assert predict(b, "?version=2")["prediction"] == expected(SAMPLES[500:550])
+    # same name, another model: its versions start above the deleted one's (3, then 4), so
+    # version 2 never names the new model and B's cached version 2 is never served
+    create_and_learn(a, SAMPLES[500:550])
+    assert ok(a.post(f"{M}/versions"), 201)["version"] == 4
+    gone = b.post(f"{M}/predict?version=2", json={"x": PROBE})
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "version_not_found"
+    assert predict(b, "?version=4")["prediction"] == expected(SAMPLES[500:550])
 
 
 # ----- restart on memory:// --------------------------------------------------------------

@@ -53,6 +53,7 @@ def test_event_types_and_subjects() -> None:
         "series.observed",
         "tenant.key_issued",
         "tenant.key_revoked",
+        "state.lost",
     )
     assert nats_subject("acme", "model.created") == "ml.events.acme.model.created"
     assert nats_subject("acme") == "ml.events.acme.>"

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from shared.http import _as_api_error
 from shared.registry import (
     AliasConflict,
     ChecksumMismatch,
@@ -24,6 +25,7 @@ from shared.registry import (
     VersionNotFound,
     open_registry,
 )
+from shared.registry.base import STATE, high_water, raise_high_water, update_doc
 from shared.registry.gcs import GcsRegistry
 from tests.gcs_server import gcs_client
 from tests.servers import free_port
@@ -80,7 +82,8 @@ async def test_definitions(registry: Registry) -> None:
     assert await registry.list_models("acme") == ["m0.v2"]
     assert await registry.get_definition("acme", "m1") is None
     assert await registry.list_versions("acme", "m1") == []
-    assert await registry.next_version("acme", "m1") == 1
+    # the high-water mark outlives the model: a recreated m1 never reuses version 1
+    assert await registry.next_version("acme", "m1") == 2
     assert (await registry.read_aliases("acme", "m1")).generation is None
 
 
@@ -327,3 +330,76 @@ def test_open_registry_parses_uris(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     for bad in ["s3://bucket/x", "/plain/path", "file://", "gs://", "gs://b/../x", "gs://b/*"]:
         with pytest.raises(ValueError):
             open_registry(bad)
+
+
+# ----- high-water marks and documents (issue 11: delete is final, races answer 409) ---------
+
+
+async def test_high_water_mark_survives_delete_and_recreate(registry: Registry) -> None:
+    for version in (1, 2, 3):
+        await registry.create_version("acme", "m", version, f"v{version}".encode(), {})
+    await registry.put_definition("acme", "m", {"name": "m"})
+    await registry.delete_model("acme", "m")
+    assert await registry.list_models("acme") == []
+    assert await registry.list_versions("acme", "m") == []
+    assert await high_water(registry, "acme", "m") == {"version": 3}
+    # the recreated name starts above every number the old one used
+    assert await registry.next_version("acme", "m") == 4
+    await registry.create_version("acme", "m", 4, b"new", {})
+    assert await registry.next_version("acme", "m") == 5
+    # another model and another tenant have their own marks
+    assert await registry.next_version("acme", "other") == 1
+    assert await registry.next_version("beta", "m") == 1
+
+
+async def test_version_numbers_are_never_handed_out_twice_across_a_delete(
+    registry: Registry,
+) -> None:
+    await registry.create_version("acme", "m", 7, b"seven", {})
+    await registry.delete_model("acme", "m")
+    with pytest.raises(ValueError):
+        await registry.create_version("acme", "m", 10**18, b"huge", {})  # over MAX_VERSION
+    assert await registry.next_version("acme", "m") == 8
+
+
+async def test_raise_high_water_only_raises(registry: Registry) -> None:
+    await raise_high_water(registry, "acme", "m", version=5, incarnation=2)
+    await raise_high_water(registry, "acme", "m", version=3, incarnation=4)
+    assert await high_water(registry, "acme", "m") == {"version": 5, "incarnation": 4}
+
+
+async def test_documents_compare_and_set(registry: Registry) -> None:
+    empty = await registry.read_doc("acme", "m", STATE)
+    assert empty.doc == {} and empty.generation is None
+    first = await registry.write_doc("acme", "m", STATE, {"seq": 1}, None)
+    with pytest.raises(AliasConflict):
+        await registry.write_doc("acme", "m", STATE, {"seq": 2}, None)  # it exists now
+    second = await registry.write_doc("acme", "m", STATE, {"seq": 2}, first)
+    with pytest.raises(AliasConflict):
+        await registry.write_doc("acme", "m", STATE, {"seq": 3}, first)  # lost the race
+    read = await registry.read_doc("acme", "m", STATE)
+    assert read.doc == {"seq": 2} and read.generation == second
+    with pytest.raises(ValueError):
+        await registry.read_doc("acme", "m", "model.pkl")  # only the known documents
+
+
+async def test_concurrent_document_updates_lose_nothing(registry: Registry) -> None:
+    async def bump(i: int) -> None:
+        await update_doc(registry, "acme", "m", STATE, lambda d: d.__setitem__(str(i), i))
+
+    await asyncio.gather(*(bump(i) for i in range(8)))
+    assert (await registry.read_doc("acme", "m", STATE)).doc == {str(i): i for i in range(8)}
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (VersionExists("v1 exists"), 409, "registry_conflict"),
+        (AliasConflict("moved"), 409, "registry_conflict"),
+        (VersionNotFound("v9"), 404, "version_not_found"),
+        (RegistryUnavailable("down"), 503, "registry_unavailable"),
+    ],
+)
+def test_registry_errors_map_to_4xx_not_500(error: Exception, status: int, code: str) -> None:
+    mapped = _as_api_error(error, {"method": "POST", "path": "/api/v1/models"})
+    assert (mapped.status, mapped.code) == (status, code)

@@ -24,10 +24,11 @@ async def test_create_get_list_delete(client: httpx.AsyncClient) -> None:
     assert (await client.delete("/api/v1/models/m")).status_code == 204
     assert (await client.get("/api/v1/models/m")).status_code == 404
     assert (await client.post("/api/v1/models/m/predict", json={"x": {"a": 1}})).status_code == 404
-    # the name is free again, and the new model starts from scratch
+    # the name is free again, and the new model starts from scratch, with a version number
+    # above the deleted model's (a recreated name never reuses a version)
     assert (await client.post("/api/v1/models", json=LINEAR)).status_code == 201
     again = await client.post("/api/v1/models/m/predict", json={"x": {"a": 1}})
-    assert again.json() == {"prediction": 0.0, "model_version": 1, "seq": 0}
+    assert again.json() == {"prediction": 0.0, "model_version": 2, "seq": 0}
 
 
 async def test_catalog_lists_every_kind(client: httpx.AsyncClient) -> None:

@@ -1,0 +1,74 @@
+"""Loss detection: tell a state store that came back empty from a model that is simply gone.
+
+The state store holds an epoch marker (`ml:epoch`), set with SET NX by the first instance to
+use an empty store. The registry's state.json records, per model, the epoch of the store the
+model was last seen in and the highest seq known there (written at create, version,
+activation and every compaction). When a model the registry knows is missing from the store
+and the store's epoch is not the one recorded, the store lost it: the model is recovered from
+its newest registry version, its seq continues from the recorded high-water mark (never back
+at 0), and the loss is reported — an ERROR log line, a `state.lost` event and `state_lost`
+in the model's status — with the samples known to be lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.registry import Registry
+from shared.registry.base import STATE, update_doc
+from shared.state.base import StateStore
+
+log = logging.getLogger("ml.state_loss")
+
+
+class StateLoss:
+    def __init__(self, store: StateStore, registry: Registry) -> None:
+        self.store = store
+        self.registry = registry
+
+    async def epoch(self) -> str:
+        """The store's epoch (a new one if the store is empty: first use, or lost)."""
+        return await self.store.epoch(uuid.uuid4().hex)
+
+    async def remember(self, tenant: str, name: str, *, incarnation: int, seq: int) -> None:
+        """Record in the registry that the store of this epoch holds the model at `seq`."""
+        epoch = await self.epoch()
+
+        def change(doc: dict[str, Any]) -> None:
+            same = doc.get("epoch") == epoch and doc.get("incarnation") == incarnation
+            known = int(doc.get("seq", 0)) if same else 0
+            doc.update(epoch=epoch, incarnation=incarnation, seq=max(known, seq))
+
+        await update_doc(self.registry, tenant, name, STATE, change)
+
+    async def detect(self, tenant: str, name: str, *, incarnation: int) -> int | None:
+        """For a model the registry knows and the store does not: the seq the registry last
+        saw if the store lost it (another epoch), else None (the same store: not a loss)."""
+        doc = (await self.registry.read_doc(tenant, name, STATE)).doc
+        recorded = doc.get("epoch")
+        if not recorded or recorded == await self.epoch():
+            return None
+        return int(doc.get("seq", 0)) if doc.get("incarnation") == incarnation else 0
+
+
+def loss_report(known_seq: int, base_seq: int) -> dict[str, Any]:
+    """What the model's status shows: samples learned after its newest version, now gone."""
+    return {
+        "samples_lost": max(0, known_seq - base_seq),
+        "detected_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    }
+
+
+def log_loss(tenant: str, name: str, report: dict[str, Any], version: int, seq: int) -> None:
+    log.error(
+        "state store lost model %s/%s: recovered from registry version %d; %d samples learned "
+        "after it are lost; seq continues at %d",
+        tenant,
+        name,
+        version,
+        report["samples_lost"],
+        seq,
+    )
