@@ -126,6 +126,7 @@ class CatalogKind(BaseModel):
     params: dict[str, str]
     required: list[str]
     text_input: bool
+    bounds: dict[str, str] = Field(default_factory=dict, description="allowed parameter ranges")
 
 
 class CatalogOut(BaseModel):

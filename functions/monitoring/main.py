@@ -29,6 +29,7 @@ from shared.monitoring.schemas import (
     OverviewOut,
     RecentOut,
 )
+from shared.limits import query_int
 from shared.openapi import api
 from shared.runtime import current_runtime
 from shared.security import require_admin
@@ -96,10 +97,8 @@ async def recent_predictions(request: Request) -> Response:
     model = request.query_params.get("model") or None
     if model is not None:
         check_name(model)
-    raw = request.query_params.get("limit", "50")
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise ApiError(400, "invalid_limit", f"limit must be an integer from 1 to {MAX_LIMIT}")
-    rows = await current_runtime().monitor.recent(tenant, model, int(raw))
+    limit = query_int(request.query_params.get("limit", "50"), "limit", 1, MAX_LIMIT)
+    rows = await current_runtime().monitor.recent(tenant, model, limit)
     return JSON({"predictions": rows})
 
 
