@@ -16,10 +16,10 @@ import uuid
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from shared import learning
+from shared import learning, limits, spec_proof
 from shared.errors import ApiError, conflict, not_found, unprocessable
 from shared.events import EventBus
-from shared.online import OnlineModels, blueprint_of, public_record
+from shared.online import OnlineModels, blueprint_of, finite_answer, public_record
 from shared.registry import Registry
 from shared.registry.base import AliasConflict, VersionExists, VersionNotFound
 from shared.schemas import ModelSpec
@@ -28,6 +28,7 @@ from shared.tenancy import check_name
 
 if TYPE_CHECKING:
     from shared.challenger import Challengers
+    from shared.degraded import DegradedModels
 
 RESERVED_ALIASES = {"active", "live"}
 FROZEN_CACHE_SIZE = 64
@@ -51,6 +52,8 @@ class Lifecycle:
         models.recover = self.recover
         # set by the runtime: the shadow scoring of a `challenger` alias
         self.challengers: Challengers | None = None
+        # set by the runtime: models flagged degraded (a new incarnation starts afresh)
+        self.degraded: DegradedModels | None = None
 
     async def predict_learn(
         self, tenant: str, name: str, x: Any, y: Any, idempotency: Idempotency | None
@@ -63,7 +66,10 @@ class Lifecycle:
     # ----- definitions -------------------------------------------------------------------
 
     async def create(self, tenant: str, spec: ModelSpec) -> dict[str, Any]:
-        record, blob = self.models.prepare(spec)
+        limits.check_model_count(len(await self.registry.list_models(tenant)))
+        # built, learned and predicted once off the event loop: a spec that cannot work is
+        # a 422 here, never a model that fails on every call
+        record, blob = await spec_proof.prove(spec)
         name = spec.name
         if await self.registry.get_definition(tenant, name) is not None:
             raise conflict(f"model '{name}' already exists; DELETE it first", "model_exists")
@@ -99,6 +105,8 @@ class Lifecycle:
         if self.challengers is not None and await self.challengers.active(tenant, name):
             await self.challengers.stop(tenant, name)
         self._forget(tenant, name)
+        if self.degraded is not None:
+            self.degraded.forget(tenant, name)
         await self.events.publish(
             tenant, "model.deleted", {"name": name}, subject=name, source="/online-ml/train"
         )
@@ -193,6 +201,8 @@ class Lifecycle:
             await self.models.install(tenant, record, blob)
             seq = 0
         activated = {"name": name, "version": version, "previous": previous, "seq": seq}
+        if self.degraded is not None:
+            self.degraded.forget(tenant, name)  # a new incarnation (uid)
         await self.events.publish(
             tenant, "model.activated", activated, subject=name, source="/online-ml/activate"
         )
@@ -258,10 +268,7 @@ class Lifecycle:
             raise unprocessable(
                 f"the model cannot predict this x: {exc}", "prediction_failed"
             ) from None
-        answer: dict[str, Any] = {"prediction": prediction}
-        if proba is not None:
-            answer["proba"] = proba
-        return {**answer, "model_version": version, "seq": None}
+        return {**finite_answer(prediction, proba), "model_version": version, "seq": None}
 
     def reload(self) -> int:
         """Drop every in-process cache (admin reload); state and registry are untouched."""

@@ -91,8 +91,11 @@ def check_model_count(existing: int, limits: Limits | None = None) -> None:
 def query_int(raw: str, name: str, low: int, high: int) -> int:
     """A bounded integer query parameter: ASCII digits only, checked by length before it is
     converted (a 5,000-digit value is refused as out of range, never parsed)."""
-    if not raw.isascii() or not raw.isdigit() or len(raw) > len(str(high)) or not (
-        low <= int(raw) <= high
+    if (
+        not raw.isascii()
+        or not raw.isdigit()
+        or len(raw) > len(str(high))
+        or not (low <= int(raw) <= high)
     ):
         raise ApiError(400, f"invalid_{name}", f"{name} must be an integer from {low} to {high}")
     return int(raw)

@@ -119,7 +119,9 @@ def _check_pattern(where: str, pattern: str) -> None:
     try:
         re.compile(pattern)
     except re.error as exc:
-        raise unprocessable(f"{where} is not a valid regular expression: {exc}", "invalid_parameter")
+        raise unprocessable(
+            f"{where} is not a valid regular expression: {exc}", "invalid_parameter"
+        ) from None
 
 
 def _check_list(where: str, param: str, value: list[Any], settings: Settings) -> None:
@@ -167,9 +169,7 @@ def _nested(value: Any) -> list[Mapping[str, Any]] | None:
 def _walk(steps: list[Mapping[str, Any]], depth: int, settings: Settings) -> int:
     """Check every parameter; return the estimators one sample reaches (ensembles multiply)."""
     if depth > MAX_SPEC_NESTING:
-        raise unprocessable(
-            f"specs nest at most {MAX_SPEC_NESTING} deep", "parameter_out_of_range"
-        )
+        raise unprocessable(f"specs nest at most {MAX_SPEC_NESTING} deep", "parameter_out_of_range")
     widest = 1
     for step in steps:
         kind = step.get("kind")

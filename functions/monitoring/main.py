@@ -18,6 +18,7 @@ from shared.compat.routes import routes_for
 from shared.errors import ApiError
 from shared.http import JSON, build_router, forward
 from shared.lifecycle import parse_version
+from shared.limits import query_int
 from shared.monitoring import views
 from shared.monitoring.audit import MAX_LIMIT
 from shared.monitoring.schemas import (
@@ -29,7 +30,6 @@ from shared.monitoring.schemas import (
     OverviewOut,
     RecentOut,
 )
-from shared.limits import query_int
 from shared.openapi import api
 from shared.runtime import current_runtime
 from shared.security import require_admin

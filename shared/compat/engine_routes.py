@@ -28,11 +28,10 @@ from shared.compat.engine_schemas import (
     EngineRelease,
     EngineTrainIn,
 )
-from shared.errors import ApiError
 from shared.http import JSON, optional_body, parse_body
+from shared.limits import query_int
 from shared.market_data import check_symbol
 from shared.monitoring.audit import MAX_LIMIT
-from shared.limits import query_int
 from shared.openapi import api
 from shared.runtime import Runtime, current_runtime
 from shared.security import require_admin
