@@ -39,8 +39,12 @@ class Range:
         return getattr(settings, self.high) if isinstance(self.high, str) else self.high
 
     def describe(self, settings: Settings) -> str:
-        text = f"{self.low:g}..{self.upper(settings):g}"
+        text = f"{_number(self.low)}..{_number(self.upper(settings))}"
         return f"{text} ({self.high.upper()})" if isinstance(self.high, str) else text
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 # By parameter name, for every kind that has it (GET /api/v1/catalog lists them per kind).
