@@ -379,7 +379,11 @@ class OnlineModels:
             if before is not None:
                 before()  # predict_learn predicts with the state before its sample
             self._trial_learn(live, pairs)
-            result, pending = await append()
+            try:
+                result, pending = await append()
+            except BaseException:  # store down, timeout, cancelled: maybe not appended
+                self._evict(live)  # the next request reloads what the log really holds
+                raise
             if result.status == "appended":
                 if result.first != live.seq + 1:  # the store appended after entries we lack
                     self._evict(live)
