@@ -27,7 +27,9 @@ from river import (
 from river.compat import convert_sklearn_to_river
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
+from shared import param_bounds
 from shared.errors import unprocessable
+from shared.settings import get_settings
 
 Role = Literal["transformer", "regressor", "classifier", "forecaster", "optimizer"]
 Task = Literal["regression", "classification", "forecasting"]
@@ -387,6 +389,7 @@ def describe() -> list[dict[str, Any]]:
             "params": dict(k.params),
             "required": list(k.required),
             "text_input": k.text_input,
+            "bounds": param_bounds.describe(k.params),
         }
         for k in KINDS.values()
     ]
@@ -473,6 +476,7 @@ def build_step(step: Mapping[str, Any], role: Role | None = None) -> tuple[Kind,
         )
     for param, value in kind.defaults.items():
         params.setdefault(param, value)
+    param_bounds.bound_defaults(params, kind.params, get_settings())
     try:
         return kind, kind.factory(**params)
     except (TypeError, ValueError, AssertionError) as exc:
@@ -504,6 +508,8 @@ def build_model(spec: Mapping[str, Any], role: Role | None = None) -> tuple[Blue
     steps = spec.get("steps")
     if not isinstance(steps, list) or not steps:
         raise unprocessable("spec.steps must be a non-empty list", "invalid_spec")
+    if role is None:  # the whole spec, nested ones included, before anything is built
+        param_bounds.check_spec([s for s in steps if isinstance(s, Mapping)])
     if role == "optimizer":
         if len(steps) != 1:
             raise unprocessable("an optimizer is a single step", "invalid_spec")

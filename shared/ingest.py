@@ -12,10 +12,12 @@ from typing import Any
 import httpx
 from pydantic import TypeAdapter
 
+from shared import limits
 from shared.data_access import DataAccess
 from shared.errors import ApiError, not_found, unprocessable
 from shared.events import EventBus
 from shared.lifecycle import Lifecycle
+from shared.numbers import check_number
 from shared.online import OnlineModels
 from shared.outbound import OutboundPolicy
 from shared.sources import (
@@ -152,6 +154,11 @@ class Ingest:
         self, tenant: str, name: str, points: list[Point], idempotency: Idempotency | None
     ) -> dict[str, Any]:
         config = await self.config(tenant, name)
+        bounds = limits.current()
+        limits.check_fanout(len(points), len(config["models"]), bounds)
+        for index, (value, _) in enumerate(points):
+            where = "value" if len(points) == 1 else f"observations[{index}].value"
+            check_number(value, where, bounds.max_abs_value, "invalid_value")
         tasks = await self._tasks(tenant, config["models"])
         result = await self.series.observe(tenant, name, points, config["n_lags"], idempotency)
         entries = []
@@ -180,6 +187,7 @@ class Ingest:
         source = self._source(config)
         if source is None:
             raise unprocessable(f"series '{name}' has no source; PUT .../source first", "no_source")
+        limits.check_fanout(count, len(config["models"]))  # before any value is fetched
         if isinstance(source, TickerSource):
             points = [await self.ticker(source) for _ in range(count)]
         else:

@@ -7,16 +7,17 @@ by every instance), so inputs are validated against the model's blueprint before
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import pandas as pd
 
+from shared import limits, numbers
 from shared.catalog import Blueprint
 from shared.errors import unprocessable
 
 
 def check_x(blueprint: Blueprint, x: Any, *, required: bool = True) -> Any:
+    bounds = limits.current()
     if x is None:
         if required and blueprint.task != "forecasting":
             raise unprocessable("x is required", "missing_features")
@@ -24,14 +25,38 @@ def check_x(blueprint: Blueprint, x: Any, *, required: bool = True) -> Any:
     if blueprint.text_input:
         if not isinstance(x, str):
             raise unprocessable("this model reads text: send x as a string", "invalid_features")
+        if len(x) > bounds.max_text_chars:
+            raise limits.over(
+                "the length of x (characters)",
+                len(x),
+                "MAX_TEXT_CHARS",
+                bounds.max_text_chars,
+                "text_too_long",
+            )
         return x
     if not isinstance(x, dict):
         raise unprocessable("x must be an object of feature → value", "invalid_features")
+    if len(x) > bounds.max_features_per_sample:
+        raise limits.over(
+            "the number of features in x",
+            len(x),
+            "MAX_FEATURES_PER_SAMPLE",
+            bounds.max_features_per_sample,
+            "too_many_features",
+        )
+    longest = bounds.max_feature_name_chars
     for name, value in x.items():
+        if len(name) > longest:
+            raise limits.over(
+                f"the length of feature name {name[:32]!r}…",
+                len(name),
+                "MAX_FEATURE_NAME_CHARS",
+                longest,
+                "feature_name_too_long",
+            )
         kind = type(value)
         if kind is float or kind is int:
-            if not math.isfinite(value):
-                raise unprocessable(f"x.{name} must be a finite number", "invalid_features")
+            numbers.check_number(value, f"x.{name}", bounds.max_abs_value, "invalid_features")
         elif kind is bool or value is None:
             continue
         elif kind is str:
@@ -41,6 +66,14 @@ def check_x(blueprint: Blueprint, x: Any, *, required: bool = True) -> Any:
                     "step or send a number",
                     "invalid_features",
                 )
+            if len(value) > longest:
+                raise limits.over(
+                    f"the length of x.{name}",
+                    len(value),
+                    "MAX_FEATURE_NAME_CHARS",
+                    longest,
+                    "feature_value_too_long",
+                )
         else:
             raise unprocessable(
                 f"x.{name} must be a number, boolean, string or null", "invalid_features"
@@ -49,6 +82,7 @@ def check_x(blueprint: Blueprint, x: Any, *, required: bool = True) -> Any:
 
 
 def check_y(blueprint: Blueprint, y: Any) -> Any:
+    bounds = limits.current()
     if y is None:
         raise unprocessable("y (the target) is required to learn", "missing_target")
     if blueprint.task == "classification":
@@ -58,14 +92,61 @@ def check_y(blueprint: Blueprint, y: Any) -> Any:
             raise unprocessable(
                 "this binary classifier needs y true/false (or 1/0)", "invalid_target"
             )
-        if isinstance(y, bool | str | int):
+        if isinstance(y, str):
+            if len(y) > bounds.max_feature_name_chars:
+                raise limits.over(
+                    "the length of the label y",
+                    len(y),
+                    "MAX_FEATURE_NAME_CHARS",
+                    bounds.max_feature_name_chars,
+                    "invalid_target",
+                )
             return y
+        if isinstance(y, bool):
+            return y
+        if isinstance(y, int):
+            return numbers.check_number(y, "y", bounds.max_abs_value, "invalid_target")
         raise unprocessable(
             "a class label y must be a string, integer or boolean", "invalid_target"
         )
-    if isinstance(y, bool) or not isinstance(y, int | float) or not math.isfinite(y):
+    if not numbers.is_number(y):
         raise unprocessable("y must be a finite number for this model", "invalid_target")
-    return y
+    return numbers.check_number(y, "y", bounds.max_abs_value, "invalid_target")
+
+
+# The distinct feature names (or text terms) a model has learned, kept on the estimator
+# itself so snapshots, replays and every instance agree (MAX_MODEL_FEATURES).
+FEATURES_ATTR = "_online_ml_features"
+
+
+def features_of(model: Any, blueprint: Blueprint, x: Any) -> set[str]:
+    """What one sample adds to the model's vocabulary: feature names (a string feature
+    becomes `name_value`, as one-hot encoding names it), or the terms of a text."""
+    if isinstance(x, dict):
+        return {f"{k}_{v}" if isinstance(v, str) else k for k, v in x.items()}
+    if isinstance(x, str) and blueprint.text_input:
+        steps = getattr(model, "steps", None)
+        first = next(iter(steps.values())) if steps else None
+        if first is not None and hasattr(first, "process_text"):
+            return set(first.process_text(x))
+    return set()
+
+
+def check_vocabulary(model: Any, blueprint: Blueprint, xs: list[Any]) -> None:
+    """422 when learning `xs` would take the model past MAX_MODEL_FEATURES distinct names."""
+    bound = limits.current().max_model_features
+    known: set[str] = getattr(model, FEATURES_ATTR, None) or set()
+    new: set[str] = set()
+    for x in xs:
+        new |= features_of(model, blueprint, x) - known
+        if len(known) + len(new) > bound:
+            raise limits.over(
+                "the distinct feature names (or text terms) this model would hold",
+                len(known) + len(new),
+                "MAX_MODEL_FEATURES",
+                bound,
+                "too_many_model_features",
+            )
 
 
 def learn(model: Any, blueprint: Blueprint, x: Any, y: Any) -> None:
@@ -73,6 +154,13 @@ def learn(model: Any, blueprint: Blueprint, x: Any, y: Any) -> None:
         model.learn_one(y=y, x=x or None)
     else:
         model.learn_one(x, y)
+    names = features_of(model, blueprint, x)
+    if names:
+        known = getattr(model, FEATURES_ATTR, None)
+        if known is None:
+            known = set()
+            setattr(model, FEATURES_ATTR, known)
+        known |= names
 
 
 def label_key(label: Any) -> str:

@@ -16,11 +16,11 @@ import uuid
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from shared import learning
+from shared import learning, limits, param_bounds, spec_proof
 from shared.errors import ApiError, conflict, not_found, unprocessable
 from shared.events import EventBus
 from shared.model_lock import ModelLocks
-from shared.online import OnlineModels, blueprint_of, public_record
+from shared.online import OnlineModels, blueprint_of, finite_answer, public_record
 from shared.registry import Registry
 from shared.registry.base import (
     MAX_VERSION,
@@ -37,6 +37,7 @@ from shared.tenancy import NAME_PATTERN, check_name
 
 if TYPE_CHECKING:
     from shared.challenger import Challengers
+    from shared.degraded import DegradedModels
 
 RESERVED_ALIASES = {"active", "live"}
 FROZEN_CACHE_SIZE = 64
@@ -77,6 +78,8 @@ class Lifecycle:
         models.compacted = self._compacted
         # set by the runtime: the shadow scoring of a `challenger` alias
         self.challengers: Challengers | None = None
+        # set by the runtime: models flagged degraded (a new incarnation starts afresh)
+        self.degraded: DegradedModels | None = None
 
     async def predict_learn(
         self, tenant: str, name: str, x: Any, y: Any, idempotency: Idempotency | None
@@ -89,7 +92,11 @@ class Lifecycle:
     # ----- definitions -------------------------------------------------------------------
 
     async def create(self, tenant: str, spec: ModelSpec) -> dict[str, Any]:
-        record, blob = self.models.prepare(spec)
+        param_bounds.check_spec([step.model_dump() for step in spec.steps])  # no I/O yet
+        limits.check_model_count(len(await self.registry.list_models(tenant)))
+        # built, learned and predicted once off the event loop: a spec that cannot work is
+        # a 422 here, never a model that fails on every call
+        record, blob = await spec_proof.prove(spec)
         name = spec.name
         taken = conflict(f"model '{name}' already exists; DELETE it first", "model_exists")
         async with self.locks.hold(tenant, name):
@@ -149,6 +156,8 @@ class Lifecycle:
             if self.challengers is not None and await self.challengers.active(tenant, name):
                 await self.challengers.stop(tenant, name)
             self._forget(tenant, name)
+            if self.degraded is not None:
+                self.degraded.forget(tenant, name)
         await self.events.publish(
             tenant, "model.deleted", {"name": name}, subject=name, source="/online-ml/train"
         )
@@ -290,6 +299,8 @@ class Lifecycle:
                 tenant, name, incarnation=int(record.get("incarnation", 0)), seq=seq
             )
         activated = {"name": name, "version": version, "previous": previous, "seq": seq}
+        if self.degraded is not None:
+            self.degraded.forget(tenant, name)  # a new incarnation (uid)
         await self.events.publish(
             tenant, "model.activated", activated, subject=name, source="/online-ml/activate"
         )
@@ -357,10 +368,7 @@ class Lifecycle:
             raise unprocessable(
                 f"the model cannot predict this x: {exc}", "prediction_failed"
             ) from None
-        answer: dict[str, Any] = {"prediction": prediction}
-        if proba is not None:
-            answer["proba"] = proba
-        return {**answer, "model_version": version, "seq": None}
+        return {**finite_answer(prediction, proba), "model_version": version, "seq": None}
 
     def reload(self) -> int:
         """Drop every in-process cache (admin reload); state and registry are untouched."""

@@ -22,22 +22,25 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from shared import learning
+from shared import learning, limits, numbers
 from shared.catalog import Blueprint, build_model
 from shared.errors import ApiError, conflict, not_found, unavailable, unprocessable
 from shared.monitoring.hooks import NullObserver, Observer
 from shared.monitoring.outcomes import encode_outcome
 from shared.schemas import ModelSpec, Sample
-from shared.state.base import Idempotency, LogEntry, Snapshot, StateStore
+from shared.state.base import AppendResult, Idempotency, LogEntry, Snapshot, StateStore
 
 log = logging.getLogger("ml.online")
 
 COLD_LOADS = Counter("ml_model_cold_loads_total", "Models unpickled from a snapshot")
 SKIPPED_SAMPLES = Counter("ml_learn_skipped_total", "Logged samples whose learn_one raised")
 MAX_APPEND_ATTEMPTS = 64
+CONTENDED_SECONDS = 60.0
 Recover = Callable[[str, str], Awaitable[bool]]
 # (tenant, name, incarnation, seq) after a snapshot at seq was written
 Compacted = Callable[[str, str, int, int], Awaitable[None]]
+# (tenant, name, uid, version, seq, route): told when a model's output is not finite
+ReportDegraded = Callable[[str, str, str, int, int, str], Awaitable[None]]
 
 
 @dataclass
@@ -52,6 +55,9 @@ class LiveModel:
     snap_seq: int
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     compacting: bool = False
+    # Until then, catch up with the log before learning: another instance writes this model
+    # too, and a trial learn on a stale model costs a reload (see _learn_then_append).
+    contended_until: float = 0.0
 
 
 def live_key(live: LiveModel) -> tuple[str, str]:
@@ -92,6 +98,8 @@ class OnlineModels:
         self.compacted: Compacted | None = None
         # Told about every prediction and learn (shared/monitoring); buffers, never awaits.
         self.observer: Observer = NullObserver()
+        # Told when a model answers a non-finite prediction (shared/degraded.py).
+        self.report_degraded: ReportDegraded | None = None
         self.cache_size = cache_size
         self.snapshot_every = snapshot_every
         self.idempotency_ttl = idempotency_ttl
@@ -191,7 +199,9 @@ class OnlineModels:
             x = learning.check_x(live.blueprint, x)
             await self._catch_up(live)
             answer = self._answer(live, x, live.seq)
+            uid = live.uid
         self.observer.predicted(tenant, name, "predict", started, x, answer)
+        await self._degraded(tenant, name, uid, answer, "predict")
         return answer
 
     async def predict_batch(self, tenant: str, name: str, instances: list[Any]) -> dict[str, Any]:
@@ -212,16 +222,16 @@ class OnlineModels:
                     message = f"the model cannot predict this x: {answer}"
                     results[index] = {"error": {"code": "prediction_failed", "message": message}}
                     continue
-                prediction, proba = answer
-                results[index] = {"prediction": prediction}
-                if proba is not None:
-                    results[index]["proba"] = proba
+                results[index] = finite_answer(*answer)
             batch = {
                 "results": results,
                 "model_version": live.record.get("version", 0),
                 "seq": live.seq,
             }
+            uid = live.uid
         self.observer.predicted_batch(tenant, name, started, instances, batch)
+        if any(r.get("degraded") for r in results):
+            await self._degraded(tenant, name, uid, {**batch, "degraded": True}, "predict_batch")
         return batch
 
     async def forecast(
@@ -239,12 +249,15 @@ class OnlineModels:
                 if len(xs) != horizon:
                     raise unprocessable("xs must hold one feature object per step of the horizon")
             await self._catch_up(live)
-            return {
-                "forecast": learning.forecast_steps(live.model, horizon, xs),
-                "horizon": horizon,
-                "model_version": live.record.get("version", 0),
-                "seq": live.seq,
-            }
+            answer = _finite_forecast(
+                learning.forecast_steps(live.model, horizon, xs),
+                horizon=horizon,
+                model_version=live.record.get("version", 0),
+                seq=live.seq,
+            )
+            uid = live.uid
+        await self._degraded(tenant, name, uid, answer, "forecast")
+        return answer
 
     async def recursive_forecast(
         self, tenant: str, name: str, window: list[float], horizon: int
@@ -263,13 +276,18 @@ class OnlineModels:
                 x = {f"in_{i}": value for i, value in enumerate(lags, start=1)}
                 prediction, _ = self._predict(live, x)
                 forecast.append(prediction)
+                if not numbers.is_finite(prediction):
+                    break  # fed back, a non-finite value only breeds more
                 lags = [prediction, *lags[:-1]]
-            return {
-                "forecast": forecast,
-                "horizon": horizon,
-                "model_version": live.record.get("version", 0),
-                "seq": live.seq,
-            }
+            answer = _finite_forecast(
+                forecast,
+                horizon=horizon,
+                model_version=live.record.get("version", 0),
+                seq=live.seq,
+            )
+            uid = live.uid
+        await self._degraded(tenant, name, uid, answer, "forecast")
+        return answer
 
     async def predict_learn(
         self, tenant: str, name: str, x: Any, y: Any, idempotency: Idempotency | None
@@ -277,18 +295,30 @@ class OnlineModels:
         """Predict with the state before this sample (in log order), then learn it."""
         started = time.perf_counter()
         async with self._locked(tenant, name) as live:
-            for _ in range(MAX_APPEND_ATTEMPTS):
-                # validated against the model the append is conditional on (its uid): after
-                # a reload (deleted and recreated, activated) the sample is checked again
-                x_ok = learning.check_x(live.blueprint, x)
-                y_ok = learning.check_y(live.blueprint, y)
-                data = encode_sample(x_ok, y_ok)
-                answer = self._answer(live, x_ok, live.seq + 1)
+            sent_x, sent_y = x, y
+            data = ""
+            answer: dict[str, Any] = {}
+
+            def validate() -> list[tuple[Any, Any]]:
+                # against the model the append is conditional on: after a reload (deleted and
+                # recreated, activated) the sample is checked again
+                nonlocal x, y, data
+                x = learning.check_x(live.blueprint, sent_x)
+                y = learning.check_y(live.blueprint, sent_y)
+                learning.check_vocabulary(live.model, live.blueprint, [x])
+                data = encode_sample(x, y)
+                return [(x, y)]
+
+            def predict_first() -> None:
+                nonlocal answer
+                answer = self._answer(live, x, live.seq + 1)
+
+            async def append() -> tuple[AppendResult, int]:
                 # the stored response is only ever read back for an Idempotency-Key retry
                 stored = json.dumps(answer) if idempotency is not None else ""
                 # the prediction is logged with the sample, atomically: the monitoring
                 # metrics replay exactly this stream (shared/monitoring/fold.py)
-                result, pending = await self.store.append_outcome(
+                return await self.store.append_outcome(
                     tenant,
                     name,
                     live.uid,
@@ -299,51 +329,52 @@ class OnlineModels:
                     response=stored,
                     ttl_seconds=self.idempotency_ttl,
                 )
-                match result.status:
-                    case "appended":
-                        self._learn_own(live, result.first, x_ok, y_ok)
-                        self._maybe_compact(live)
-                        self.observer.scored(tenant, name, started, x_ok, answer, pending)
-                        return answer
-                    case "behind":
-                        self._apply(live, result.entries)
-                    case "replay":
-                        return json.loads(result.response)
-                    case _:
-                        await self._resolve(live, result.status)
-            raise unavailable("too much contention on this model; retry", code="contention")
+
+            result, pending = await self._learn_then_append(
+                live, validate, append, before=predict_first
+            )
+            if result.status == "replay":
+                return json.loads(result.response)
+            self._maybe_compact(live)
+            uid = live.uid
+        self.observer.scored(tenant, name, started, x, answer, pending)
+        await self._degraded(tenant, name, uid, answer, "predict_learn")
+        return answer
 
     async def learn(
         self, tenant: str, name: str, samples: list[Sample], idempotency: Idempotency | None
     ) -> dict[str, Any]:
         started = time.perf_counter()
+        limits.check_samples(len(samples))
         async with self._locked(tenant, name) as live:
-            while True:
-                # validated against the model the append is conditional on (its uid): after
-                # a reload (deleted and recreated, activated) the samples are checked again
-                data = [
-                    encode_sample(
-                        learning.check_x(live.blueprint, s.x),
-                        learning.check_y(live.blueprint, s.y),
-                    )
+            data: list[str] = []
+
+            def validate() -> list[tuple[Any, Any]]:
+                # against the model the append is conditional on (see predict_learn)
+                nonlocal data
+                pairs = [
+                    (learning.check_x(live.blueprint, s.x), learning.check_y(live.blueprint, s.y))
                     for s in samples
                 ]
+                learning.check_vocabulary(live.model, live.blueprint, [x for x, _ in pairs])
+                data = [encode_sample(x, y) for x, y in pairs]
+                return pairs
+
+            async def append() -> tuple[AppendResult, int]:
                 result = await self.store.append(
                     tenant,
                     name,
                     live.uid,
                     live.seq,
                     data,
-                    expected=False,
+                    expected=True,
                     idempotency=idempotency,
                     ttl_seconds=self.idempotency_ttl,
                 )
-                if result.status in ("appended", "replay"):
-                    break
-                await self._resolve(live, result.status)
+                return result, 0
+
+            result, _ = await self._learn_then_append(live, validate, append)
             if result.status == "appended":
-                self._apply(live, result.entries)
-                self._apply(live, [LogEntry(result.first + i, d) for i, d in enumerate(data)])
                 self._maybe_compact(live)
                 self.observer.learned(tenant, name, started, len(data))
             return {
@@ -363,13 +394,79 @@ class OnlineModels:
             ) from None
 
     def _answer(self, live: LiveModel, x: Any, seq: int) -> dict[str, Any]:
-        prediction, proba = self._predict(live, x)
-        answer: dict[str, Any] = {"prediction": prediction}
-        if proba is not None:
-            answer["proba"] = proba
+        answer = finite_answer(*self._predict(live, x))
         answer["model_version"] = live.record.get("version", 0)
         answer["seq"] = seq
         return answer
+
+    async def _learn_then_append(
+        self,
+        live: LiveModel,
+        validate: Callable[[], list[tuple[Any, Any]]],
+        append: Callable[[], Awaitable[tuple[AppendResult, int]]],
+        before: Callable[[], None] | None = None,
+    ) -> tuple[AppendResult, int]:
+        """Learn the samples on the live model, then append them conditionally on the seq it
+        was at: a sample whose learn raises is never acknowledged (422 learn_failed, nothing
+        appended), and a log that moved meanwhile makes the live model reload and try again,
+        so it still only ever holds the log applied in seq order."""
+        for _ in range(MAX_APPEND_ATTEMPTS):
+            if live.contended_until > time.monotonic():
+                await self._catch_up(live)
+            pairs = validate()
+            if before is not None:
+                before()  # predict_learn predicts with the state before its sample
+            self._trial_learn(live, pairs)
+            try:
+                result, pending = await append()
+            except BaseException:  # store down, timeout, cancelled: maybe not appended
+                self._evict(live)  # the next request reloads what the log really holds
+                raise
+            if result.status == "appended":
+                if result.first != live.seq + 1:  # the store appended after entries we lack
+                    self._evict(live)
+                    raise ApiError(503, "log_gap", "learn log gap; retry", {"Retry-After": "1"})
+                live.seq = result.last
+                return result, pending
+            # nothing appended: the live model learned samples the log does not hold there
+            if result.status in ("behind", "stale"):
+                live.contended_until = time.monotonic() + CONTENDED_SECONDS
+                await self._resolve(live, "stale")  # reload in place, then try again
+                continue
+            self._evict(live)
+            if result.status == "replay":
+                return result, pending
+            await self._resolve(live, result.status)  # raises (conflict, missing)
+        raise unavailable("too much contention on this model; retry", code="contention")
+
+    def _trial_learn(self, live: LiveModel, pairs: list[tuple[Any, Any]]) -> None:
+        for index, (x, y) in enumerate(pairs):
+            try:
+                learning.learn(live.model, live.blueprint, x, y)
+            except Exception as exc:
+                # the model may be half-changed: drop it, the next request reloads it
+                self._evict(live)
+                which = f"sample {index}" if len(pairs) > 1 else "this sample"
+                raise unprocessable(
+                    f"the model cannot learn {which} ({type(exc).__name__}: {exc}); "
+                    "nothing was learned",
+                    "learn_failed",
+                ) from None
+
+    def _evict(self, live: LiveModel) -> None:
+        if self._cache.get((live.tenant, live.name)) is live:
+            del self._cache[(live.tenant, live.name)]
+
+    async def _degraded(
+        self, tenant: str, name: str, uid: str, answer: dict[str, Any], route: str
+    ) -> None:
+        if answer.get("degraded") and self.report_degraded is not None:
+            version = int(answer.get("model_version") or 0)
+            seq = int(answer.get("seq") or 0)
+            try:
+                await self.report_degraded(tenant, name, uid, version, seq, route)
+            except Exception:  # reporting must never fail the answer itself
+                log.exception("could not report %s/%s as degraded", tenant, name)
 
     def _locked(self, tenant: str, name: str) -> _ModelLock:
         return _ModelLock(self, tenant, name)
@@ -454,17 +551,6 @@ class OnlineModels:
                 log.exception("learn_one failed on %s/%s seq %d", live.tenant, live.name, entry.seq)
             live.seq = entry.seq
 
-    def _learn_own(self, live: LiveModel, seq: int, x: Any, y: Any) -> None:
-        """Apply the sample this instance just appended (already validated and encoded)."""
-        if seq != live.seq + 1:
-            raise ApiError(503, "log_gap", "learn log gap; retry", {"Retry-After": "1"})
-        try:
-            learning.learn(live.model, live.blueprint, x, y)
-        except Exception:
-            SKIPPED_SAMPLES.inc()
-            log.exception("learn_one failed on %s/%s seq %d", live.tenant, live.name, seq)
-        live.seq = seq
-
     def _maybe_compact(self, live: LiveModel) -> None:
         if live.compacting or live.seq - live.snap_seq < self.snapshot_every:
             return
@@ -502,6 +588,26 @@ class OnlineModels:
     async def drain(self) -> None:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def finite_answer(prediction: Any, proba: dict[str, float] | None) -> dict[str, Any]:
+    """A prediction as answered: a non-finite number becomes null, with `degraded: true`."""
+    answer: dict[str, Any] = {"prediction": numbers.finite_or_none(prediction)}
+    degraded = not numbers.output_is_finite(prediction)
+    if proba is not None:
+        degraded = degraded or not numbers.output_is_finite(proba)
+        answer["proba"] = {k: numbers.finite_or_none(v) for k, v in proba.items()}
+    if degraded:
+        answer["degraded"] = True
+    return answer
+
+
+def _finite_forecast(forecast: list[Any] | None, **rest: Any) -> dict[str, Any]:
+    answer: dict[str, Any] = {"forecast": forecast, **rest}
+    if forecast is not None and not numbers.output_is_finite(forecast):
+        answer["forecast"] = [numbers.finite_or_none(v) for v in forecast]
+        answer["degraded"] = True
+    return answer
 
 
 class _ModelLock:

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from shared.challenger import Challengers
 from shared.data_access import DataAccess, data_root_uri
+from shared.degraded import DegradedModels
 from shared.events import EventBus, open_event_bus
 from shared.ingest import Ingest
 from shared.lifecycle import Lifecycle
@@ -48,6 +49,7 @@ class Runtime:
     tenant_keys: TenantKeys  # issued and revoked by the admin whatever TENANT_AUTH says
     tenant_auth: TenantAuth  # the edge's check, applied when TENANT_AUTH=keys
     data: DataAccess  # every file a tenant names resolves here (its own folder only)
+    degraded: DegradedModels  # models whose predictions are not finite (shared/degraded.py)
 
 
 _runtime: Runtime | None = None
@@ -79,6 +81,9 @@ def current_runtime() -> Runtime:
             lock_ttl_seconds=settings.lifecycle_lock_ttl_seconds,
             lock_wait_seconds=settings.lifecycle_lock_wait_seconds,
         )
+        degraded = DegradedModels(store, events)
+        models.report_degraded = degraded.report
+        lifecycle.degraded = degraded
         lifecycle.challengers = Challengers(
             models,
             lifecycle,
@@ -115,6 +120,7 @@ def current_runtime() -> Runtime:
             tenant_keys=tenant_keys,
             tenant_auth=tenant_auth,
             data=data,
+            degraded=degraded,
         )
         # River, scikit-learn and pandas leave a large heap of long-lived objects; freezing
         # it keeps the cyclic GC from re-scanning it on every collection (measured: ~30% of
@@ -163,8 +169,14 @@ async def ready(request: Request) -> Response:
     except Exception as exc:
         checks["events"] = f"unreachable: {exc.__class__.__name__}"
     ok = all(v == "ok" for v in checks.values())
+    # a degraded model is reported, not a reason to take the instance out of service
+    degraded = runtime.degraded.summary(with_names=runtime.settings.env != "prod")
     return JSON(
-        {"status": "ready" if ok else "not_ready", "checks": checks, "details": {"events": events}},
+        {
+            "status": "ready" if ok else "not_ready",
+            "checks": checks,
+            "details": {"events": events, "degraded_models": degraded},
+        },
         status_code=200 if ok else 503,
         headers=None if ok else {"Retry-After": "2"},
     )

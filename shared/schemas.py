@@ -8,8 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from shared.tenancy import NAME_PATTERN
 
-MAX_SAMPLES_PER_LEARN = 1000
-
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -56,7 +54,9 @@ class LearnRequest(Strict):
 
     x: Any = None
     y: Any = None
-    samples: list[Sample] | None = Field(None, max_length=MAX_SAMPLES_PER_LEARN)
+    samples: list[Sample] | None = Field(
+        None, description="at most MAX_SAMPLES_PER_REQUEST (default 1000) samples"
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> LearnRequest:
@@ -97,13 +97,19 @@ class ModelInfo(BaseModel):
         description="set when the state store lost this model and it was recovered from the "
         "registry: samples_lost (learned after the newest version) and detected_at",
     )
+    degraded: dict[str, Any] | None = Field(
+        None, description="set once the model predicted a non-finite number: since, seq, route"
+    )
 
 
 class PredictionOut(BaseModel):
-    prediction: Any
-    proba: dict[str, float] | None = None
+    prediction: Any = Field(description="null when the model's output is not a finite number")
+    proba: dict[str, float | None] | None = None
     model_version: int
     seq: int
+    degraded: bool | None = Field(
+        None, description="true when the model's output was not finite (prediction is null)"
+    )
 
 
 class LearnOut(BaseModel):
@@ -113,10 +119,11 @@ class LearnOut(BaseModel):
 
 
 class ForecastOut(BaseModel):
-    forecast: list[float] | None
+    forecast: list[float | None] | None
     horizon: int
     model_version: int
     seq: int
+    degraded: bool | None = Field(None, description="true when a step was not finite (null)")
 
 
 class ModelList(BaseModel):
@@ -131,6 +138,7 @@ class CatalogKind(BaseModel):
     params: dict[str, str]
     required: list[str]
     text_input: bool
+    bounds: dict[str, str] = Field(default_factory=dict, description="allowed parameter ranges")
 
 
 class CatalogOut(BaseModel):

@@ -6,7 +6,14 @@ import functools
 import re
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STATE_SCHEMES = ("memory", "redis", "rediss", "unix")
@@ -117,6 +124,43 @@ class Settings(BaseSettings):
         le=60,
         description="how long a lifecycle change waits for another one on the same model "
         "before answering 409 model_busy",
+    )
+    # --- bounds: input bounds (shared/limits.py, shared/numbers.py, shared/param_bounds.py,
+    # shared/spec_proof.py); over a bound → 422 naming it, before anything is built or stored ---
+    max_abs_value: float = Field(
+        1e15, gt=0, le=1e300, description="largest |number| accepted in x, y or an observation"
+    )
+    max_features_per_sample: int = Field(1000, ge=1, description="features in one x object")
+    max_feature_name_chars: int = Field(
+        256, ge=1, description="characters of a feature name, a string feature or a class label"
+    )
+    max_text_chars: int = Field(10_000, ge=1, description="characters of a text x")
+    max_samples_per_request: int = Field(
+        1000,
+        ge=1,
+        validation_alias=AliasChoices("max_samples_per_request", "max_samples_per_learn"),
+        description="samples in one learn request (MAX_SAMPLES_PER_LEARN is read too)",
+    )
+    max_fanout: int = Field(
+        1000, ge=1, description="observations x subscribed models in one ingest request"
+    )
+    max_models_per_tenant: int = Field(1000, ge=1, description="models one tenant may hold")
+    max_model_features: int = Field(
+        10_000, ge=1, description="distinct feature names (or text terms) one model may learn"
+    )
+    max_ensemble_models: int = Field(
+        100, ge=1, description="estimators of an ensemble (n_models, n_estimators)"
+    )
+    max_tree_depth: int = Field(50, ge=1, description="max_depth of a tree or forest")
+    max_ngram: int = Field(3, ge=1, le=10, description="upper end of a text ngram_range")
+    spec_proof_seconds: float = Field(
+        5.0, gt=0, le=300, description="time a new spec gets to build, learn and predict once"
+    )
+    max_model_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="pickled size of a new model after its proof"
+    )
+    spec_proof_workers: int = Field(
+        2, ge=1, le=64, description="threads proving specs at once (more requests wait)"
     )
 
     @field_validator("state_url")

@@ -18,6 +18,7 @@ from shared.compat.routes import routes_for
 from shared.errors import ApiError
 from shared.http import JSON, build_router, forward
 from shared.lifecycle import parse_version
+from shared.limits import query_int
 from shared.monitoring import views
 from shared.monitoring.audit import MAX_LIMIT
 from shared.monitoring.schemas import (
@@ -96,10 +97,8 @@ async def recent_predictions(request: Request) -> Response:
     model = request.query_params.get("model") or None
     if model is not None:
         check_name(model)
-    raw = request.query_params.get("limit", "50")
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise ApiError(400, "invalid_limit", f"limit must be an integer from 1 to {MAX_LIMIT}")
-    rows = await current_runtime().monitor.recent(tenant, model, int(raw))
+    limit = query_int(request.query_params.get("limit", "50"), "limit", 1, MAX_LIMIT)
+    rows = await current_runtime().monitor.recent(tenant, model, limit)
     return JSON({"predictions": rows})
 
 

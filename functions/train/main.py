@@ -64,7 +64,9 @@ async def get_model(request: Request) -> Response:
     tenant, name = tenant_of(request), path_name(request)
     runtime = current_runtime()
     record = await runtime.lifecycle.record(tenant, name)
-    return JSON(public_record(record, seq=await runtime.models.seq_of(tenant, name)))
+    seq = await runtime.models.seq_of(tenant, name)
+    degraded = await runtime.degraded.status(tenant, name, record.get("uid"))
+    return JSON(public_record(record, seq=seq, degraded=degraded))
 
 
 @api("train", status=204)

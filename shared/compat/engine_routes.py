@@ -28,8 +28,8 @@ from shared.compat.engine_schemas import (
     EngineRelease,
     EngineTrainIn,
 )
-from shared.errors import ApiError
 from shared.http import JSON, optional_body, parse_body
+from shared.limits import query_int
 from shared.market_data import check_symbol
 from shared.monitoring.audit import MAX_LIMIT
 from shared.openapi import api
@@ -176,10 +176,8 @@ async def predictions_recent(request: Request) -> Response:
     tenant = tenant_of(request)
     raw_symbol = request.query_params.get("symbol")
     symbol = check_symbol(raw_symbol) if raw_symbol else None
-    raw = request.query_params.get("limit", "50")
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise ApiError(400, "invalid_limit", f"limit must be an integer from 1 to {MAX_LIMIT}")
-    rows = await monitoring.recent(current_runtime(), tenant, symbol, int(raw))
+    limit = query_int(request.query_params.get("limit", "50"), "limit", 1, MAX_LIMIT)
+    rows = await monitoring.recent(current_runtime(), tenant, symbol, limit)
     return JSON({"predictions": rows})
 
 

@@ -21,6 +21,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "model.activated",
     "model.deleted",
     "drift.detected",
+    "model.degraded",
     "job.started",
     "job.succeeded",
     "job.failed",

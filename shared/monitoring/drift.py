@@ -15,6 +15,8 @@ import numpy as np
 from river import drift
 from scipy import special
 
+from shared.numbers import is_finite
+
 MAX_FEATURES = 20  # numeric features watched per version (the first ones seen)
 REFERENCE = 200  # the version's first samples
 RECENT = 200  # the latest samples, compared with the reference
@@ -149,7 +151,8 @@ class FeatureDrift:
 
 
 def _numeric(value: Any) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)
+    # never math.isfinite on an int: a 400-digit one (in an old log) raises OverflowError
+    return type(value) in (int, float) and is_finite(value)
 
 
 def _numeric_features(samples: list[dict[str, Any]]) -> list[str]:

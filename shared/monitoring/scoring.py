@@ -7,13 +7,13 @@ River computes in-process on the same ordered stream.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, Literal
 
 from river import metrics, utils
 
 from shared.learning import label_key
+from shared.numbers import SQUARABLE, as_finite, is_finite
 
 WINDOWS = (5, 10, 20)
 Kind = Literal["regression", "binary", "multiclass"]
@@ -49,8 +49,11 @@ def kind_of(y: Any, proba: dict[str, float] | None) -> Kind:
 
 
 def _value(metric: Any) -> float | None:
-    value = metric.get()
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+    try:
+        value = metric.get()
+    except (ArithmeticError, ValueError):  # a metric River cannot compute yet
+        return None
+    return as_finite(value)
 
 
 class Scoreboard:
@@ -70,9 +73,9 @@ class Scoreboard:
 
     def update(self, y: Any, prediction: Any, proba: dict[str, float] | None) -> bool:
         """Score one prediction; False (nothing scored) when the model had no prediction."""
+        if not _scorable(self.kind, y, prediction, proba):
+            return False  # a non-finite (or overflowing) pair would break River's folds
         if self.kind == "regression":
-            if prediction is None:
-                return False
             label, probabilities, y_proba = prediction, None, y
         elif self.kind == "binary":
             # River reads P(True) from a dict; the API's keys are JSON ("true"), so hand River
@@ -108,10 +111,26 @@ class Scoreboard:
         return point
 
 
+def _scorable(kind: Kind, y: Any, prediction: Any, proba: dict[str, float] | None) -> bool:
+    """Only finite values reach River's metrics: (y - ŷ)² of a 1e200 pair raises OverflowError
+    inside MSE, and a NaN would stick in every running mean for good."""
+    if kind == "regression":
+        error = regression_error(y, prediction)
+        return error is not None and error <= SQUARABLE
+    return proba is None or all(is_finite(p) for p in proba.values())
+
+
+def regression_error(y: Any, prediction: Any) -> float | None:
+    """|y - ŷ| as a finite float, or None (no prediction, a non-number, an overflow)."""
+    truth, guess = as_finite(y), as_finite(prediction)
+    if truth is None or guess is None:
+        return None
+    return as_finite(abs(truth - guess))
+
+
 def error_of(kind: Kind, y: Any, prediction: Any) -> float | None:
     """The error ADWIN watches: |y - ŷ| for a regressor, 0/1 misclassification otherwise."""
     if kind == "regression":
-        if prediction is None:
-            return None
-        return abs(float(y) - float(prediction))
+        error = regression_error(y, prediction)
+        return error if error is not None and error <= SQUARABLE else None
     return 0.0 if prediction == y else 1.0

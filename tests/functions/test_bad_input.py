@@ -8,7 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.schemas import MAX_SAMPLES_PER_LEARN
+from shared.settings import Settings
+
+MAX_SAMPLES_PER_REQUEST = Settings.model_fields["max_samples_per_request"].default
 
 MODELS = {
     "lin": {"steps": [{"kind": "standard_scaler"}, {"kind": "linear_regression"}]},
@@ -333,9 +335,9 @@ CASES: list[tuple[str, str, str, dict[str, str], Any, int, str]] = [
         "POST",
         LEARN,
         {},
-        {"samples": [{"x": {}, "y": 1}] * (MAX_SAMPLES_PER_LEARN + 1)},
+        {"samples": [{"x": {}, "y": 1}] * (MAX_SAMPLES_PER_REQUEST + 1)},
         422,
-        "validation_error",
+        "too_many_samples",
     ),
     (
         "one bad sample in a batch",

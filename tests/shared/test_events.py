@@ -47,6 +47,7 @@ def test_event_types_and_subjects() -> None:
         "model.activated",
         "model.deleted",
         "drift.detected",
+        "model.degraded",
         "job.started",
         "job.succeeded",
         "job.failed",

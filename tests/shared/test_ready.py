@@ -35,7 +35,10 @@ async def test_ready_follows_valkey(
         assert up.json() == {
             "status": "ready",
             "checks": {"state": "ok", "registry": "ok", "events": "ok"},
-            "details": {"events": {"bus": "nats", "backlog": 0}},
+            "details": {
+                "events": {"bus": "nats", "backlog": 0},
+                "degraded_models": {"count": 0, "models": []},
+            },
         }
         own_valkey.stop()
         down = await client.get("/ready")

@@ -1,0 +1,233 @@
+"""Catalog parameter ranges: every parameter that scales work or memory is bounded.
+
+Checked over the whole spec (nested specs included) before any estimator is built, so an
+abusive spec (`n_models: 1e9`, `ngram_range: [1, 2000]`) is a 422 at once, naming the
+parameter and its range. Ranges that are operator settings name their variable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import unprocessable
+from shared.numbers import is_number, within
+from shared.settings import Settings, get_settings
+
+MAX_SPEC_NESTING = 3  # a spec inside a spec inside a spec (bagging of a pipeline, say)
+MAX_WINDOW = 10_000  # scalers' window_size: values kept per feature
+MAX_LAYERS = 8  # hidden layers of an MLP...
+MAX_LAYER_SIZE = 1024  # ...and neurons in each
+MAX_CLASSES = 1000  # labels listed in an MLP classifier's classes
+MAX_PATTERN_CHARS = 256  # a tokenizer_pattern
+MAX_STRING_CHARS = 256  # any other string parameter
+MAX_INT = 2**31 - 1  # an integer parameter without a range of its own
+ENSEMBLE_SIZE = {"n_models": 10, "n_estimators": 10}  # River's defaults
+
+
+@dataclass(frozen=True)
+class Range:
+    """`low..high` (inclusive); `high` may be the Settings field that holds it."""
+
+    low: float
+    high: float | str
+    integer: bool = True
+
+    def upper(self, settings: Settings) -> float:
+        return getattr(settings, self.high) if isinstance(self.high, str) else self.high
+
+    def describe(self, settings: Settings) -> str:
+        text = f"{_number(self.low)}..{_number(self.upper(settings))}"
+        return f"{text} ({self.high.upper()})" if isinstance(self.high, str) else text
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+# By parameter name, for every kind that has it (GET /api/v1/catalog lists them per kind).
+RANGES: dict[str, Range] = {
+    # ensembles: estimators kept and learned per sample
+    "n_models": Range(1, "max_ensemble_models"),
+    "n_estimators": Range(1, "max_ensemble_models"),
+    "lambda_value": Range(1, 100),  # Poisson rate: times ARF learns each sample per tree
+    # trees: size and how often they work
+    "max_depth": Range(1, "max_tree_depth"),
+    "max_nodes": Range(1, 1_000_000),
+    "max_size": Range(0.001, 1024, integer=False),  # MiB
+    "grace_period": Range(1, 100_000),
+    "min_samples_split": Range(1, 100_000),
+    "memory_estimate_period": Range(1_000, 1_000_000_000),
+    "drift_window_threshold": Range(1, 100_000),
+    "nb_threshold": Range(0, 100_000),
+    # windows and neighbours
+    "window_size": Range(1, MAX_WINDOW),
+    "n_neighbors": Range(1, 1_000),
+    "cleanup_every": Range(0, 1_000_000),
+    # time series: lags and seasons kept
+    "p": Range(0, 100),
+    "q": Range(0, 100),
+    "d": Range(0, 3),
+    "m": Range(1, 1_000),
+    "sp": Range(0, 10),
+    "sd": Range(0, 3),
+    "sq": Range(0, 10),
+    "seasonality": Range(0, 1_000),
+    # MLP
+    "max_iter": Range(1, 10_000),
+    "n_iter_no_change": Range(1, 10_000),
+    "max_fun": Range(1, 100_000),
+    "batch_size": Range(1, 10_000),
+    # seeds
+    "seed": Range(0, 2**32 - 1),
+    "random_state": Range(0, 2**32 - 1),
+    "mode": Range(0, 2),
+}
+# `null` (River: no limit) is replaced by the bound.
+BOUND_WHEN_NULL = frozenset({"max_depth"})
+
+
+def _refuse(where: str, what: str) -> Exception:
+    return unprocessable(f"{where} {what}", "parameter_out_of_range")
+
+
+def _check_param(where: str, param: str, value: Any, settings: Settings) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    if is_number(value):
+        rule = RANGES.get(param)
+        if rule is None:
+            limit = MAX_INT if isinstance(value, int) else settings.max_abs_value
+            if not within(value, limit):
+                raise _refuse(where, f"must be a finite number with |value| <= {limit:g}")
+            return
+        high = rule.upper(settings)
+        if not rule.low <= value <= high:  # exact for ints of any size; NaN and inf fail too
+            raise _refuse(where, f"is out of range: allowed {rule.describe(settings)}")
+        return
+    if isinstance(value, str):
+        if param == "tokenizer_pattern":
+            _check_pattern(where, value)
+        elif len(value) > MAX_STRING_CHARS:
+            raise _refuse(where, f"is longer than {MAX_STRING_CHARS} characters")
+        return
+    if isinstance(value, list):
+        _check_list(where, param, value, settings)
+
+
+def _check_pattern(where: str, pattern: str) -> None:
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise _refuse(where, f"is longer than {MAX_PATTERN_CHARS} characters")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise unprocessable(
+            f"{where} is not a valid regular expression: {exc}", "invalid_parameter"
+        ) from None
+
+
+def _check_list(where: str, param: str, value: list[Any], settings: Settings) -> None:
+    if param == "ngram_range":
+        top = settings.max_ngram
+        if (
+            len(value) != 2
+            or not all(is_number(v) and within(v, top) for v in value)
+            or not 1 <= value[0] <= value[1] <= top
+        ):
+            raise _refuse(where, f"must be [low, high] with 1 <= low <= high <= {top} (MAX_NGRAM)")
+    elif param == "hidden_layer_sizes":
+        if len(value) > MAX_LAYERS or not all(
+            is_number(v) and within(v, MAX_LAYER_SIZE) and v >= 1 for v in value
+        ):
+            raise _refuse(
+                where, f"must list at most {MAX_LAYERS} layers of 1..{MAX_LAYER_SIZE} neurons"
+            )
+    elif param == "classes":
+        if len(value) > MAX_CLASSES:
+            raise _refuse(where, f"lists more than {MAX_CLASSES} labels")
+        for label in value:
+            if isinstance(label, str) and len(label) > settings.max_feature_name_chars:
+                raise _refuse(
+                    where,
+                    f"holds a label longer than {settings.max_feature_name_chars} characters "
+                    "(MAX_FEATURE_NAME_CHARS)",
+                )
+            if is_number(label) and not within(label, settings.max_abs_value):
+                raise _refuse(where, "holds a label out of range (MAX_ABS_VALUE)")
+    elif len(value) > MAX_CLASSES:
+        raise _refuse(where, f"lists more than {MAX_CLASSES} items")
+
+
+def _nested(value: Any) -> list[Mapping[str, Any]] | None:
+    """The steps of a nested spec (`{"kind", ...}` or `{"steps": [...]}`), else None."""
+    if isinstance(value, Mapping):
+        if "steps" in value and isinstance(value["steps"], list):
+            return [s for s in value["steps"] if isinstance(s, Mapping)]
+        if "kind" in value:
+            return [value]
+    return None
+
+
+def _walk(steps: list[Mapping[str, Any]], depth: int, settings: Settings) -> int:
+    """Check every parameter; return the estimators one sample reaches (ensembles multiply)."""
+    if depth > MAX_SPEC_NESTING:
+        raise unprocessable(f"specs nest at most {MAX_SPEC_NESTING} deep", "parameter_out_of_range")
+    widest = 1
+    for step in steps:
+        kind = step.get("kind")
+        params = step.get("params") or {}
+        if not isinstance(params, Mapping):
+            continue  # the catalog says what is wrong with it
+        size = ENSEMBLE_SIZE["n_models"] if _is_ensemble(kind) else 1
+        inner = 1
+        for param, value in params.items():
+            where = f"{kind}.params.{param}"
+            nested = _nested(value)
+            if nested is not None:
+                inner = max(inner, _walk(nested, depth + 1, settings))
+                continue
+            _check_param(where, str(param), value, settings)
+            if param in ENSEMBLE_SIZE and is_number(value):
+                size = int(value)
+        widest = max(widest, size * inner)
+    return widest
+
+
+def _is_ensemble(kind: Any) -> bool:
+    from shared.catalog import KINDS  # the catalog imports this module
+
+    known = KINDS.get(kind) if isinstance(kind, str) else None
+    return known is not None and any(p in known.params for p in ENSEMBLE_SIZE)
+
+
+def check_spec(steps: list[Mapping[str, Any]], settings: Settings | None = None) -> None:
+    """422 `parameter_out_of_range` for the first parameter out of its range, or when nested
+    ensembles would hold more than MAX_ENSEMBLE_MODELS estimators in all."""
+    settings = settings or get_settings()
+    total = _walk(steps, 1, settings)
+    if total > settings.max_ensemble_models:
+        raise unprocessable(
+            f"nested ensembles would hold {total} estimators; MAX_ENSEMBLE_MODELS is "
+            f"{settings.max_ensemble_models}",
+            "parameter_out_of_range",
+        )
+
+
+def bound_defaults(params: dict[str, Any], known: Mapping[str, Any], settings: Settings) -> None:
+    """Fill a parameter whose River default is "no limit" with its bound (max_depth)."""
+    for param in BOUND_WHEN_NULL:
+        if param in known and params.get(param) is None:
+            params[param] = int(RANGES[param].upper(settings))
+
+
+def describe(params: Mapping[str, Any], settings: Settings | None = None) -> dict[str, str]:
+    """The ranges of a kind's parameters, for GET /api/v1/catalog."""
+    settings = settings or get_settings()
+    shown = {p: RANGES[p].describe(settings) for p in params if p in RANGES}
+    if "ngram_range" in params:
+        shown["ngram_range"] = f"[low, high], 1 <= low <= high <= {settings.max_ngram} (MAX_NGRAM)"
+    if "hidden_layer_sizes" in params:
+        shown["hidden_layer_sizes"] = f"<= {MAX_LAYERS} layers of 1..{MAX_LAYER_SIZE}"
+    return shown

@@ -1,0 +1,133 @@
+"""A spec is proven before it is created: built, then one synthetic sample learned and
+predicted, off the event loop, within SPEC_PROOF_SECONDS and MAX_MODEL_BYTES.
+
+A spec River accepts at construction but fails on at learn or predict time (an invalid
+tokenizer regex, an unknown MLP activation) is a 422 with River's message, never a model that
+answers 500 on every call or acknowledges learns it never makes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from shared import learning
+from shared.catalog import Blueprint
+from shared.errors import ApiError, unavailable, unprocessable
+from shared.online import OnlineModels
+from shared.schemas import ModelSpec
+from shared.settings import Settings, get_settings
+
+T = TypeVar("T")
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(
+            max_workers=get_settings().spec_proof_workers, thread_name_prefix="spec-proof"
+        )
+    return _pool
+
+
+async def off_loop(fn: Callable[[], T]) -> T:
+    """Run CPU-bound `fn` in a dedicated bounded pool: the event loop keeps serving (and a
+    flood of proofs waits for a worker rather than taking the default pool's threads)."""
+    return await asyncio.get_running_loop().run_in_executor(_executor(), fn)
+
+
+async def prove(spec: ModelSpec) -> tuple[dict[str, Any], bytes]:
+    """The model's record and snapshot 0, once the spec has learned and predicted a sample."""
+    settings = get_settings()
+    budget = settings.spec_proof_seconds
+    loop = asyncio.get_running_loop()
+    began = asyncio.Event()
+
+    def work() -> tuple[dict[str, Any], bytes]:
+        loop.call_soon_threadsafe(began.set)
+        return proven(spec, settings)
+
+    task = asyncio.ensure_future(off_loop(work))
+    try:
+        await asyncio.wait_for(began.wait(), budget)
+    except TimeoutError:
+        task.cancel()  # still queued: it never runs
+        raise unavailable(
+            "every spec-proof worker is busy; retry", retry_after=2, code="busy"
+        ) from None
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), budget)
+    except TimeoutError:
+        # the worker finishes on its own (every parameter that scales work is bounded)
+        task.add_done_callback(_consume)
+        raise unprocessable(
+            f"the spec did not build, learn and predict one sample within "
+            f"SPEC_PROOF_SECONDS ({budget:g} s)",
+            "spec_too_slow",
+        ) from None
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: no "exception was never retrieved" warning
+
+
+def proven(spec: ModelSpec, settings: Settings) -> tuple[dict[str, Any], bytes]:
+    """Build, size, learn two synthetic samples and predict one (synchronous)."""
+    started = time.perf_counter()
+    record, blob = OnlineModels.prepare(spec)
+    _check_size(len(blob), settings)
+    blueprint = Blueprint(**record["blueprint"])
+    trial = pickle.loads(blob)  # snapshot 0 stays the fresh estimator
+    try:
+        for x, y in synthetic(blueprint, record["spec"]):
+            learning.learn(trial, blueprint, x, y)
+        learning.predict(trial, blueprint, synthetic(blueprint, record["spec"])[0][0])
+    except ApiError:
+        raise
+    except Exception as exc:
+        raise unprocessable(
+            f"the spec fails on a sample: {type(exc).__name__}: {exc}", "spec_failed"
+        ) from None
+    _check_size(len(pickle.dumps(trial, protocol=pickle.HIGHEST_PROTOCOL)), settings)
+    if time.perf_counter() - started > settings.spec_proof_seconds:
+        raise unprocessable(
+            f"the spec did not build, learn and predict one sample within "
+            f"SPEC_PROOF_SECONDS ({settings.spec_proof_seconds:g} s)",
+            "spec_too_slow",
+        )
+    return record, blob
+
+
+def _check_size(size: int, settings: Settings) -> None:
+    if size > settings.max_model_bytes:
+        raise unprocessable(
+            f"the model pickles to {size} bytes; MAX_MODEL_BYTES is {settings.max_model_bytes}",
+            "model_too_large",
+        )
+
+
+def synthetic(blueprint: Blueprint, spec: dict[str, Any]) -> list[tuple[Any, Any]]:
+    """Two samples shaped as the model expects: text or features, and a fitting target."""
+    if blueprint.task == "forecasting":
+        return [(None, 1.0), (None, 2.0)]
+    if blueprint.text_input:
+        xs: list[Any] = ["online learning proves a spec", "a second short text sample"]
+    else:
+        # numbers only: a spec declares no features, and every kind takes numbers (string
+        # features are checked per sample: a learn that raises is refused, learn_failed)
+        xs = [{"f0": 0.5, "f1": -1.25}, {"f0": 1.5, "f1": 0.75}]
+    if blueprint.task == "regression":
+        ys: list[Any] = [1.0, 2.0]
+    elif blueprint.binary_only:
+        ys = [True, False]
+    else:
+        classes = spec["steps"][-1].get("params", {}).get("classes")
+        ys = list(classes[:2]) if isinstance(classes, list) and len(classes) >= 2 else ["a", "b"]
+    return list(zip(xs, ys, strict=True))
