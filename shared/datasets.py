@@ -15,12 +15,14 @@ import json
 import logging
 import os
 import uuid
+from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
 from shared.errors import ApiError, conflict, not_found, unprocessable
+from shared.executors import run_in
 from shared.registry import Registry
 from shared.tenancy import check_name
 from shared.training.data import DataError, read_frame
@@ -57,8 +59,9 @@ def _new_id() -> str:
 class Datasets:
     """One tenant-scoped data set catalogue over the registry's blob store."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, executor: Executor | None = None) -> None:
         self.registry = registry
+        self.executor = executor  # IO_WORKERS: reading and parsing files (shared/executors.py)
 
     async def upload(
         self, tenant: str, data: bytes, fmt: str, dataset_id: str | None, description: str = ""
@@ -66,7 +69,7 @@ class Datasets:
         if fmt not in SUFFIX:
             raise unprocessable("a data set is csv or parquet", "unsupported_format")
         dataset_id = check_name(dataset_id, "dataset") if dataset_id else _new_id()
-        frame = await asyncio.to_thread(_parse, data, fmt)
+        frame = await run_in(self.executor, _parse, data, fmt)
         if frame.empty:
             raise unprocessable("the data set has no rows", "empty_dataset")
         digest = hashlib.sha256(data).hexdigest()
@@ -93,7 +96,7 @@ class Datasets:
         self._refuse_foreign(tenant, uri)
         dataset_id = check_name(dataset_id, "dataset") if dataset_id else _new_id()
         try:
-            frame = await asyncio.to_thread(read_frame, uri)
+            frame = await run_in(self.executor, read_frame, uri)
         except DataError as exc:
             raise unprocessable(str(exc), "unreadable_dataset") from None
         except Exception as exc:  # a foreign URI fails in many ways (credentials, network...)
@@ -128,7 +131,7 @@ class Datasets:
     async def frame(self, tenant: str, dataset_id: str) -> pd.DataFrame:
         meta = await self.get(tenant, dataset_id)
         try:
-            return await asyncio.to_thread(read_frame, meta["uri"])
+            return await run_in(self.executor, read_frame, meta["uri"])
         except DataError as exc:
             raise ApiError(409, "dataset_unreadable", f"dataset '{dataset_id}': {exc}") from None
 

@@ -54,7 +54,8 @@ class DatasetList(BaseModel):
 
 
 def _datasets() -> Datasets:
-    return Datasets(current_runtime().registry)
+    runtime = current_runtime()
+    return Datasets(runtime.registry, runtime.executors.io)
 
 
 @api("datasets", body=DatasetByUri, response=DatasetOut, status=201)

@@ -5,6 +5,7 @@ A failing model fails only its own entry."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ from pydantic import TypeAdapter
 
 from shared.errors import ApiError, not_found, unprocessable
 from shared.events import EventBus
+from shared.executors import run_in
 from shared.lifecycle import Lifecycle
 from shared.online import OnlineModels
 from shared.sources import (
@@ -44,6 +46,7 @@ class Ingest:
     events: EventBus
     default_lags: int
     http: httpx.AsyncClient
+    io: Executor | None = None  # IO_WORKERS: reading sources' files (shared/executors.py)
 
     # ----- configuration -----------------------------------------------------------------
 
@@ -89,7 +92,7 @@ class Ingest:
         self, tenant: str, name: str, source: DatasetSource | FileSource | TickerSource
     ) -> dict[str, Any]:
         if not isinstance(source, TickerSource):
-            await asyncio.to_thread(points_of, source)  # unknown dataset / column → 422 now
+            await run_in(self.io, points_of, source)  # unknown dataset / column → 422 now
         config = await self.ensure(tenant, name)
         config["source"] = source.model_dump()
         await self.series.put_config(tenant, name, config)
@@ -106,7 +109,7 @@ class Ingest:
         }
         source = self._source(config)
         if isinstance(source, DatasetSource | FileSource):
-            total = len(await asyncio.to_thread(points_of, source))
+            total = len(await run_in(self.io, points_of, source))
             status.update(
                 total=total,
                 remaining=max(0, total - window.cursor),
@@ -173,7 +176,7 @@ class Ingest:
         if isinstance(source, TickerSource):
             points = [await fetch_ticker(source, self.http) for _ in range(count)]
         else:
-            every = await asyncio.to_thread(points_of, source)
+            every = await run_in(self.io, points_of, source)
             start, stop = await self.series.claim(tenant, name, count, len(every))
             points = list(every[start:stop])
         if not points:

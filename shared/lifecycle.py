@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from shared import learning
 from shared.errors import ApiError, conflict, not_found, unprocessable
 from shared.events import EventBus
+from shared.executors import run_in
 from shared.online import OnlineModels, blueprint_of, public_record
 from shared.registry import Registry
 from shared.registry.base import AliasConflict, VersionExists, VersionNotFound
@@ -63,7 +64,8 @@ class Lifecycle:
     # ----- definitions -------------------------------------------------------------------
 
     async def create(self, tenant: str, spec: ModelSpec) -> dict[str, Any]:
-        record, blob = self.models.prepare(spec)
+        # building (and pickling) an estimator can be heavy: the CPU pool, off the event loop
+        record, blob = await run_in(self.models.cpu, self.models.prepare, spec)
         name = spec.name
         if await self.registry.get_definition(tenant, name) is not None:
             raise conflict(f"model '{name}' already exists; DELETE it first", "model_exists")
@@ -245,7 +247,7 @@ class Lifecycle:
         key = (tenant, name, record.get("created_at"), version)
         if key not in self._frozen:
             blob = await self.artifact(tenant, name, version)
-            model = await asyncio.to_thread(pickle.loads, blob)
+            model = await run_in(self.models.cpu, pickle.loads, blob)
             self._frozen[key] = (model, blueprint_of(record))
             while len(self._frozen) > FROZEN_CACHE_SIZE:
                 self._frozen.popitem(last=False)

@@ -16,15 +16,17 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Counter
 
-from shared import learning
+from shared import deadline, learning
 from shared.catalog import Blueprint, build_model
 from shared.errors import ApiError, conflict, not_found, unavailable, unprocessable
+from shared.executors import run_in, run_to_end
 from shared.monitoring.hooks import NullObserver, Observer
 from shared.monitoring.outcomes import encode_outcome
 from shared.schemas import ModelSpec, Sample
@@ -35,6 +37,9 @@ log = logging.getLogger("ml.online")
 COLD_LOADS = Counter("ml_model_cold_loads_total", "Models unpickled from a snapshot")
 SKIPPED_SAMPLES = Counter("ml_learn_skipped_total", "Logged samples whose learn_one raised")
 MAX_APPEND_ATTEMPTS = 64
+# Learn batches, catch-ups and batch predictions longer than this run in the CPU pool, off
+# the event loop (shorter ones cost less than the hop to a thread).
+OFFLOAD_ABOVE = 32
 Recover = Callable[[str, str], Awaitable[bool]]
 
 
@@ -60,6 +65,14 @@ def encode_sample(x: Any, y: Any) -> str:
     return json.dumps([x, y], separators=(",", ":"), allow_nan=False)
 
 
+def _encode_samples(blueprint: Blueprint, samples: list[Sample]) -> list[str]:
+    """Validate and encode a learn batch (422 on the first bad sample)."""
+    return [
+        encode_sample(learning.check_x(blueprint, s.x), learning.check_y(blueprint, s.y))
+        for s in samples
+    ]
+
+
 def public_record(record: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """A model record as clients see it (internal ids left out)."""
     shown = {k: v for k, v in record.items() if k not in ("uid", "blueprint")}
@@ -77,8 +90,10 @@ class OnlineModels:
         snapshot_every: int = 1000,
         idempotency_ttl: int = 86400,
         recover: Recover | None = None,
+        cpu: Executor | None = None,
     ) -> None:
         self.store = store
+        self.cpu = cpu  # CPU_WORKERS: builds, learn batches, cold loads (shared/executors.py)
         # Called when the state store has no such model (memory:// after a restart): rebuild
         # it from the durable registry; True if it now exists.
         self.recover = recover
@@ -136,7 +151,7 @@ class OnlineModels:
         """The live model caught up with the log, pickled: (record, seq, artifact)."""
         async with self._locked(tenant, name) as live:
             await self._catch_up(live)
-            blob = await asyncio.to_thread(pickle.dumps, live.model, pickle.HIGHEST_PROTOCOL)
+            blob = await run_to_end(self.cpu, pickle.dumps, live.model, pickle.HIGHEST_PROTOCOL)
             return dict(live.record), live.seq, blob
 
     async def record(self, tenant: str, name: str) -> dict[str, Any]:
@@ -183,7 +198,13 @@ class OnlineModels:
                     valid.append((index, learning.check_x(live.blueprint, x)))
                 except ApiError as exc:
                     results[index] = {"error": {"code": exc.code, "message": exc.message}}
-            answers = learning.predict_batch(live.model, live.blueprint, [x for _, x in valid])
+            xs = [x for _, x in valid]
+            if len(xs) > OFFLOAD_ABOVE:
+                answers = await run_to_end(
+                    self.cpu, learning.predict_batch, live.model, live.blueprint, xs
+                )
+            else:
+                answers = learning.predict_batch(live.model, live.blueprint, xs)
             for (index, _), answer in zip(valid, answers, strict=True):
                 if isinstance(answer, Exception):
                     message = f"the model cannot predict this x: {answer}"
@@ -293,12 +314,10 @@ class OnlineModels:
     ) -> dict[str, Any]:
         started = time.perf_counter()
         async with self._locked(tenant, name) as live:
-            data = [
-                encode_sample(
-                    learning.check_x(live.blueprint, s.x), learning.check_y(live.blueprint, s.y)
-                )
-                for s in samples
-            ]
+            if len(samples) > OFFLOAD_ABOVE:
+                data = await run_to_end(self.cpu, _encode_samples, live.blueprint, samples)
+            else:
+                data = _encode_samples(live.blueprint, samples)
             while True:
                 result = await self.store.append(
                     tenant,
@@ -314,8 +333,10 @@ class OnlineModels:
                     break
                 await self._resolve(live, result.status)
             if result.status == "appended":
-                self._apply(live, result.entries)
-                self._apply(live, [LogEntry(result.first + i, d) for i, d in enumerate(data)])
+                await self._apply_off_loop(live, result.entries)
+                await self._apply_off_loop(
+                    live, [LogEntry(result.first + i, d) for i, d in enumerate(data)]
+                )
                 self._maybe_compact(live)
                 self.observer.learned(tenant, name, started, len(data))
             return {
@@ -353,7 +374,8 @@ class OnlineModels:
             self._cache.move_to_end(key)
             return live
         loading = self._loading.setdefault(key, asyncio.Lock())
-        async with loading:
+        await deadline.acquire(loading, f"model '{name}' (loading)")
+        try:
             live = self._cache.get(key)
             if live is None:
                 snapshot = await self.store.load(tenant, name)
@@ -365,10 +387,12 @@ class OnlineModels:
                     snapshot = await self.store.load(tenant, name)
                 if snapshot is None:
                     raise not_found("model", name)
-                live = self._materialize(tenant, name, snapshot)
+                live = await run_in(self.cpu, self._materialize, tenant, name, snapshot)
                 self._cache[key] = live
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
+        finally:
+            loading.release()
         self._loading.pop(key, None)
         return live
 
@@ -392,7 +416,7 @@ class OnlineModels:
         for _ in range(MAX_APPEND_ATTEMPTS):
             read = await self.store.read_log(live.tenant, live.name, live.uid, live.seq)
             if read.status == "ok":
-                self._apply(live, read.entries)
+                await self._apply_off_loop(live, read.entries)
                 return
             await self._resolve(live, read.status)
 
@@ -406,9 +430,16 @@ class OnlineModels:
         if snapshot is None:
             self._cache.pop((live.tenant, live.name), None)
             raise not_found("model", live.name)
-        fresh = self._materialize(live.tenant, live.name, snapshot)
+        fresh = await run_in(self.cpu, self._materialize, live.tenant, live.name, snapshot)
         live.uid, live.record, live.blueprint = fresh.uid, fresh.record, fresh.blueprint
         live.model, live.seq, live.snap_seq = fresh.model, fresh.seq, fresh.snap_seq
+
+    async def _apply_off_loop(self, live: LiveModel, entries: list[LogEntry]) -> None:
+        """`_apply`, in the CPU pool when there are many (the caller holds the model's lock)."""
+        if len(entries) > OFFLOAD_ABOVE:
+            await run_to_end(self.cpu, self._apply, live, entries)
+        else:
+            self._apply(live, entries)
 
     def _apply(self, live: LiveModel, entries: list[LogEntry]) -> None:
         for entry in entries:
@@ -454,8 +485,8 @@ class OnlineModels:
             try:
                 async with live.lock:
                     seq, uid = live.seq, live.uid
-                    blob = await asyncio.to_thread(
-                        pickle.dumps, live.model, pickle.HIGHEST_PROTOCOL
+                    blob = await run_to_end(
+                        self.cpu, pickle.dumps, live.model, pickle.HIGHEST_PROTOCOL
                     )
                 if await self.store.save_snapshot(live.tenant, live.name, uid, seq, blob):
                     live.snap_seq = max(live.snap_seq, seq)
@@ -481,7 +512,9 @@ class _ModelLock:
     async def __aenter__(self) -> LiveModel:
         while True:
             live = await self.models._live(self.tenant, self.name)
-            await live.lock.acquire()
+            # bounded by the request's deadline: a waiter never waits out every request
+            # queued ahead of it (shared/deadline.py)
+            await deadline.acquire(live.lock, f"model '{self.name}'")
             if self.models._cache.get((self.tenant, self.name)) is live:
                 self.live = live
                 return live

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from shared.challenger import Challengers
 from shared.events import EventBus, open_event_bus
+from shared.executors import Executors
 from shared.ingest import Ingest
 from shared.lifecycle import Lifecycle
 from shared.monitoring.monitor import Monitor
@@ -45,6 +46,7 @@ class Runtime:
     monitor: Monitor
     tenant_keys: TenantKeys  # issued and revoked by the admin whatever TENANT_AUTH says
     tenant_auth: TenantAuth  # the edge's check, applied when TENANT_AUTH=keys
+    executors: Executors  # the process's bounded pools, shut down with the runtime
 
 
 _runtime: Runtime | None = None
@@ -56,18 +58,29 @@ def current_runtime() -> Runtime:
     loop = asyncio.get_running_loop()
     if _runtime is None or _runtime.loop is not loop:
         settings = get_settings()
-        store = open_state_store(settings.state_url, settings.state_timeout_seconds)
+        if _runtime is not None:  # a new event loop (tests): the old one's pools go
+            _runtime.executors.shutdown()
+        executors = Executors.from_settings(settings)
+        store = open_state_store(
+            settings.state_url,
+            settings.state_timeout_seconds,
+            settings.state_breaker_cooldown_seconds,
+        )
         models = OnlineModels(
             store,
             cache_size=settings.model_cache_size,
             snapshot_every=settings.snapshot_every,
             idempotency_ttl=settings.idempotency_ttl_seconds,
+            cpu=executors.cpu,
         )
-        registry = open_registry(settings.model_registry_uri)
+        registry = open_registry(settings.model_registry_uri, executor=executors.io)
         events = open_event_bus(
-            settings.nats_url, settings.state_url, events_dir=settings.events_dir
+            settings.nats_url,
+            settings.state_url,
+            events_dir=settings.events_dir,
+            executor=executors.io,
         )
-        monitor = Monitor(store, events, audit_max_rows=settings.audit_max_rows)
+        monitor = Monitor(store, events, audit_max_rows=settings.audit_max_rows, cpu=executors.cpu)
         models.observer = monitor
         lifecycle = Lifecycle(models, registry, events)
         lifecycle.challengers = Challengers(
@@ -76,7 +89,7 @@ def current_runtime() -> Runtime:
             promote_margin=settings.challenger_promote_margin,
             window=settings.challenger_window,
         )
-        jobs = Jobs(store, lifecycle, events, settings)
+        jobs = Jobs(store, lifecycle, events, settings, executors)
         ingest = Ingest(
             open_series_state(store),
             models,
@@ -84,6 +97,7 @@ def current_runtime() -> Runtime:
             events,
             settings.n_lags,
             httpx.AsyncClient(follow_redirects=False),
+            executors.io,
         )
         tenant_keys = TenantKeys(open_key_records(store), settings.tenant_keys_max)
         tenant_auth = TenantAuth(
@@ -102,6 +116,7 @@ def current_runtime() -> Runtime:
             monitor,
             tenant_keys=tenant_keys,
             tenant_auth=tenant_auth,
+            executors=executors,
         )
         # River, scikit-learn and pandas leave a large heap of long-lived objects; freezing
         # it keeps the cyclic GC from re-scanning it on every collection (measured: ~30% of
@@ -121,7 +136,14 @@ async def reset_runtime() -> None:
         await _runtime.events.close()
         await _runtime.ingest.http.aclose()
         await _runtime.store.close()
+        _runtime.executors.shutdown()
     _runtime = None
+
+
+def shutdown_runtime() -> None:
+    """The app is shutting down (ASGI lifespan): stop the pools taking work."""
+    if _runtime is not None:
+        _runtime.executors.shutdown()
 
 
 async def ready(request: Request) -> Response:

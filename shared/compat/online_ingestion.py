@@ -10,7 +10,6 @@ passengers 1949-1960, River's AirlinePassengers); any other source is set with t
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 from starlette.requests import Request
@@ -24,6 +23,7 @@ from shared.compat.online_schemas import (
     OnlineTickerObservation,
 )
 from shared.errors import ApiError, unprocessable
+from shared.executors import run_in
 from shared.http import JSON
 from shared.ingest import SOURCE_ADAPTER
 from shared.openapi import api
@@ -63,7 +63,7 @@ async def next_observation(request: Request) -> Response:
     source = await _source(tenant, name)
     if isinstance(source, TickerSource):
         return await _ticker_answer(source, source.pair.split("-")[0])
-    every = await asyncio.to_thread(points_of, source)
+    every = await run_in(runtime.executors.io, points_of, source)
     start, stop = await runtime.ingest.series.claim(tenant, name, 1, len(every))
     if start == stop:
         return Response(status_code=204)
