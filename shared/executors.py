@@ -8,8 +8,11 @@ one kind of work cannot starve another (issue 11: isolation of work).
   jobs queue behind each other and never in front of a create's registry write.
 
 The runtime creates one `Executors` per process and passes the pools to the components
-that need them; it shuts them down with the runtime. Nothing uses the event loop's default
-executor (asyncio.to_thread), whose few shared threads were the queue everything waited in.
+that need them; it shuts them down when it is dropped (tests, a new event loop). A serving
+process keeps them to its end: ASGI lifespan is no signal of that (in-process clients send
+it per session, and functions-framework never does), and at exit the pools' threads finish
+what they run. Nothing uses the event loop's default executor (asyncio.to_thread), whose few
+shared threads were the queue everything waited in.
 """
 
 from __future__ import annotations

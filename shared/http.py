@@ -439,9 +439,6 @@ async def _lifespan(receive: Receive, send: Send) -> None:
         if message["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            from shared.runtime import shutdown_runtime
-
-            shutdown_runtime()  # the bounded pools take no more work
             await send({"type": "lifespan.shutdown.complete"})
             return
 

@@ -140,12 +140,6 @@ async def reset_runtime() -> None:
     _runtime = None
 
 
-def shutdown_runtime() -> None:
-    """The app is shutting down (ASGI lifespan): stop the pools taking work."""
-    if _runtime is not None:
-        _runtime.executors.shutdown()
-
-
 async def ready(request: Request) -> Response:
     """Readiness: the state store, the registry and the event bus answer (503 if not)."""
     from shared.http import JSON
