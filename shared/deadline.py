@@ -33,9 +33,8 @@ async def acquire(lock: asyncio.Lock, what: str) -> None:
     if left is None:
         await lock.acquire()
         return
-    if not lock.locked():  # free: no wait, whatever the clock says
-        await lock.acquire()
-        return
+    # a free lock is taken without suspending, so before the timeout can fire: a request
+    # past its deadline still gets a lock nobody holds
     try:
         async with asyncio.timeout(left):
             await lock.acquire()
