@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import uuid
+from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ import pandas as pd
 
 from shared.data_access import DATASET_META, DATASETS_FOLDER, UPLOAD_SUFFIX, DataAccess, upload_key
 from shared.errors import ApiError, conflict, not_found, unprocessable
+from shared.executors import run_in
 from shared.tenancy import check_name
 from shared.training.data import DataError, read_frame
 
@@ -57,9 +59,10 @@ def _new_id() -> str:
 class Datasets:
     """One tenant-scoped data set catalogue in the tenants' data folders."""
 
-    def __init__(self, data: DataAccess) -> None:
+    def __init__(self, data: DataAccess, executor: Executor | None = None) -> None:
         self.data = data
         self.registry = data.store  # the blob API, rooted at DATA_ROOT
+        self.executor = executor  # IO_WORKERS: reading and parsing files (shared/executors.py)
 
     async def upload(
         self, tenant: str, data: bytes, fmt: str, dataset_id: str | None, description: str = ""
@@ -67,7 +70,7 @@ class Datasets:
         if fmt not in SUFFIX:
             raise unprocessable("a data set is csv or parquet", "unsupported_format")
         dataset_id = check_name(dataset_id, "dataset") if dataset_id else _new_id()
-        frame = await asyncio.to_thread(_parse, data, fmt)
+        frame = await run_in(self.executor, _parse, data, fmt)
         if frame.empty:
             raise unprocessable("the data set has no rows", "empty_dataset")
         digest = hashlib.sha256(data).hexdigest()
@@ -94,7 +97,7 @@ class Datasets:
         uri = await self.data.resolve(tenant, uri)  # 403 before anything is read
         dataset_id = check_name(dataset_id, "dataset") if dataset_id else _new_id()
         try:
-            frame = await asyncio.to_thread(read_frame, uri)
+            frame = await run_in(self.executor, read_frame, uri)
         except DataError as exc:
             raise unprocessable(str(exc), "unreadable_dataset") from None
         fmt = "csv" if uri.lower().split("?", 1)[0].endswith(".csv") else "parquet"
@@ -125,7 +128,7 @@ class Datasets:
         meta = await self.get(tenant, dataset_id)
         uri = self.data.check(tenant, self.data.dataset_uri(tenant, meta))
         try:
-            return await asyncio.to_thread(read_frame, uri)
+            return await run_in(self.executor, read_frame, uri)
         except DataError as exc:
             raise ApiError(409, "dataset_unreadable", f"dataset '{dataset_id}': {exc}") from None
 

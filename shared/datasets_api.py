@@ -59,7 +59,8 @@ class DatasetList(BaseModel):
 
 
 def _datasets() -> Datasets:
-    return Datasets(current_runtime().data)
+    runtime = current_runtime()
+    return Datasets(runtime.data, runtime.executors.io)
 
 
 @api("datasets", body=DatasetByUri, response=DatasetOut, status=201)

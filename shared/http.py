@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import tracing
 from shared.context import choose_request_id, request_id_var, traceparent_var, valid_traceparent
+from shared.deadline import deadline_var
 from shared.errors import ApiError, envelope
 from shared.logs import ACCESS, configure_logging, log_access, trace_id_of
 from shared.metrics_auth import metrics_response, warn_if_closed
@@ -231,12 +232,18 @@ class FunctionApp:
             if raw is not None and _TENANT.fullmatch(raw):
                 tenant = raw.decode()
         tracer = tracing.TRACER
-        if tracer is None:
-            await self._serve(scope, receive, exchange, edge, headers, path, tenant, preflight)
-        else:
-            traceparent = await self._traced(
-                tracer, scope, receive, exchange, edge, headers, path, tenant, preflight
-            )
+        # one deadline for the whole request (shared/deadline.py); reset after, since an
+        # in-process client (tests) runs the app in its own context
+        deadline = deadline_var.set(time.monotonic() + settings.request_deadline_seconds)
+        try:
+            if tracer is None:
+                await self._serve(scope, receive, exchange, edge, headers, path, tenant, preflight)
+            else:
+                traceparent = await self._traced(
+                    tracer, scope, receive, exchange, edge, headers, path, tenant, preflight
+                )
+        finally:
+            deadline_var.reset(deadline)
         route = scope.get("ml.route")
         elapsed = time.perf_counter() - began
         observe_request(

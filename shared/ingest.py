@@ -5,6 +5,7 @@ A failing model fails only its own entry."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from shared import limits
 from shared.data_access import DataAccess
 from shared.errors import ApiError, not_found, unprocessable
 from shared.events import EventBus
+from shared.executors import run_in
 from shared.lifecycle import Lifecycle
 from shared.numbers import check_number
 from shared.online import OnlineModels
@@ -50,6 +52,7 @@ class Ingest:
     http: httpx.AsyncClient
     data: DataAccess  # a csv source reads only the tenant's own folder
     outbound: OutboundPolicy  # a ticker source calls only TICKER_ALLOWED_HOSTS
+    io: Executor | None = None  # IO_WORKERS: reading sources' files (shared/executors.py)
 
     # ----- configuration -----------------------------------------------------------------
 
@@ -206,7 +209,7 @@ class Ingest:
 
     async def points(self, tenant: str, source: DatasetSource | FileSource) -> tuple[Point, ...]:
         """Every point of a data set or file source (a file in the tenant's folder only)."""
-        return await asyncio.to_thread(points_of, source, tenant, self.data)
+        return await run_in(self.io, points_of, source, tenant, self.data)
 
     async def ticker(self, source: TickerSource) -> Point:
         """One price from an allowed ticker host."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from shared import learning, limits, param_bounds, spec_proof
 from shared.errors import ApiError, conflict, not_found, unprocessable
 from shared.events import EventBus
+from shared.executors import run_in
 from shared.model_lock import ModelLocks
 from shared.online import OnlineModels, blueprint_of, finite_answer, public_record
 from shared.registry import Registry
@@ -355,7 +356,7 @@ class Lifecycle:
         key = (tenant, name, record.get("created_at"), version)
         if key not in self._frozen:
             blob = await self.artifact(tenant, name, version)
-            model = await asyncio.to_thread(pickle.loads, blob)
+            model = await run_in(self.models.cpu, pickle.loads, blob)
             self._frozen[key] = (model, blueprint_of(record))
             while len(self._frozen) > FROZEN_CACHE_SIZE:
                 self._frozen.popitem(last=False)

@@ -18,11 +18,13 @@ import asyncio
 import logging
 import math
 import re
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import httpx
 
 from shared.errors import ApiError
+from shared.executors import run_in
 from shared.outbound import outbound_policy, unavailable
 from shared.settings import Settings
 from shared.sources import dataset_points
@@ -51,7 +53,10 @@ def unknown_symbol(symbol: str) -> ApiError:
 
 
 class MarketData:
-    def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, settings: Settings, client: httpx.AsyncClient, executor: Executor | None = None
+    ) -> None:
+        self.executor = executor  # IO_WORKERS: River's bundled data set (shared/executors.py)
         self.base_url = settings.market_data_base_url
         self.timeout = settings.market_data_timeout_seconds
         self.retries = settings.market_data_retries
@@ -68,7 +73,7 @@ class MarketData:
         if self.base_url is None:
             if symbol not in RIVER_SYMBOLS:
                 raise unknown_symbol(symbol)
-            points = (await asyncio.to_thread(dataset_points, "SP500Stocks", symbol))[-limit:]
+            points = (await run_in(self.executor, dataset_points, "SP500Stocks", symbol))[-limit:]
             # SP500Stocks has no dates: a row's place is its only timestamp
             return Returns(symbol, [v for v, _ in points], [None] * len(points))
         payload = await self._get(f"/v1/returns/{symbol}", {"limit": str(limit)}, symbol)

@@ -16,15 +16,17 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Counter
 
-from shared import learning, limits, numbers
+from shared import deadline, learning, limits, numbers
 from shared.catalog import Blueprint, build_model
 from shared.errors import ApiError, conflict, not_found, unavailable, unprocessable
+from shared.executors import run_in, run_to_end
 from shared.monitoring.hooks import NullObserver, Observer
 from shared.monitoring.outcomes import encode_outcome
 from shared.schemas import ModelSpec, Sample
@@ -36,6 +38,9 @@ COLD_LOADS = Counter("ml_model_cold_loads_total", "Models unpickled from a snaps
 SKIPPED_SAMPLES = Counter("ml_learn_skipped_total", "Logged samples whose learn_one raised")
 MAX_APPEND_ATTEMPTS = 64
 CONTENDED_SECONDS = 60.0
+# Learn batches, catch-ups and batch predictions longer than this run in the CPU pool, off
+# the event loop (shorter ones cost less than the hop to a thread).
+OFFLOAD_ABOVE = 32
 Recover = Callable[[str, str], Awaitable[bool]]
 # (tenant, name, incarnation, seq) after a snapshot at seq was written
 Compacted = Callable[[str, str, int, int], Awaitable[None]]
@@ -89,8 +94,10 @@ class OnlineModels:
         snapshot_every: int = 1000,
         idempotency_ttl: int = 86400,
         recover: Recover | None = None,
+        cpu: Executor | None = None,
     ) -> None:
         self.store = store
+        self.cpu = cpu  # CPU_WORKERS: builds, learn batches, cold loads (shared/executors.py)
         # Called when the state store has no such model (memory:// after a restart): rebuild
         # it from the durable registry; True if it now exists.
         self.recover = recover
@@ -167,7 +174,7 @@ class OnlineModels:
         """The live model caught up with the log, pickled: (record, seq, artifact)."""
         async with self._locked(tenant, name) as live:
             await self._catch_up(live)
-            blob = await asyncio.to_thread(pickle.dumps, live.model, pickle.HIGHEST_PROTOCOL)
+            blob = await run_to_end(self.cpu, pickle.dumps, live.model, pickle.HIGHEST_PROTOCOL)
             return dict(live.record), live.seq, blob
 
     async def record(self, tenant: str, name: str) -> dict[str, Any]:
@@ -216,7 +223,13 @@ class OnlineModels:
                     valid.append((index, learning.check_x(live.blueprint, x)))
                 except ApiError as exc:
                     results[index] = {"error": {"code": exc.code, "message": exc.message}}
-            answers = learning.predict_batch(live.model, live.blueprint, [x for _, x in valid])
+            xs = [x for _, x in valid]
+            if len(xs) > OFFLOAD_ABOVE:
+                answers = await run_to_end(
+                    self.cpu, learning.predict_batch, live.model, live.blueprint, xs
+                )
+            else:
+                answers = learning.predict_batch(live.model, live.blueprint, xs)
             for (index, _), answer in zip(valid, answers, strict=True):
                 if isinstance(answer, Exception):
                     message = f"the model cannot predict this x: {answer}"
@@ -373,7 +386,8 @@ class OnlineModels:
                 )
                 return result, 0
 
-            result, _ = await self._learn_then_append(live, validate, append)
+            offload = len(samples) > OFFLOAD_ABOVE  # a long batch: the CPU pool, off the loop
+            result, _ = await self._learn_then_append(live, validate, append, offload=offload)
             if result.status == "appended":
                 self._maybe_compact(live)
                 self.observer.learned(tenant, name, started, len(data))
@@ -405,6 +419,8 @@ class OnlineModels:
         validate: Callable[[], list[tuple[Any, Any]]],
         append: Callable[[], Awaitable[tuple[AppendResult, int]]],
         before: Callable[[], None] | None = None,
+        *,
+        offload: bool = False,
     ) -> tuple[AppendResult, int]:
         """Learn the samples on the live model, then append them conditionally on the seq it
         was at: a sample whose learn raises is never acknowledged (422 learn_failed, nothing
@@ -413,10 +429,14 @@ class OnlineModels:
         for _ in range(MAX_APPEND_ATTEMPTS):
             if live.contended_until > time.monotonic():
                 await self._catch_up(live)
-            pairs = validate()
+            # offloaded work runs to its end even if the caller goes: the model's lock is held
+            pairs = await run_to_end(self.cpu, validate) if offload else validate()
             if before is not None:
                 before()  # predict_learn predicts with the state before its sample
-            self._trial_learn(live, pairs)
+            if offload:
+                await run_to_end(self.cpu, self._trial_learn, live, pairs)
+            else:
+                self._trial_learn(live, pairs)
             try:
                 result, pending = await append()
             except BaseException:  # store down, timeout, cancelled: maybe not appended
@@ -478,7 +498,8 @@ class OnlineModels:
             self._cache.move_to_end(key)
             return live
         loading = self._loading.setdefault(key, asyncio.Lock())
-        async with loading:
+        await deadline.acquire(loading, f"model '{name}' (loading)")
+        try:
             live = self._cache.get(key)
             if live is None:
                 snapshot = await self.store.load(tenant, name)
@@ -490,10 +511,12 @@ class OnlineModels:
                     snapshot = await self.store.load(tenant, name)
                 if snapshot is None:
                     raise not_found("model", name)
-                live = self._materialize(tenant, name, snapshot)
+                live = await run_in(self.cpu, self._materialize, tenant, name, snapshot)
                 self._cache[key] = live
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
+        finally:
+            loading.release()
         self._loading.pop(key, None)
         return live
 
@@ -517,7 +540,7 @@ class OnlineModels:
         for _ in range(MAX_APPEND_ATTEMPTS):
             read = await self.store.read_log(live.tenant, live.name, live.uid, live.seq)
             if read.status == "ok":
-                self._apply(live, read.entries)
+                await self._apply_off_loop(live, read.entries)
                 return
             await self._resolve(live, read.status)
 
@@ -533,9 +556,16 @@ class OnlineModels:
         if snapshot is None:
             self._cache.pop((live.tenant, live.name), None)
             raise not_found("model", live.name)
-        fresh = self._materialize(live.tenant, live.name, snapshot)
+        fresh = await run_in(self.cpu, self._materialize, live.tenant, live.name, snapshot)
         live.uid, live.record, live.blueprint = fresh.uid, fresh.record, fresh.blueprint
         live.model, live.seq, live.snap_seq = fresh.model, fresh.seq, fresh.snap_seq
+
+    async def _apply_off_loop(self, live: LiveModel, entries: list[LogEntry]) -> None:
+        """`_apply`, in the CPU pool when there are many (the caller holds the model's lock)."""
+        if len(entries) > OFFLOAD_ABOVE:
+            await run_to_end(self.cpu, self._apply, live, entries)
+        else:
+            self._apply(live, entries)
 
     def _apply(self, live: LiveModel, entries: list[LogEntry]) -> None:
         for entry in entries:
@@ -570,8 +600,8 @@ class OnlineModels:
             try:
                 async with live.lock:
                     seq, uid = live.seq, live.uid
-                    blob = await asyncio.to_thread(
-                        pickle.dumps, live.model, pickle.HIGHEST_PROTOCOL
+                    blob = await run_to_end(
+                        self.cpu, pickle.dumps, live.model, pickle.HIGHEST_PROTOCOL
                     )
                 if await self.store.save_snapshot(live.tenant, live.name, uid, seq, blob):
                     live.snap_seq = max(live.snap_seq, seq)
@@ -620,7 +650,9 @@ class _ModelLock:
     async def __aenter__(self) -> LiveModel:
         while True:
             live = await self.models._live(self.tenant, self.name)
-            await live.lock.acquire()
+            # bounded by the request's deadline: a waiter never waits out every request
+            # queued ahead of it (shared/deadline.py)
+            await deadline.acquire(live.lock, f"model '{self.name}'")
             if self.models._cache.get((self.tenant, self.name)) is live:
                 self.live = live
                 return live

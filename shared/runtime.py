@@ -18,6 +18,7 @@ from shared.challenger import Challengers
 from shared.data_access import DataAccess, data_root_uri
 from shared.degraded import DegradedModels
 from shared.events import EventBus, open_event_bus
+from shared.executors import Executors
 from shared.ingest import Ingest
 from shared.lifecycle import Lifecycle
 from shared.monitoring.monitor import Monitor
@@ -50,6 +51,7 @@ class Runtime:
     tenant_auth: TenantAuth  # the edge's check, applied when TENANT_AUTH=keys
     data: DataAccess  # every file a tenant names resolves here (its own folder only)
     degraded: DegradedModels  # models whose predictions are not finite (shared/degraded.py)
+    executors: Executors  # the process's bounded pools, shut down with the runtime
 
 
 _runtime: Runtime | None = None
@@ -61,18 +63,29 @@ def current_runtime() -> Runtime:
     loop = asyncio.get_running_loop()
     if _runtime is None or _runtime.loop is not loop:
         settings = get_settings()
-        store = open_state_store(settings.state_url, settings.state_timeout_seconds)
+        if _runtime is not None:  # a new event loop (tests): the old one's pools go
+            _runtime.executors.shutdown()
+        executors = Executors.from_settings(settings)
+        store = open_state_store(
+            settings.state_url,
+            settings.state_timeout_seconds,
+            settings.state_breaker_cooldown_seconds,
+        )
         models = OnlineModels(
             store,
             cache_size=settings.model_cache_size,
             snapshot_every=settings.snapshot_every,
             idempotency_ttl=settings.idempotency_ttl_seconds,
+            cpu=executors.cpu,
         )
-        registry = open_registry(settings.model_registry_uri)
+        registry = open_registry(settings.model_registry_uri, executor=executors.io)
         events = open_event_bus(
-            settings.nats_url, settings.state_url, events_dir=settings.events_dir
+            settings.nats_url,
+            settings.state_url,
+            events_dir=settings.events_dir,
+            executor=executors.io,
         )
-        monitor = Monitor(store, events, audit_max_rows=settings.audit_max_rows)
+        monitor = Monitor(store, events, audit_max_rows=settings.audit_max_rows, cpu=executors.cpu)
         models.observer = monitor
         lifecycle = Lifecycle(
             models,
@@ -91,7 +104,7 @@ def current_runtime() -> Runtime:
             window=settings.challenger_window,
         )
         data = DataAccess(data_root_uri(settings))
-        jobs = Jobs(store, lifecycle, events, settings, data)
+        jobs = Jobs(store, lifecycle, events, settings, data, executors)
         ingest = Ingest(
             open_series_state(store),
             models,
@@ -101,6 +114,7 @@ def current_runtime() -> Runtime:
             httpx.AsyncClient(follow_redirects=False),
             data,
             outbound_policy(settings),
+            executors.io,
         )
         tenant_keys = TenantKeys(open_key_records(store), settings.tenant_keys_max)
         tenant_auth = TenantAuth(
@@ -121,6 +135,7 @@ def current_runtime() -> Runtime:
             tenant_auth=tenant_auth,
             data=data,
             degraded=degraded,
+            executors=executors,
         )
         # River, scikit-learn and pandas leave a large heap of long-lived objects; freezing
         # it keeps the cyclic GC from re-scanning it on every collection (measured: ~30% of
@@ -140,6 +155,7 @@ async def reset_runtime() -> None:
         await _runtime.events.close()
         await _runtime.ingest.http.aclose()
         await _runtime.store.close()
+        _runtime.executors.shutdown()
     _runtime = None
 
 

@@ -162,6 +162,49 @@ class Settings(BaseSettings):
     spec_proof_workers: int = Field(
         2, ge=1, le=64, description="threads proving specs at once (more requests wait)"
     )
+    # --- isolation: bounded executors, job quotas, state-store deadline (shared/executors.py,
+    # shared/training/jobs.py, shared/state/breaker.py, shared/deadline.py) ---
+    cpu_workers: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="threads for CPU-heavy request work: model builds, learn batches, cold "
+        "loads, batch predictions, monitoring folds",
+    )
+    io_workers: int = Field(
+        8, ge=1, le=256, description="threads for registry, data-set and event-log I/O"
+    )
+    job_workers: int = Field(
+        2, ge=1, le=64, description="threads running training jobs (a pool of their own)"
+    )
+    max_jobs_per_tenant: int = Field(
+        2,
+        ge=1,
+        le=1000,
+        description="one tenant's training jobs queued or running in this instance at once; "
+        "one more answers 429 job_quota_exceeded",
+    )
+    max_queued_jobs: int = Field(
+        16,
+        ge=1,
+        le=10_000,
+        description="training jobs queued or running in this instance, all tenants together; "
+        "one more answers 429 job_queue_full",
+    )
+    request_deadline_seconds: float = Field(
+        8.0,
+        gt=0,
+        le=600,
+        description="how long one request may wait for a model's lock in all (behind other "
+        "requests to the same model); past it: 503",
+    )
+    state_breaker_cooldown_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="after a state-store call fails, calls fail at once (503) for this long, "
+        "then one call probes the store; 0 disables the breaker",
+    )
 
     @field_validator("state_url")
     @classmethod

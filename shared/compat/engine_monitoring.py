@@ -18,6 +18,7 @@ import numpy as np
 from shared.compat.engine_features import TARGET, model_of, symbol_of
 from shared.compat.engine_releases import Releases
 from shared.errors import ApiError
+from shared.executors import run_in
 from shared.market_data import MarketData, check_symbol
 from shared.monitoring import views
 from shared.monitoring.drift import ks, psi
@@ -44,11 +45,11 @@ async def drift(runtime: Runtime, tenant: str, symbol: str) -> dict[str, Any]:
     if uri is None:
         return {**report, "drift": False, "reason": "the active version is not trained yet"}
     try:
-        frame = await asyncio.to_thread(read_frame, runtime.data.check(tenant, uri))
+        frame = await run_in(runtime.executors.io, read_frame, runtime.data.check(tenant, uri))
     except DataError as exc:
         raise ApiError(409, "dataset_unreadable", f"training data of {model}: {exc}") from None
     reference = frame[TARGET].to_numpy(dtype=float)
-    market = MarketData(runtime.settings, runtime.ingest.http)
+    market = MarketData(runtime.settings, runtime.ingest.http, runtime.executors.io)
     recent = np.asarray((await market.returns(symbol, RECENT_DAYS)).values, dtype=float)
     statistic, p_value = ks(reference, recent)
     threshold = runtime.settings.drift_threshold
@@ -77,7 +78,7 @@ async def history(runtime: Runtime, tenant: str) -> dict[str, Any]:
 
 
 async def freshness(runtime: Runtime, tenant: str, symbol: str) -> dict[str, Any]:
-    market = MarketData(runtime.settings, runtime.ingest.http)
+    market = MarketData(runtime.settings, runtime.ingest.http, runtime.executors.io)
     model_view, returns = await asyncio.gather(
         views.freshness(runtime, tenant, model_of(symbol)), market.returns(symbol, 1)
     )

@@ -27,6 +27,7 @@ from shared.compat.engine_features import (
 from shared.compat.engine_schemas import EngineTrainIn
 from shared.datasets import Datasets
 from shared.errors import ApiError, conflict, not_found
+from shared.executors import run_in
 from shared.market_data import MarketData, check_symbol
 from shared.schemas import ModelSpec, TrainRequest
 
@@ -80,7 +81,7 @@ class Releases:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.registry = runtime.registry
-        self.market = MarketData(runtime.settings, runtime.ingest.http)
+        self.market = MarketData(runtime.settings, runtime.ingest.http, runtime.executors.io)
 
     # ----- training ----------------------------------------------------------------------
 
@@ -126,8 +127,8 @@ class Releases:
     ) -> dict[str, Any]:
         model = model_of(returns.symbol)
         await self._ensure_model(tenant, model)
-        csv = await asyncio.to_thread(supervised_csv, returns, params["n_lags"])
-        dataset = await Datasets(self.runtime.data).upload(
+        csv = await run_in(self.runtime.executors.cpu, supervised_csv, returns, params["n_lags"])
+        dataset = await Datasets(self.runtime.data, self.runtime.executors.io).upload(
             tenant,
             csv,
             "csv",

@@ -21,7 +21,7 @@ from shared.runtime import Runtime
 
 async def features(runtime: Runtime, symbol: str) -> dict[str, Any]:
     n_lags = runtime.settings.n_lags
-    market = MarketData(runtime.settings, runtime.ingest.http)
+    market = MarketData(runtime.settings, runtime.ingest.http, runtime.executors.io)
     returns = await market.returns(symbol, n_lags)
     return {
         "symbol": symbol,

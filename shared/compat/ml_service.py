@@ -30,6 +30,7 @@ from shared.compat.ml_service_schemas import (
 )
 from shared.datasets import Datasets
 from shared.errors import ApiError, conflict, not_found
+from shared.executors import run_in
 from shared.http import parse_body
 from shared.learning import label_key
 from shared.openapi import api
@@ -117,7 +118,7 @@ async def train(request: Request) -> Response:
     tenant = tenant_of(request)
     body = await parse_body(request, MlTrainIn)
     runtime = current_runtime()
-    datasets = Datasets(runtime.data)
+    datasets = Datasets(runtime.data, runtime.executors.io)
     dataset = await datasets.get(tenant, body.dataset_id)
     model_id = body.model_name
     config = await _ensure_model(runtime, tenant, model_id, body, dataset)
@@ -129,7 +130,7 @@ async def train(request: Request) -> Response:
     uri, features = dataset["uri"], config["features"]
     if config["text"]:
         frame = await datasets.frame(tenant, body.dataset_id)
-        data = await asyncio.to_thread(mapping.text_csv, frame, config)
+        data = await run_in(runtime.executors.cpu, mapping.text_csv, frame, config)
         key = mapping.derived_key(model_id, body.dataset_id)
         # derived data sits in the tenant's data folder, like every file a job reads
         await runtime.data.store.put_blob(tenant, key, data)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,6 +21,7 @@ from nats.js import JetStreamContext
 from shared.events.cloudevent import CONTENT_TYPE, Envelope, build_event
 from shared.events.jetstream import connect_nats, ensure_stream
 from shared.events.outbox import MemoryOutbox, Outbox, open_outbox
+from shared.executors import run_in
 
 log = logging.getLogger("shared.events")
 
@@ -57,8 +59,11 @@ class EventBus(Protocol):
 class LocalEventLog:
     """`NATS_URL` unset: append each event as one line of `<events_dir>/<tenant>.jsonl`."""
 
-    def __init__(self, events_dir: str | os.PathLike[str] = ".data/events") -> None:
+    def __init__(
+        self, events_dir: str | os.PathLike[str] = ".data/events", executor: Executor | None = None
+    ) -> None:
         self.events_dir = Path(events_dir)
+        self.executor = executor  # IO_WORKERS (shared/executors.py)
 
     async def publish(
         self,
@@ -70,7 +75,7 @@ class LocalEventLog:
         source: str = "/online-ml",
     ) -> dict[str, Any]:
         envelope = build_event(tenant, event_type, data, subject=subject, source=source)
-        await asyncio.to_thread(self._append, envelope)
+        await run_in(self.executor, self._append, envelope)
         return envelope.as_dict()
 
     def _append(self, envelope: Envelope) -> None:
@@ -266,11 +271,15 @@ class OutboxRelay:
 
 
 def open_event_bus(
-    nats_url: str | None, state_url: str, *, events_dir: str = ".data/events"
+    nats_url: str | None,
+    state_url: str,
+    *,
+    events_dir: str = ".data/events",
+    executor: Executor | None = None,
 ) -> EventBus:
     """The bus for this configuration; no I/O until the first publish."""
     if not nats_url:
-        return LocalEventLog(events_dir)
+        return LocalEventLog(events_dir, executor)
     outbox = open_outbox(state_url)
     poll = None if isinstance(outbox, MemoryOutbox) else 2.0
     return OutboxRelay(nats_url, outbox, poll_seconds=poll)

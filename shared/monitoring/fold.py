@@ -8,12 +8,13 @@ the drift episodes its outcomes opened, so an episode is announced once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import pickle
 from collections import OrderedDict
+from concurrent.futures import Executor
 
 from shared.events import EventBus
+from shared.executors import run_in
 from shared.monitoring.ledger import Episode, Ledger
 from shared.monitoring.prometheus import DRIFT
 from shared.state.base import OutcomeBatch, StateStore
@@ -32,9 +33,10 @@ CACHE_SIZE = 256
 
 
 class Folder:
-    def __init__(self, store: StateStore, events: EventBus) -> None:
+    def __init__(self, store: StateStore, events: EventBus, cpu: Executor | None = None) -> None:
         self.store = store
         self.events = events
+        self.cpu = cpu  # CPU_WORKERS (shared/executors.py)
         # the ledger this process stored last, by model: skips unpickling when nobody else
         # folded in between (the generation tells)
         self._cache: OrderedDict[tuple[str, str], tuple[int, Ledger]] = OrderedDict()
@@ -52,8 +54,8 @@ class Folder:
                 return ledger
             self._cache.pop((tenant, name), None)  # about to change: not the stored one
             if threaded:
-                opened = await asyncio.to_thread(ledger.apply, batch.outcomes)
-                blob = await asyncio.to_thread(pickle.dumps, ledger, pickle.HIGHEST_PROTOCOL)
+                opened = await run_in(self.cpu, ledger.apply, batch.outcomes)
+                blob = await run_in(self.cpu, pickle.dumps, ledger, pickle.HIGHEST_PROTOCOL)
             else:
                 opened = ledger.apply(batch.outcomes)
                 blob = pickle.dumps(ledger, pickle.HIGHEST_PROTOCOL)

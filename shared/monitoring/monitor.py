@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from concurrent.futures import Executor
 from typing import Any
 
 from shared.context import request_id_var
@@ -33,11 +34,18 @@ Key = tuple[str, str]
 
 
 class Monitor:
-    def __init__(self, store: StateStore, events: EventBus, *, audit_max_rows: int) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        events: EventBus,
+        *,
+        audit_max_rows: int,
+        cpu: Executor | None = None,
+    ) -> None:
         self.store = store
         self.events = events
         self.audit_max_rows = audit_max_rows
-        self.folder = Folder(store, events)
+        self.folder = Folder(store, events, cpu)
         self._pending: list[audit.Pending] = []
         self._buffered = 0
         self._latest: dict[Key, dict[str, float]] = {}

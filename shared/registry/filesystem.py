@@ -8,7 +8,6 @@ aliases.json holds the caller's document exactly as on GCS.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import os
@@ -16,9 +15,11 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from shared.executors import run_in
 from shared.registry.base import (
     ALIASES,
     ARTIFACT,
@@ -53,9 +54,10 @@ _TMP = ".tmp-"
 
 
 class FilesystemRegistry:
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, executor: Executor | None = None) -> None:
         # abspath, not resolve(): no I/O here, and a later chdir cannot move the registry.
         self.root = Path(os.path.abspath(root))
+        self.executor = executor  # IO_WORKERS (shared/executors.py)
 
     async def put_definition(self, tenant: str, model: str, definition: dict[str, Any]) -> None:
         path = self._model_dir(tenant, model) / DEFINITION
@@ -268,7 +270,7 @@ class FilesystemRegistry:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking file I/O in a thread; an OSError left unhandled means no registry."""
         try:
-            return await asyncio.to_thread(fn, *args)
+            return await run_in(self.executor, fn, *args)
         except RegistryError:
             raise
         except OSError as exc:

@@ -11,6 +11,7 @@ import asyncio
 import re
 import threading
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 import requests
@@ -19,6 +20,7 @@ from google.auth.exceptions import TransportError
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from shared.executors import run_in
 from shared.registry.base import (
     ALIASES,
     ARTIFACT,
@@ -70,12 +72,14 @@ class GcsRegistry:
         client: storage.Client | None = None,
         timeout: float = 10.0,
         retry_seconds: float = 30.0,
+        executor: Executor | None = None,
     ) -> None:
         if not bucket or not _PREFIX.match(prefix) or ".." in prefix:
             raise ValueError(f"invalid GCS location gs://{bucket}/{prefix}")
         self.bucket_name = bucket
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         self._client = client
+        self.executor = executor  # IO_WORKERS (shared/executors.py)
         self._client_lock = threading.Lock()
         self._timeout = timeout
         self._retry = DEFAULT_RETRY.with_timeout(retry_seconds)
@@ -325,6 +329,6 @@ class GcsRegistry:
 
     async def _run(self, fn: Callable[[], T]) -> T:
         try:
-            return await asyncio.to_thread(fn)
+            return await run_in(self.executor, fn)
         except _UNAVAILABLE as exc:
             raise RegistryUnavailable(f"gs://{self.bucket_name}: {exc}") from exc

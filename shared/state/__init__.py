@@ -7,10 +7,12 @@ from shared.state.memory import MemoryStateStore
 from shared.state.redis_store import RedisStateStore
 
 
-def open_state_store(url: str, timeout_seconds: float = 2.0) -> StateStore:
+def open_state_store(
+    url: str, timeout_seconds: float = 2.0, breaker_cooldown_seconds: float = 0.0
+) -> StateStore:
     if url.startswith("memory://"):
         return MemoryStateStore()
-    return RedisStateStore(url, timeout_seconds)
+    return RedisStateStore(url, timeout_seconds, breaker_cooldown_seconds)
 
 
 __all__ = [

@@ -27,6 +27,7 @@ from shared.state.base import (
     Snapshot,
     StateUnavailable,
 )
+from shared.state.breaker import CircuitBreaker
 
 T = TypeVar("T")
 
@@ -221,7 +222,9 @@ def _entries(flat: list[Any]) -> list[LogEntry]:
 
 
 class RedisStateStore:
-    def __init__(self, url: str, timeout_seconds: float = 2.0) -> None:
+    def __init__(
+        self, url: str, timeout_seconds: float = 2.0, breaker_cooldown_seconds: float = 0.0
+    ) -> None:
         # No automatic retries: a resent append could apply twice. Clients retry with an
         # Idempotency-Key instead, which is exactly-once.
         self._redis = aioredis.Redis.from_url(
@@ -244,6 +247,7 @@ class RedisStateStore:
         self._save_outcomes = self._redis.register_script(_SAVE_OUTCOMES)
         self._touch_monitor = self._redis.register_script(_TOUCH_MONITOR)
         self._gcra = self._redis.register_script(GCRA_LUA)
+        self.breaker = CircuitBreaker(breaker_cooldown_seconds)
 
     @property
     def client(self) -> aioredis.Redis:
@@ -263,12 +267,28 @@ class RedisStateStore:
     def _index(tenant: str) -> str:
         return f"ml:tenant:{{{tenant}}}:models"
 
-    async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, operation: Callable[[], Awaitable[T]], *, probe: bool = False) -> T:
+        """One store call through the breaker (shared/state/breaker.py); `probe` tries the
+        store even while the breaker is open (readiness)."""
+        if not probe and not self.breaker.admit():
+            raise StateUnavailable(
+                "state store unreachable: failing fast after a recent failure "
+                "(STATE_BREAKER_COOLDOWN_SECONDS)"
+            )
         try:
-            return await operation()
+            result = await operation()
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            self.breaker.failed()
             count_state_error(exc.__class__.__name__)
             raise StateUnavailable(f"state store unreachable: {exc.__class__.__name__}") from exc
+        except Exception:
+            self.breaker.succeeded()  # the store answered (with an error of its own)
+            raise
+        except BaseException:
+            self.breaker.abandoned()  # cancelled: no news about the store
+            raise
+        self.breaker.succeeded()
+        return result
 
     async def create_model(
         self,
@@ -547,7 +567,7 @@ class RedisStateStore:
         return int(count)
 
     async def ping(self) -> None:
-        await self._call(self._redis.ping)
+        await self._call(self._redis.ping, probe=True)
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -6,8 +6,10 @@ through the JOB_TENANT / JOB_ID environment overrides.
 
 from __future__ import annotations
 
-import asyncio
+from concurrent.futures import Executor
 from typing import Any
+
+from shared.executors import run_in
 
 
 def job_resource(job_name: str, project: str | None, region: str) -> str:
@@ -41,6 +43,8 @@ def _run(resource: str, env: dict[str, str], api_endpoint: str | None) -> str:
     return str(operation.operation.name)
 
 
-async def launch(resource: str, env: dict[str, str], api_endpoint: str | None) -> str:
+async def launch(
+    resource: str, env: dict[str, str], api_endpoint: str | None, executor: Executor | None = None
+) -> str:
     """Start an execution; returns the long-running operation's name (not awaited)."""
-    return await asyncio.to_thread(_run, resource, env, api_endpoint)
+    return await run_in(executor, _run, resource, env, api_endpoint)

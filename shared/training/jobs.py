@@ -1,5 +1,10 @@
-"""Training jobs: 202 + a job document in the state store, run in-process (a worker thread)
-or as a Cloud Run Job when TRAIN_JOB_NAME is set. queued → running → succeeded | failed."""
+"""Training jobs: 202 + a job document in the state store, run in-process (the JOB_WORKERS
+pool, shared/executors.py) or as a Cloud Run Job when TRAIN_JOB_NAME is set.
+queued → running → succeeded | failed.
+
+In-process jobs are bounded per instance: MAX_JOBS_PER_TENANT queued or running for one
+tenant, MAX_QUEUED_JOBS for all together; one more answers 429 before anything is stored.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,14 @@ import asyncio
 import json
 import logging
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.data_access import DataAccess
 from shared.errors import ApiError, not_found, unprocessable
 from shared.events import EventBus
+from shared.executors import Executors, run_in
 from shared.lifecycle import Lifecycle
 from shared.online import blueprint_of
 from shared.schemas import TrainRequest
@@ -25,6 +32,7 @@ from shared.training.fit import fit
 log = logging.getLogger("ml.training")
 JOB = "job"
 PROGRESS_EVERY = 0.5  # seconds between progress writes while fitting
+QUOTA_RETRY_AFTER = "5"  # seconds: jobs take a while to make room
 
 
 def _now() -> str:
@@ -39,10 +47,17 @@ class Jobs:
         events: EventBus,
         settings: Settings,
         data: DataAccess,
+        executors: Executors,
     ) -> None:
         self.store, self.lifecycle, self.events, self.settings = store, lifecycle, events, settings
         self.data = data
+        self.executors = executors
         self._running: set[asyncio.Task[None]] = set()
+        self._active: Counter[str] = Counter()  # tenant → in-process jobs queued or running
+
+    def active(self, tenant: str) -> int:
+        """The tenant's in-process jobs queued or running (what MAX_JOBS_PER_TENANT bounds)."""
+        return self._active[tenant]
 
     async def submit(self, tenant: str, model: str, request: TrainRequest) -> dict[str, Any]:
         await self.lifecycle.record(tenant, model)  # 404 before anything is queued
@@ -55,6 +70,19 @@ class Jobs:
             request = request.model_copy(
                 update={"uri": await self.data.resolve(tenant, request.uri)}
             )
+        in_process = not self.settings.train_job_name
+        if in_process:
+            self._reserve(tenant)  # no await since the check: two submits cannot both pass
+        try:
+            return await self._submit(tenant, model, request, in_process)
+        except BaseException:
+            if in_process:
+                self._release(tenant)
+            raise
+
+    async def _submit(
+        self, tenant: str, model: str, request: TrainRequest, in_process: bool
+    ) -> dict[str, Any]:
         job = {
             "id": uuid.uuid4().hex,
             "model": model,
@@ -70,13 +98,40 @@ class Jobs:
             "error": None,
         }
         await self._save(tenant, job)
-        if self.settings.train_job_name:
+        if not in_process:
             await self._launch_cloud_run(tenant, job)
         else:
             task = asyncio.get_running_loop().create_task(self.run(tenant, job["id"]))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
+            task.add_done_callback(lambda _: self._release(tenant))
         return job
+
+    def _reserve(self, tenant: str) -> None:
+        """Count one more job for `tenant`, or 429 if that is over a quota."""
+        per_tenant, total = self.settings.max_jobs_per_tenant, self.settings.max_queued_jobs
+        if self._active[tenant] >= per_tenant:
+            raise ApiError(
+                429,
+                "job_quota_exceeded",
+                f"this tenant already has {self._active[tenant]} training jobs queued or "
+                f"running (MAX_JOBS_PER_TENANT is {per_tenant}); retry when one has finished",
+                {"Retry-After": QUOTA_RETRY_AFTER},
+            )
+        if sum(self._active.values()) >= total:
+            raise ApiError(
+                429,
+                "job_queue_full",
+                f"{total} training jobs are queued or running on this instance "
+                "(MAX_QUEUED_JOBS); retry later",
+                {"Retry-After": QUOTA_RETRY_AFTER},
+            )
+        self._active[tenant] += 1
+
+    def _release(self, tenant: str) -> None:
+        self._active[tenant] -= 1
+        if self._active[tenant] <= 0:
+            del self._active[tenant]
 
     async def get(self, tenant: str, job_id: str) -> dict[str, Any]:
         raw = await self.store.get_doc(JOB, tenant, job_id)
@@ -113,21 +168,25 @@ class Jobs:
         # version 1 is the freshly built estimator: batch training starts from it, so the
         # result does not depend on which instance runs the job
         snapshot = await self.lifecycle.registry.load_artifact(tenant, model, 1)
+        # the whole job (its data read included) runs in the job pool: however many jobs
+        # wait, they wait behind each other, never in front of other requests' work
+        pool = self.executors.jobs
         if request.dataset is not None:
             source = {"dataset": request.dataset}
-            rows = await asyncio.to_thread(dataset_rows, request.dataset, request.features)
+            rows = await run_in(pool, dataset_rows, request.dataset, request.features)
         else:
             assert request.uri is not None and request.target is not None
             # checked again where it runs (a Cloud Run job reads the queued document)
             uri = self.data.check(tenant, request.uri)
             source = {"uri": uri, "target": request.target}
-            frame = await asyncio.to_thread(read_frame, uri)
-            rows = await asyncio.to_thread(
-                frame_rows, frame, request.target, request.features, blueprint.text_input
+            frame = await run_in(pool, read_frame, uri)
+            rows = await run_in(
+                pool, frame_rows, frame, request.target, request.features, blueprint.text_input
             )
         progress = {"value": 0.0}
         fitting = asyncio.create_task(
-            asyncio.to_thread(
+            run_in(
+                pool,
                 fit,
                 snapshot,
                 blueprint,
@@ -199,7 +258,9 @@ class Jobs:
         )
         env = {"JOB_TENANT": tenant, "JOB_ID": job["id"]}
         try:
-            job["operation"] = await cloudrun.launch(resource, env, settings.run_api_endpoint)
+            job["operation"] = await cloudrun.launch(
+                resource, env, settings.run_api_endpoint, self.executors.io
+            )
         except Exception as exc:  # the Run API said no: the job fails visibly, not silently
             log.exception("could not launch Cloud Run job %s", resource)
             await self._fail(tenant, job, f"could not start Cloud Run job: {exc}")
