@@ -26,6 +26,7 @@ import resource
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from shared.context import choose_request_id
@@ -130,7 +131,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.registry = _registry(self.server_state)
         self.header_timer: asyncio.TimerHandle | None = None
         self.header_due = 0.0
-        self.header_bytes = 0
+        self.header_bytes = 0  # read while waiting for the header end (it may never come)
+        self.parsed_header_bytes = 0  # request line and headers as parsed
         self.body_timer: asyncio.TimerHandle | None = None
         self.body_due = 0.0
         self.shed = False
@@ -167,10 +169,26 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._refuse_header()
 
     # --- request cycle ------------------------------------------------------------------
+    def on_url(self, url: bytes) -> None:
+        self.parsed_header_bytes += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.parsed_header_bytes += len(name) + len(value) + 4  # ": " and CRLF
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
         self.registry.waiting.pop(self, None)
         self._stop_header_timer()
-        super().on_headers_complete()
+        if self.parsed_header_bytes > self.limits.max_header_bytes:
+            # a header that arrived whole in one read: this request is answered by the 431 app
+            app, self.app = self.app, self._header_too_large
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = app
+        else:
+            super().on_headers_complete()
         self.body_due = self.loop.time() + self.limits.body_timeout
         if self.body_timer is None:
             self.body_timer = self.loop.call_at(self.body_due, self._body_expired)
@@ -195,7 +213,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _wait_for_header(self, *, arm: bool) -> None:
         self.registry.waiting.pop(self, None)
         self.registry.waiting[self] = None  # newest last: eviction takes the oldest
-        self.header_bytes = 0
+        self.header_bytes = self.parsed_header_bytes = 0
         if arm:
             self._arm_header(self.limits.header_timeout)
 
@@ -215,13 +233,30 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return
         self._close()
 
-    def _refuse_header(self) -> None:
+    def _header_too_large_message(self) -> str:
         limit = self.limits.max_header_bytes
-        self._answer_and_close(
-            431,
-            "header_too_large",
-            f"the request line and headers exceed {limit} bytes (MAX_HEADER_BYTES)",
-        )
+        return f"the request line and headers exceed {limit} bytes (MAX_HEADER_BYTES)"
+
+    def _refuse_header(self) -> None:
+        """The header is still arriving and is already too large."""
+        self._answer_and_close(431, "header_too_large", self._header_too_large_message())
+
+    async def _header_too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The header arrived whole but too large: 431 before the app sees it."""
+        sent = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = choose_request_id(sent or None)
+        body = json.dumps(
+            envelope("header_too_large", self._header_too_large_message(), request_id),
+            separators=(",", ":"),
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": 431, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     def _evict_waiting(self) -> bool:
         """Close the connection waiting longest for a request header; False if none is."""

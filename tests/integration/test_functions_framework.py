@@ -1,4 +1,5 @@
-"""Each function group runs alone under the functions-framework CLI, as on Cloud Run."""
+"""Each function group runs alone, found by FUNCTION_SOURCE as the image's CMD finds it
+(shared.server builds the app functions-framework would), as on Cloud Run."""
 
 from __future__ import annotations
 
