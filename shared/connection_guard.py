@@ -131,8 +131,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.registry = _registry(self.server_state)
         self.header_timer: asyncio.TimerHandle | None = None
         self.header_due = 0.0
-        self.header_bytes = 0  # read while waiting for the header end (it may never come)
-        self.parsed_header_bytes = 0  # request line and headers as parsed
+        self.header_bytes = 0  # read while waiting for a header end (that may never come)
+        self.in_body = False  # a request body is still arriving
         self.body_timer: asyncio.TimerHandle | None = None
         self.body_due = 0.0
         self.shed = False
@@ -156,31 +156,29 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self.shed:
             return  # drained unread: the 503 is already on its way
         waiting = self in self.registry.waiting
-        if waiting:  # bytes of a request header: the deadline runs from the first of them
-            if self.header_timer is None:
-                self._arm_header(self.limits.header_timeout)
+        if waiting:
+            if self.header_timer is None and self.header_bytes == 0:
+                # a kept-alive connection's next request: its deadline runs from this byte
+                self.header_due = self.loop.time() + self.limits.header_timeout
             self.header_bytes += len(data)
         super().data_received(data)
-        if (
-            waiting
-            and self in self.registry.waiting
-            and self.header_bytes > self.limits.max_header_bytes
-        ):
-            self._refuse_header()
+        if waiting and self in self.registry.waiting and not self.transport.is_closing():
+            # the header did not end in this read (timers only for those, not every request)
+            if self.header_bytes > self.limits.max_header_bytes:
+                self._refuse_header()
+                return
+            if self.header_timer is None:
+                self.header_timer = self.loop.call_at(self.header_due, self._header_expired)
+        if self.in_body and self.body_timer is None:
+            self.body_timer = self.loop.call_at(self.body_due, self._body_expired)
 
     # --- request cycle ------------------------------------------------------------------
-    def on_url(self, url: bytes) -> None:
-        self.parsed_header_bytes += len(url)
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.parsed_header_bytes += len(name) + len(value) + 4  # ": " and CRLF
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         self.registry.waiting.pop(self, None)
         self._stop_header_timer()
-        if self.parsed_header_bytes > self.limits.max_header_bytes:
+        if self.header_bytes > self.limits.max_header_bytes and self._header_size() > (
+            self.limits.max_header_bytes
+        ):
             # a header that arrived whole in one read: this request is answered by the 431 app
             app, self.app = self.app, self._header_too_large
             try:
@@ -189,32 +187,43 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self.app = app
         else:
             super().on_headers_complete()
+        self.in_body = True  # until on_message_complete, which for a GET follows at once
         self.body_due = self.loop.time() + self.limits.body_timeout
-        if self.body_timer is None:
-            self.body_timer = self.loop.call_at(self.body_due, self._body_expired)
+
+    def _header_size(self) -> int:
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
     def on_body(self, body: bytes) -> None:
         self.body_due = self.loop.time() + self.limits.body_timeout  # the timer re-reads it
         super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self.in_body = False
         self._stop_body_timer()
         super().on_message_complete()
+        cycle = self.cycle
+        if cycle is None or self.pipeline or self.transport.is_closing():
+            return
+        if cycle.response_complete:
+            # answered before its body ended (e.g. 413 on Content-Length): idle from now on
+            self._wait_for_header(arm=True)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        idle = self.cycle is None or self.cycle.response_complete  # no pipelined request
-        if idle and not self.transport.is_closing():
-            # kept alive: uvicorn's keep-alive timer runs; the header deadline starts with the
-            # next request's first byte (data_received)
-            self._wait_for_header(arm=False)
+        cycle = self.cycle
+        if not cycle.response_complete or self.in_body or self.transport.is_closing():
+            return  # a pipelined request runs, or the body still arrives (its deadline holds)
+        # kept alive: uvicorn's keep-alive timer runs; the header deadline starts with the
+        # next request's first byte (data_received)
+        self._wait_for_header(arm=False)
 
     # --- header deadline ----------------------------------------------------------------
     def _wait_for_header(self, *, arm: bool) -> None:
         self.registry.waiting.pop(self, None)
         self.registry.waiting[self] = None  # newest last: eviction takes the oldest
-        self.header_bytes = self.parsed_header_bytes = 0
+        self.header_bytes = 0
         if arm:
+            self._stop_header_timer()
             self._arm_header(self.limits.header_timeout)
 
     def _arm_header(self, delay: float) -> None:
@@ -283,6 +292,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _body_expired(self) -> None:
         self.body_timer = None
+        if not self.in_body:
+            return
         now = self.loop.time()
         if self.flow is not None and self.flow.read_paused:
             # we stopped reading (the app has not consumed what came): not the client's stall

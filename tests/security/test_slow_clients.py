@@ -206,6 +206,25 @@ async def test_stalled_body_is_408(fast: AppProcess, api: httpx.AsyncClient, cas
     assert await tenant_state(api) == before
 
 
+async def test_body_after_an_early_answer_is_not_taken_for_a_header(fast: AppProcess) -> None:
+    """413 on Content-Length before the body: the body bytes that follow are no header (no
+    431 after the 413), and when they stall the connection is closed."""
+    reader, writer = await connect(fast)
+    writer.write(
+        b"POST /api/v1/models HTTP/1.1\r\nHost: x\r\nX-Tenant-ID: acme\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 4000000\r\n\r\n"
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), BOUND)
+    assert head.startswith(b"HTTP/1.1 413")
+    with contextlib.suppress(ConnectionError):
+        writer.write(b"[" * 200_000)  # body bytes, then nothing
+        await writer.drain()
+    rest = await closed_by_server(reader)
+    assert b"HTTP/1.1" not in rest  # the 413's body only, no second response
+    writer.close()
+
+
 async def test_idle_keep_alive_connection_is_closed(fast: AppProcess) -> None:
     reader, writer = await connect(fast)
     writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
