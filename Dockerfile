@@ -1,7 +1,9 @@
 # One image for the six function groups (train, predict, batch, activate, monitoring, ingest)
 # and the batch-training Cloud Run Job. The group is chosen at deploy time:
 #   FUNCTION_SOURCE=functions/<group>/main.py   (FUNCTION_TARGET=app for every group)
-# functions-framework --asgi serves it with gunicorn + uvicorn workers (WORKERS) on $PORT.
+# `python -m shared.server` serves it on $PORT: the app functions-framework would build from
+# FUNCTION_TARGET in FUNCTION_SOURCE, under uvicorn with WEB_CONCURRENCY workers and the
+# connection protections (header/body deadlines, keep-alive, MAX_CONNECTIONS; README).
 # No HEALTHCHECK: Cloud Run and Knative probe /health and /ready themselves.
 # The training job runs the same image with: python -m shared.training run
 
@@ -38,4 +40,4 @@ ENV PATH=/opt/venv/bin:$PATH \
     ENV=prod
 USER 10001:10001
 EXPOSE 8080
-CMD ["functions-framework", "--asgi"]
+CMD ["python", "-m", "shared.server"]

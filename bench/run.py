@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from river.datasets import TrumpApproval
 
-from bench import extras, inprocess
+from bench import extras, inprocess, noisy
 from bench.load import Result
 from bench.report import Aim, Row, aims, table
 from bench.scenario import (
@@ -28,6 +29,7 @@ from bench.scenario import (
     Load,
     best_of,
     create_and_learn,
+    drive,
     progress,
     start_servers,
     write_bodies,
@@ -71,9 +73,17 @@ def river_row(case: str, timing: inprocess.Timing) -> Row:
     return Row(case, "in-process River", None, timing.calls_per_s, timing.p50_ms, timing.p99_ms)
 
 
-def measure(
-    work: Path, stack: contextlib.ExitStack
-) -> tuple[list[Row], list[Row], list[Aim], list[extras.Extra]]:
+@dataclass
+class Measured:
+    throughput: list[Row]
+    latency: list[Row]
+    checks: list[Aim]
+    more: list[extras.Extra]
+    noisy: list[Row]
+    noisy_tally: dict[str, int]
+
+
+def measure(work: Path, stack: contextlib.ExitStack) -> Measured:
     samples: list[inprocess.Sample] = [(dict(x), float(y)) for x, y in TrumpApproval()]
     learned = samples[:N_LEARN]
     bodies = write_bodies(work, samples)
@@ -81,7 +91,7 @@ def measure(
     servers, valkey_pid = start_servers(work, stack)
 
     progress(f"creating models, learning {N_LEARN} samples each")
-    for name in ("ff-memory", "gateway", "ff-redis-train"):
+    for name in ("ff-memory", "gateway", "ff-redis-train", "noisy"):
         create_and_learn(servers[name].url, "linreg", LINREG, learned)
     for name, steps in WARM_MODELS.items():
         create_and_learn(servers["ff-memory"].url, name, steps, learned)
@@ -151,7 +161,19 @@ def measure(
     ]
     batch_rate = more[0].value
     checks.append(Aim("batch predict rows/s per process / 50,000", batch_rate / 50_000, 1.0, True))
-    return throughput_rows, latency_rows, checks, more
+
+    # tenant A (the bench tenant) on predict_learn, alone and while tenant B abuses the process
+    job = Job(
+        "noisy", servers["noisy"], "/api/v1/models/linreg/predict_learn", bodies["xy"], THROUGHPUT
+    )
+    quiet, loud, tally = noisy.neighbour(job, ROUNDS, drive)
+    noisy_rows = [
+        served_row("A predict_learn, quiet", "gateway, memory://", THROUGHPUT, quiet),
+        served_row("A predict_learn, B abusing", "gateway, memory://", THROUGHPUT, loud),
+    ]
+    ratio = loud.rps / quiet.rps
+    checks.append(Aim("noisy neighbour: A predict_learn req/s, noisy / quiet", ratio, 0.8, True))
+    return Measured(throughput_rows, latency_rows, checks, more, noisy_rows, tally)
 
 
 def notes(rows: list[Row]) -> list[str]:
@@ -172,7 +194,8 @@ def notes(rows: list[Row]) -> list[str]:
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, contextlib.ExitStack() as stack:
-        throughput_rows, latency_rows, checks, more = measure(Path(tmp), stack)
+        measured = measure(Path(tmp), stack)
+    throughput_rows, latency_rows, checks = measured.throughput, measured.latency, measured.checks
     tp, lat = THROUGHPUT, LATENCY
     print(
         f"\nThroughput: {tp.concurrency} connections, {tp.duration:g} s after {tp.warmup:g} s "
@@ -185,11 +208,17 @@ def main() -> None:
     )
     print(table(latency_rows))
     print("\nLifecycle and ingest (gateway, memory://)")
-    print(extras.table(more))
+    print(extras.table(measured.more))
+    print(
+        f"\nNoisy neighbour: tenant A's predict_learn ({tp.concurrency} connections) alone, then "
+        "while tenant B sends big creates, learn batches, training jobs, idle and slow sockets"
+    )
+    print(table(measured.noisy))
+    print("tenant B did: " + ", ".join(f"{k} x{v}" for k, v in measured.noisy_tally.items()))
     print("\nAims (reported, never enforced)")
     print(aims(checks))
     print()
-    for line in notes([*throughput_rows, *latency_rows]):
+    for line in notes([*throughput_rows, *latency_rows, *measured.noisy]):
         print(f"note: {line}")
 
 

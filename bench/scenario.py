@@ -95,6 +95,8 @@ def start_servers(work: Path, stack: contextlib.ExitStack) -> tuple[dict[str, Se
         Server("ff-redis-predict", "bench.function_apps:predict", redis, work),
         # the batch row sends 10k rows in one body, over the 1 MiB default
         Server("gateway", "functions.gateway:app", {**memory, "MAX_BODY_BYTES": "16777216"}, work),
+        # the noisy-neighbour case: two tenants on one process, as deployed (default limits)
+        Server("noisy", "functions.gateway:app", memory, work),
     ]
     for server in servers:
         stack.callback(server.stop)

@@ -1,7 +1,7 @@
-"""The servers under test: uvicorn subprocesses in their own process groups, and a Valkey.
+"""The servers under test: app subprocesses in their own process groups, and a Valkey.
 
-Each uvicorn runs the way our functions are served (uvloop + httptools from
-uvicorn[standard], no access log), on 127.0.0.1 with a free port.
+Each app is served the way our functions are deployed (`python -m shared.server`: uvicorn with
+uvloop + httptools and the connection protections, no access log), on 127.0.0.1, a free port.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def free_port() -> int:
 
 
 class Server:
-    """`python -m uvicorn <target>` with its own environment and log file."""
+    """`python -m shared.server --app <target>` with its own environment and log file."""
 
     def __init__(self, name: str, target: str, env: dict[str, str], logs: Path) -> None:
         self.name, self.target = name, target
@@ -51,8 +51,8 @@ class Server:
 
     def start(self) -> None:
         argv = [
-            *(sys.executable, "-m", "uvicorn", self.target, "--host", "127.0.0.1"),
-            *("--port", str(self.port), "--log-level", "warning", "--no-access-log"),
+            *(sys.executable, "-m", "shared.server", "--app", self.target),
+            *("--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"),
         ]
         with self.log.open("ab") as out:
             # A new session = a new process group, so stop() reaches any child it spawns.

@@ -96,8 +96,8 @@ class Checks:
             problems.append(f"runs as {user!r}: needs a non-root USER")
         if "HEALTHCHECK" in image["keywords"]:
             problems.append("HEALTHCHECK: Cloud Run and Knative probe /health themselves")
-        if image["cmd"] != ["functions-framework", "--asgi"] or image["entrypoint"]:
-            problems.append(f"CMD {image['cmd']}: expected exec-form functions-framework --asgi")
+        if image["cmd"] != ["python", "-m", "shared.server"] or image["entrypoint"]:
+            problems.append(f"CMD {image['cmd']}: expected exec-form python -m shared.server")
         expected = {"PYTHONPATH": "/app", "FUNCTION_TARGET": "app", "PORT": "8080"}
         for key, value in expected.items():
             if image["env"].get(key) != value:

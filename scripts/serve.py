@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
-import uvicorn
+from shared.server import serve
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
         f"STATE_URL={os.environ.get('STATE_URL', 'memory://')}"
     )
     try:
-        uvicorn.run("functions.gateway:app", host=args.host, port=args.port, log_level="warning")
+        serve("functions.gateway:app", host=args.host, port=args.port)
     finally:
         if valkey is not None:
             valkey.stop()

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette._utils import get_route_path  # the path routes match (root_path removed)
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -420,6 +420,10 @@ _PREFLIGHT_HEADERS = [
 def _as_api_error(exc: Exception, scope: Scope) -> ApiError:
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, ClientDisconnect):
+        # the client left mid-body, or its body stalled and the server answered 408 already
+        # (shared.connection_guard): nobody reads this answer, and it is not our failure
+        return ApiError(408, "request_timeout", "the request body did not arrive in full")
     if isinstance(exc, ChecksumMismatch):
         log.error("registry artifact failed its checksum: %s", exc)
         return ApiError(409, "checksum_mismatch", f"the stored artifact is corrupt: {exc}")

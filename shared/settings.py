@@ -205,6 +205,35 @@ class Settings(BaseSettings):
         description="after a state-store call fails, calls fail at once (503) for this long, "
         "then one call probes the store; 0 disables the breaker",
     )
+    # --- server: connection protections of the launcher (shared/server.py, connection_guard) ---
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="a connection that has not sent a whole request header "
+        "this long after it opened (or after its first byte on a kept-alive one) is closed",
+    )
+    body_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="a request body that sends no byte for this long is "
+        "answered 408 (or closed, if the response has started)",
+    )
+    keepalive_timeout_seconds: float = Field(
+        5.0, gt=0, le=600, description="an idle keep-alive connection is closed after this"
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="open connections per worker process (also kept "
+        "under the open-file limit); at the cap the connection waiting longest for a request "
+        "header is closed for a new one, and with none waiting the new one gets 503",
+    )
+    max_header_bytes: int = Field(
+        64 * 1024, ge=1024, le=1024 * 1024, description="request line plus headers; more → 431"
+    )
 
     @field_validator("state_url")
     @classmethod

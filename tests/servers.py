@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -22,7 +23,7 @@ def free_port() -> int:
 
 
 class AppProcess:
-    """One app server (uvicorn, or the functions-framework CLI) in its own process group."""
+    """One app server (`python -m shared.server`) in its own process group."""
 
     def __init__(
         self,
@@ -31,37 +32,20 @@ class AppProcess:
         target: str = "functions.gateway:app",
         function_source: str | None = None,
         log: Path | None = None,
+        open_files: int | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "ENV": "test", **env}
-        if function_source is not None:
-            self.argv = [
-                str(Path(sys.executable).parent / "functions-framework"),
-                "--asgi",
-                "--target",
-                "app",
-                "--source",
-                function_source,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ]
-        else:
-            self.argv = [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                target,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ]
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "ENV": "test", "FUNCTION_TARGET": "app"}
+        self.env.update(env)
+        self.open_files = open_files  # RLIMIT_NOFILE (soft and hard) of the server, if set
+        # shared.server, as every deployment serves: the functions-framework target of one
+        # group (FUNCTION_SOURCE), or an app by import path
+        app = ["--source", function_source] if function_source is not None else ["--app", target]
+        self.argv = [
+            *(sys.executable, "-m", "shared.server", *app, "--host", "127.0.0.1"),
+            *("--port", str(self.port), "--log-level", "warning"),
+        ]
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -74,6 +58,7 @@ class AppProcess:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=self._limit_open_files if self.open_files else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -85,6 +70,10 @@ class AppProcess:
             except httpx.HTTPError:
                 time.sleep(0.1)
         raise TimeoutError(f"app on {self.url} did not become healthy")
+
+    def _limit_open_files(self) -> None:
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     def kill(self) -> None:
         """kill -9 the whole process group: no shutdown hooks, no flushing."""

@@ -60,7 +60,7 @@ class Served:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # gunicorn master and its workers
+            os.killpg(self.proc.pid, signal.SIGTERM)  # the launcher and any workers
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -74,7 +74,7 @@ def test_dockerfile_is_one_image_for_every_group() -> None:
     assert image["stages"] == 2  # the build stage's compilers and caches stay out
     assert image["user"] == "10001:10001"
     assert "HEALTHCHECK" not in image["keywords"]
-    assert image["cmd"] == ["functions-framework", "--asgi"] and image["entrypoint"] is None
+    assert image["cmd"] == ["python", "-m", "shared.server"] and image["entrypoint"] is None
     env = image["env"]
     assert env["PYTHONPATH"] == "/app" and env["FUNCTION_TARGET"] == "app"
     assert env["FUNCTION_USE_ASGI"] == "true" and env["PORT"] == "8080"
