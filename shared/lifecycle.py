@@ -97,7 +97,7 @@ class Lifecycle:
         limits.check_model_count(len(await self.registry.list_models(tenant)))
         # built, learned and predicted once off the event loop: a spec that cannot work is
         # a 422 here, never a model that fails on every call
-        record, blob = await spec_proof.prove(spec)
+        record, blob = await spec_proof.prove(spec, self.models.cpu)
         name = spec.name
         taken = conflict(f"model '{name}' already exists; DELETE it first", "model_exists")
         async with self.locks.hold(tenant, name):

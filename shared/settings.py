@@ -159,9 +159,6 @@ class Settings(BaseSettings):
     max_model_bytes: int = Field(
         32 * 1024 * 1024, ge=1024, description="pickled size of a new model after its proof"
     )
-    spec_proof_workers: int = Field(
-        2, ge=1, le=64, description="threads proving specs at once (more requests wait)"
-    )
     # --- isolation: bounded executors, job quotas, state-store deadline (shared/executors.py,
     # shared/training/jobs.py, shared/state/breaker.py, shared/deadline.py) ---
     cpu_workers: int = Field(

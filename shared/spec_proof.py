@@ -11,39 +11,22 @@ from __future__ import annotations
 import asyncio
 import pickle
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from concurrent.futures import Executor
+from typing import Any
 
 from shared import learning
 from shared.catalog import Blueprint
 from shared.errors import ApiError, unavailable, unprocessable
+from shared.executors import run_in
 from shared.online import OnlineModels
 from shared.schemas import ModelSpec
 from shared.settings import Settings, get_settings
 
-T = TypeVar("T")
 
-_pool: ThreadPoolExecutor | None = None
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(
-            max_workers=get_settings().spec_proof_workers, thread_name_prefix="spec-proof"
-        )
-    return _pool
-
-
-async def off_loop(fn: Callable[[], T]) -> T:
-    """Run CPU-bound `fn` in a dedicated bounded pool: the event loop keeps serving (and a
-    flood of proofs waits for a worker rather than taking the default pool's threads)."""
-    return await asyncio.get_running_loop().run_in_executor(_executor(), fn)
-
-
-async def prove(spec: ModelSpec) -> tuple[dict[str, Any], bytes]:
-    """The model's record and snapshot 0, once the spec has learned and predicted a sample."""
+async def prove(spec: ModelSpec, executor: Executor) -> tuple[dict[str, Any], bytes]:
+    """The model's record and snapshot 0, once the spec has learned and predicted a sample,
+    proven in `executor` (the CPU pool, shared/executors.py): the event loop keeps serving and
+    a flood of proofs waits for a worker."""
     settings = get_settings()
     budget = settings.spec_proof_seconds
     loop = asyncio.get_running_loop()
@@ -53,14 +36,12 @@ async def prove(spec: ModelSpec) -> tuple[dict[str, Any], bytes]:
         loop.call_soon_threadsafe(began.set)
         return proven(spec, settings)
 
-    task = asyncio.ensure_future(off_loop(work))
+    task = asyncio.ensure_future(run_in(executor, work))
     try:
         await asyncio.wait_for(began.wait(), budget)
     except TimeoutError:
         task.cancel()  # still queued: it never runs
-        raise unavailable(
-            "every spec-proof worker is busy; retry", retry_after=2, code="busy"
-        ) from None
+        raise unavailable("every CPU worker is busy; retry", retry_after=2, code="busy") from None
     try:
         return await asyncio.wait_for(asyncio.shield(task), budget)
     except TimeoutError:
