@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from shared.compat.engine_features import TARGET, model_of, symbol_of
-from shared.compat.engine_releases import Releases
+from compat.engine.features import TARGET, model_of, symbol_of
+from compat.engine.releases import Releases
 from shared.errors import ApiError
 from shared.executors import run_in
 from shared.market_data import MarketData, check_symbol

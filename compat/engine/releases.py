@@ -17,14 +17,14 @@ import statistics
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from shared.compat.engine_features import (
+from compat.engine.features import (
     MODEL_STEPS,
     TARGET,
     feature_names,
     model_of,
     supervised_csv,
 )
-from shared.compat.engine_schemas import EngineTrainIn
+from compat.engine.schemas import EngineTrainIn
 from shared.datasets import Datasets
 from shared.errors import ApiError, conflict, not_found
 from shared.executors import run_in
