@@ -28,6 +28,7 @@ from compat.engine.schemas import (
     EngineRelease,
     EngineTrainIn,
 )
+from compat.settings import compat_settings
 from shared.http import JSON, optional_body, parse_body
 from shared.limits import query_int
 from shared.market_data import check_symbol
@@ -44,6 +45,8 @@ CORE_OWNED = {
     ("/predictions/recent", "GET"),
     ("/admin/reload", "POST"),
 }
+
+compat_settings()  # validated at start-up, like the core settings
 
 
 def _symbol(request: Request) -> str:
@@ -144,7 +147,7 @@ async def drift(request: Request) -> Response:
     reports = await _per_symbol(request, monitoring.drift)
     return JSON(
         {
-            "threshold": current_runtime().settings.drift_threshold,
+            "threshold": compat_settings().drift_threshold,
             "drift_detected": any(r.get("drift") for r in reports),
             "symbols": reports,
         }
