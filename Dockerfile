@@ -16,6 +16,7 @@ RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
 WORKDIR /app
 COPY shared/ shared/
 COPY functions/ functions/
+COPY compat/ compat/
 # Byte-compile the app now (pip compiled the venv): the root filesystem is read-only at run
 # time on Knative, and cold starts skip the compile.
 RUN /opt/venv/bin/python -m compileall -q /app

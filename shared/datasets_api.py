@@ -11,7 +11,6 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from shared.datasets import Datasets
 from shared.errors import ApiError
@@ -101,12 +100,3 @@ async def get_dataset(request: Request) -> Response:
     """One data set: rows, columns and their kinds, where it is stored."""
     tenant, dataset_id = tenant_of(request), path_name(request, "dataset_id", "dataset")
     return JSON(await _datasets().get(tenant, dataset_id))
-
-
-ROUTES = [
-    Route("/api/v1/datasets", register, methods=["POST"], name="datasets_register"),
-    Route("/api/v1/datasets", list_datasets, methods=["GET"], name="datasets_list_datasets"),
-    Route(
-        "/api/v1/datasets/{dataset_id}", get_dataset, methods=["GET"], name="datasets_get_dataset"
-    ),
-]

@@ -56,17 +56,12 @@ class Settings(BaseSettings):
     events_dir: str = ".data/events"
     batch_max_items: int = Field(10_000, ge=1)
     job_ttl_seconds: int = Field(7 * 24 * 3600, ge=60)
-    # The seed-compatible ML-engine surface (shared/compat/engine_*): market data, retraining.
+    # Market data for the seed-compatible ML engine (shared/market_data.py, compat/engine/);
+    # its retraining defaults and drift threshold are in compat/settings.py.
     market_data_base_url: str | None = Field(None, description="unset: River's SP500Stocks")
     market_data_timeout_seconds: float = Field(5.0, gt=0, le=60)
     market_data_retries: int = Field(3, ge=0, le=10)
     market_data_backoff_seconds: float = Field(0.2, ge=0, le=5)
-    train_symbols: str = Field("AAPL,AMZN,IBM,INTC,JNJ,JPM,KO,MSFT,WMT,XOM", min_length=1)
-    train_lookback: int = Field(750, ge=30, description="most recent observations trained on")
-    train_test_size: float = Field(0.2, ge=0, lt=1)
-    train_random_state: int = 42
-    train_cv_folds: int = Field(5, ge=1, le=20)
-    drift_threshold: float = Field(0.05, gt=0, lt=1, description="KS p-value below: drift")
     audit_max_rows: int = Field(10_000, ge=1, description="prediction audit rows kept per tenant")
     # Tracing is on only when an OTLP endpoint is configured (the exporter reads the standard
     # OTEL_* variables itself); unset costs nothing per request.

@@ -10,8 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from compat.engine import routes as engine
+from compat.ml_service import handlers as ml_service
 from shared import tenant_keys_api
-from shared.compat.routes import routes_for
 from shared.http import JSON, build_router, forward, optional_body, parse_body
 from shared.lifecycle import parse_version
 from shared.openapi import api
@@ -98,7 +99,30 @@ ROUTES = [
     Route("/api/v1/models/{model}/compare", compare, methods=["GET"]),
     Route("/api/v1/admin/reload", reload, methods=["POST"]),
     *tenant_keys_api.ROUTES,  # tenant API keys: issue, list, revoke (admin)
-    *routes_for("activate"),  # seed-compatible APIs, data sets (shared/compat)
+    # compat, ML engine (seeds 002, 004): each `engine.mount(path, ...)` serves
+    # /api/v1/engine<path>, the bare <path> and /api/v1<path> unless the core owns it
+    *engine.mount("/models", engine.models, "GET"),
+    *engine.mount("/models/{release}", engine.model_version, "GET"),
+    *engine.mount("/model/{release}", engine.model_detail, "GET"),
+    *engine.mount("/models/activate/{release}", engine.activate, "POST"),
+    *engine.mount("/admin/activate/{release}", engine.admin_activate, "POST"),
+    *engine.mount("/admin/reload", engine.admin_reload, "POST"),
+    # compat, ML service (seed 003)
+    Route(
+        "/api/v1/ml/models", ml_service.list_models, methods=["GET"], name="ml_service_list_models"
+    ),
+    Route(
+        "/api/v1/ml/models/{model_id}",
+        ml_service.get_model,
+        methods=["GET"],
+        name="ml_service_get_model",
+    ),
+    Route(
+        "/api/v1/ml/models/{model_id}/deploy",
+        ml_service.deploy,
+        methods=["POST"],
+        name="ml_service_deploy",
+    ),
 ]
 router = build_router("activate", ROUTES)
 

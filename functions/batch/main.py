@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.compat.routes import routes_for
+from compat.engine import routes as engine
+from compat.ml_service import handlers as ml_service
 from shared.errors import ApiError, unprocessable
 from shared.http import JSON, build_router, forward, parse_body
 from shared.openapi import api
@@ -65,7 +66,16 @@ async def predict_batch_multi(request: Request) -> Response:
 ROUTES = [
     Route("/api/v1/models/{model}/predict/batch", predict_batch, methods=["POST"]),
     Route("/api/v1/predict/batch", predict_batch_multi, methods=["POST"]),
-    *routes_for("batch"),  # seed-compatible APIs, data sets (shared/compat)
+    # compat, ML engine (seeds 002, 004): each `engine.mount(path, ...)` serves
+    # /api/v1/engine<path>, the bare <path> and /api/v1<path> unless the core owns it
+    *engine.mount("/predict/batch", engine.predict_batch, "POST"),
+    # compat, ML service (seed 003)
+    Route(
+        "/api/v1/ml/models/{model_id}/predict/batch",
+        ml_service.predict_batch,
+        methods=["POST"],
+        name="ml_service_predict_batch",
+    ),
 ]
 router = build_router("batch", ROUTES)
 

@@ -12,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.compat.routes import routes_for
+from compat.online import features as online_features
+from compat.online import ingestion as online_ingestion
 from shared.http import JSON, build_router, forward, idempotency_of, optional_body, parse_body
 from shared.openapi import api
 from shared.runtime import current_runtime
@@ -111,7 +112,49 @@ ROUTES = [
     Route("/api/v1/series/{series}/source", get_source, methods=["GET"]),
     Route("/api/v1/series/{series}/pull", pull, methods=["POST"]),
     Route("/api/v1/series/{series}/reset", reset, methods=["POST"]),
-    *routes_for("ingest"),  # seed-compatible APIs, data sets (shared/compat)
+    # compat, online-learning platform (seeds 000, 001): ingestion streams, features
+    Route(
+        "/api/v1/online/ingestion/{series}/next",
+        online_ingestion.next_observation,
+        methods=["GET"],
+        name="online_ingestion_next_observation",
+    ),
+    Route(
+        "/api/v1/online/ingestion/{series}/next/{crypto}",
+        online_ingestion.next_crypto,
+        methods=["GET"],
+        name="online_ingestion_next_crypto",
+    ),
+    Route(
+        "/api/v1/online/ingestion/{series}/reset",
+        online_ingestion.reset_stream,
+        methods=["POST"],
+        name="online_ingestion_reset_stream",
+    ),
+    Route(
+        "/api/v1/online/ingestion/{series}/status",
+        online_ingestion.stream_status,
+        methods=["GET"],
+        name="online_ingestion_stream_status",
+    ),
+    Route(
+        "/api/v1/online/features/info",
+        online_features.info,
+        methods=["GET"],
+        name="online_features_info",
+    ),
+    Route(
+        "/api/v1/online/features/add",
+        online_features.add,
+        methods=["POST"],
+        name="online_features_add",
+    ),
+    Route(
+        "/api/v1/online/features/series/{series_id}",
+        online_features.series,
+        methods=["GET"],
+        name="online_features_series",
+    ),
 ]
 router = build_router("ingest", ROUTES)
 

@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.compat.routes import routes_for
+from compat.engine import routes as engine
+from compat.online import models as online_models
 from shared.errors import ApiError
 from shared.http import JSON, build_router, forward
 from shared.lifecycle import parse_version
@@ -139,7 +140,27 @@ ROUTES = [
     Route("/api/v1/admin/audit", clear_audit, methods=["DELETE"]),
     Route("/", dashboard, methods=["GET"]),
     Route("/ui/{asset}", asset, methods=["GET"]),
-    *routes_for("monitoring"),  # seed-compatible APIs, data sets (shared/compat)
+    # compat, online-learning platform (seeds 000, 001)
+    Route(
+        "/api/v1/online/models/{model}/model_metrics",
+        online_models.model_metrics,
+        methods=["GET"],
+        name="online_model_model_metrics",
+    ),
+    Route(
+        "/api/v1/online/models/{model}/metrics",
+        online_models.metrics,
+        methods=["GET"],
+        name="online_model_metrics",
+    ),
+    # compat, ML engine (seeds 002, 004): each `engine.mount(path, ...)` serves
+    # /api/v1/engine<path>, the bare <path> and /api/v1<path> unless the core owns it
+    *engine.mount("/monitoring/drift", engine.drift, "GET"),
+    *engine.mount("/monitoring/history", engine.history, "GET"),
+    *engine.mount("/monitoring/freshness", engine.freshness, "GET"),
+    *engine.mount("/monitoring/latency", engine.latency, "GET"),
+    *engine.mount("/predictions/recent", engine.predictions_recent, "GET"),
+    *engine.mount("/admin/audit/clear", engine.admin_audit_clear, "DELETE"),
 ]
 router = build_router("monitoring", ROUTES)
 

@@ -12,7 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.compat.routes import routes_for
+from compat.engine import routes as engine
+from compat.ml_service import handlers as ml_service
+from compat.online import models as online_models
 from shared.http import JSON, build_router, forward, idempotency_of, parse_body
 from shared.monitoring.failures import counts_failures
 from shared.openapi import api
@@ -69,7 +71,42 @@ ROUTES = [
     Route("/api/v1/models/{model}/predict", predict, methods=["POST"]),
     Route("/api/v1/models/{model}/predict_learn", predict_learn, methods=["POST"]),
     Route("/api/v1/models/{model}/forecast", forecast, methods=["POST"]),
-    *routes_for("predict"),  # seed-compatible APIs, data sets (shared/compat)
+    # compat, online-learning platform (seeds 000, 001)
+    Route(
+        "/api/v1/online/models/{model}/predict",
+        online_models.predict,
+        methods=["POST"],
+        name="online_model_predict",
+    ),
+    Route(
+        "/api/v1/online/models/{model}/predict_learn",
+        online_models.predict_learn,
+        methods=["POST"],
+        name="online_model_predict_learn",
+    ),
+    Route(
+        "/api/v1/online/models/{model}/predict_many",
+        online_models.predict_many,
+        methods=["POST"],
+        name="online_model_predict_many",
+    ),
+    Route(
+        "/api/v1/online/models/{model}/info",
+        online_models.info,
+        methods=["GET"],
+        name="online_model_info",
+    ),
+    # compat, ML engine (seeds 002, 004): each `engine.mount(path, ...)` serves
+    # /api/v1/engine<path>, the bare <path> and /api/v1<path> unless the core owns it
+    *engine.mount("/features", engine.features, "GET"),
+    *engine.mount("/predict", engine.predict, "GET"),
+    # compat, ML service (seed 003)
+    Route(
+        "/api/v1/ml/models/{model_id}/predict",
+        ml_service.predict,
+        methods=["POST"],
+        name="ml_service_predict",
+    ),
 ]
 router = build_router("predict", ROUTES)
 

@@ -12,8 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from compat.engine import routes as engine
+from compat.ml_service import handlers as ml_service
+from compat.online import models as online_models
+from shared import datasets_api
 from shared.catalog import describe
-from shared.compat.routes import routes_for
 from shared.errors import ApiError
 from shared.http import JSON, build_router, forward, idempotency_of, parse_body
 from shared.monitoring.failures import counts_failures
@@ -117,7 +120,33 @@ ROUTES = [
     Route("/api/v1/models/{model}/learn", learn, methods=["POST"]),
     Route("/api/v1/models/{model}/train", train, methods=["POST"]),
     Route("/api/v1/jobs/{job_id}", get_job, methods=["GET"]),
-    *routes_for("train"),  # seed-compatible APIs, data sets (shared/compat)
+    # data sets (shared/datasets_api.py)
+    Route("/api/v1/datasets", datasets_api.register, methods=["POST"], name="datasets_register"),
+    Route(
+        "/api/v1/datasets",
+        datasets_api.list_datasets,
+        methods=["GET"],
+        name="datasets_list_datasets",
+    ),
+    Route(
+        "/api/v1/datasets/{dataset_id}",
+        datasets_api.get_dataset,
+        methods=["GET"],
+        name="datasets_get_dataset",
+    ),
+    # compat, online-learning platform (seeds 000, 001)
+    Route(
+        "/api/v1/online/models/{model}/train",
+        online_models.train,
+        methods=["POST"],
+        name="online_model_train",
+    ),
+    # compat, ML engine (seeds 002, 004): each `engine.mount(path, ...)` serves
+    # /api/v1/engine<path>, the bare <path> and /api/v1<path> unless the core owns it
+    *engine.mount("/admin/train", engine.admin_train, "POST"),
+    *engine.mount("/admin/train/status", engine.admin_train_status, "GET"),
+    # compat, ML service (seed 003)
+    Route("/api/v1/ml/models/train", ml_service.train, methods=["POST"], name="ml_service_train"),
 ]
 router = build_router("train", ROUTES)
 

@@ -94,6 +94,7 @@ def test_dockerignore_sends_only_what_the_image_needs() -> None:
     assert {line[1:] for line in lines if line.startswith("!")} == {
         "requirements.txt",
         "shared",
+        "compat",
         "functions",
     }
 

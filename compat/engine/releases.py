@@ -17,14 +17,15 @@ import statistics
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from shared.compat.engine_features import (
+from compat.engine.features import (
     MODEL_STEPS,
     TARGET,
     feature_names,
     model_of,
     supervised_csv,
 )
-from shared.compat.engine_schemas import EngineTrainIn
+from compat.engine.schemas import EngineTrainIn
+from compat.settings import compat_settings
 from shared.datasets import Datasets
 from shared.errors import ApiError, conflict, not_found
 from shared.executors import run_in
@@ -86,17 +87,17 @@ class Releases:
     # ----- training ----------------------------------------------------------------------
 
     async def train(self, tenant: str, body: EngineTrainIn) -> dict[str, Any]:
-        settings = self.runtime.settings
-        symbols = body.symbols or [s for s in settings.train_symbols.split(",") if s.strip()]
+        settings, defaults = self.runtime.settings, compat_settings()
+        symbols = body.symbols or [s for s in defaults.train_symbols.split(",") if s.strip()]
         symbols = list(dict.fromkeys(check_symbol(s) for s in symbols))
         params = {
             "symbols": symbols,
-            "lookback": body.lookback or settings.train_lookback,
-            "test_size": settings.train_test_size if body.test_size is None else body.test_size,
+            "lookback": body.lookback or defaults.train_lookback,
+            "test_size": defaults.train_test_size if body.test_size is None else body.test_size,
             "random_state": (
-                settings.train_random_state if body.random_state is None else body.random_state
+                defaults.train_random_state if body.random_state is None else body.random_state
             ),
-            "cv_folds": body.cv_folds or settings.train_cv_folds,
+            "cv_folds": body.cv_folds or defaults.train_cv_folds,
             "n_lags": settings.n_lags,
             "activate": body.activate,
             "market_data": self.market.source,

@@ -14,9 +14,8 @@ import re
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from shared.compat.online_schemas import (
+from compat.online.schemas import (
     OnlineStreamObservation,
     OnlineStreamReset,
     OnlineStreamStatus,
@@ -127,24 +126,3 @@ async def stream_status(request: Request) -> Response:
             "completed": bool(status.get("exhausted", False)),
         }
     )
-
-
-PREFIX = "/api/v1/online/ingestion/{series}"
-ROUTES = [
-    Route(
-        f"{PREFIX}/next",
-        next_observation,
-        methods=["GET"],
-        name="online_ingestion_next_observation",
-    ),
-    Route(
-        f"{PREFIX}/next/{{crypto}}",
-        next_crypto,
-        methods=["GET"],
-        name="online_ingestion_next_crypto",
-    ),
-    Route(f"{PREFIX}/reset", reset_stream, methods=["POST"], name="online_ingestion_reset_stream"),
-    Route(
-        f"{PREFIX}/status", stream_status, methods=["GET"], name="online_ingestion_stream_status"
-    ),
-]

@@ -14,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.compat import engine_monitoring as monitoring
-from shared.compat import engine_serving as serving
-from shared.compat.edge import Handler, mounted
-from shared.compat.engine_releases import Releases
-from shared.compat.engine_schemas import (
+from compat.edge import Handler, mounted
+from compat.engine import monitoring as monitoring
+from compat.engine import serving as serving
+from compat.engine.releases import Releases
+from compat.engine.schemas import (
     EngineActivationOut,
     EngineBatchIn,
     EngineBatchOut,
@@ -28,6 +28,7 @@ from shared.compat.engine_schemas import (
     EngineRelease,
     EngineTrainIn,
 )
+from compat.settings import compat_settings
 from shared.http import JSON, optional_body, parse_body
 from shared.limits import query_int
 from shared.market_data import check_symbol
@@ -44,6 +45,8 @@ CORE_OWNED = {
     ("/predictions/recent", "GET"),
     ("/admin/reload", "POST"),
 }
+
+compat_settings()  # validated at start-up, like the core settings
 
 
 def _symbol(request: Request) -> str:
@@ -144,7 +147,7 @@ async def drift(request: Request) -> Response:
     reports = await _per_symbol(request, monitoring.drift)
     return JSON(
         {
-            "threshold": current_runtime().settings.drift_threshold,
+            "threshold": compat_settings().drift_threshold,
             "drift_detected": any(r.get("drift") for r in reports),
             "symbols": reports,
         }
@@ -224,35 +227,11 @@ async def admin_audit_clear(request: Request) -> Response:
     return JSON({"deleted": await current_runtime().monitor.clear_audit(tenant)})
 
 
-def _mount(path: str, handler: Handler, method: str) -> list[Route]:
+def mount(path: str, handler: Handler, method: str) -> list[Route]:
+    """An engine seed endpoint at `/api/v1/engine<path>`, at the bare `<path>` and, unless the
+    core owns that path and method (`CORE_OWNED`), at `/api/v1<path>`. The function groups'
+    main.py call this once per endpoint, so each lists what it serves."""
     prefixes = ["/api/v1/engine"]
     if (path, method) not in CORE_OWNED:
         prefixes.insert(0, "/api/v1")
     return mounted(path, handler, [method], prefixes=prefixes)
-
-
-TRAIN_ROUTES = [
-    *_mount("/admin/train", admin_train, "POST"),
-    *_mount("/admin/train/status", admin_train_status, "GET"),
-]
-PREDICT_ROUTES = [
-    *_mount("/features", features, "GET"),
-    *_mount("/predict", predict, "GET"),
-]
-BATCH_ROUTES = _mount("/predict/batch", predict_batch, "POST")
-ACTIVATE_ROUTES = [
-    *_mount("/models", models, "GET"),
-    *_mount("/models/{release}", model_version, "GET"),
-    *_mount("/model/{release}", model_detail, "GET"),
-    *_mount("/models/activate/{release}", activate, "POST"),
-    *_mount("/admin/activate/{release}", admin_activate, "POST"),
-    *_mount("/admin/reload", admin_reload, "POST"),
-]
-MONITORING_ROUTES = [
-    *_mount("/monitoring/drift", drift, "GET"),
-    *_mount("/monitoring/history", history, "GET"),
-    *_mount("/monitoring/freshness", freshness, "GET"),
-    *_mount("/monitoring/latency", latency, "GET"),
-    *_mount("/predictions/recent", predictions_recent, "GET"),
-    *_mount("/admin/audit/clear", admin_audit_clear, "DELETE"),
-]

@@ -17,11 +17,10 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from shared.compat import ml_service_models as mapping
-from shared.compat.edge import ml_service_errors, ok
-from shared.compat.ml_service_schemas import (
+from compat.edge import ml_service_errors, ok
+from compat.ml_service import models as mapping
+from compat.ml_service.schemas import (
     MlBatchIn,
     MlDeployIn,
     MlEnvelope,
@@ -300,23 +299,3 @@ async def deploy(request: Request) -> Response:
         "serving": production,
     }
     return ok(data, message="Model deployed")
-
-
-PREFIX = "/api/v1/ml/models"
-TRAIN_ROUTES = [Route(f"{PREFIX}/train", train, methods=["POST"], name="ml_service_train")]
-PREDICT_ROUTES = [
-    Route(f"{PREFIX}/{{model_id}}/predict", predict, methods=["POST"], name="ml_service_predict")
-]
-BATCH_ROUTES = [
-    Route(
-        f"{PREFIX}/{{model_id}}/predict/batch",
-        predict_batch,
-        methods=["POST"],
-        name="ml_service_predict_batch",
-    )
-]
-ACTIVATE_ROUTES = [
-    Route(PREFIX, list_models, methods=["GET"], name="ml_service_list_models"),
-    Route(f"{PREFIX}/{{model_id}}", get_model, methods=["GET"], name="ml_service_get_model"),
-    Route(f"{PREFIX}/{{model_id}}/deploy", deploy, methods=["POST"], name="ml_service_deploy"),
-]

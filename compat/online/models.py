@@ -14,11 +14,10 @@ from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from shared.compat.online_metrics import prometheus_text, seed_metrics
-from shared.compat.online_presets import PRESETS, create_preset
-from shared.compat.online_schemas import (
+from compat.online.metrics import prometheus_text, seed_metrics
+from compat.online.presets import PRESETS, create_preset
+from compat.online.schemas import (
     OnlineFeaturesIn,
     OnlineForecastOut,
     OnlineModelInfo,
@@ -155,26 +154,3 @@ async def info(request: Request) -> Response:
             "available_models": sorted(PRESETS),
         }
     )
-
-
-PREFIX = "/api/v1/online/models/{model}"
-TRAIN_ROUTES = [Route(f"{PREFIX}/train", train, methods=["POST"], name="online_model_train")]
-PREDICT_ROUTES = [
-    Route(f"{PREFIX}/predict", predict, methods=["POST"], name="online_model_predict"),
-    Route(
-        f"{PREFIX}/predict_learn",
-        predict_learn,
-        methods=["POST"],
-        name="online_model_predict_learn",
-    ),
-    Route(
-        f"{PREFIX}/predict_many", predict_many, methods=["POST"], name="online_model_predict_many"
-    ),
-    Route(f"{PREFIX}/info", info, methods=["GET"], name="online_model_info"),
-]
-MONITORING_ROUTES = [
-    Route(
-        f"{PREFIX}/model_metrics", model_metrics, methods=["GET"], name="online_model_model_metrics"
-    ),
-    Route(f"{PREFIX}/metrics", metrics, methods=["GET"], name="online_model_metrics"),
-]

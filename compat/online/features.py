@@ -13,9 +13,8 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from shared.compat.online_schemas import (
+from compat.online.schemas import (
     OnlineAddIn,
     OnlineAddOut,
     OnlineFeatureInfo,
@@ -95,15 +94,3 @@ async def series(request: Request) -> Response:
     tenant = tenant_of(request)
     name = path_name(request, "series_id", "series")
     return JSON(await _series_info(tenant, name))
-
-
-ROUTES = [
-    Route("/api/v1/online/features/info", info, methods=["GET"], name="online_features_info"),
-    Route("/api/v1/online/features/add", add, methods=["POST"], name="online_features_add"),
-    Route(
-        "/api/v1/online/features/series/{series_id}",
-        series,
-        methods=["GET"],
-        name="online_features_series",
-    ),
-]

@@ -12,7 +12,7 @@ import asyncio
 import time
 from typing import Any
 
-from shared.compat.engine_features import latest_features, model_of
+from compat.engine.features import latest_features, model_of
 from shared.context import request_id_var
 from shared.errors import ApiError
 from shared.market_data import MarketData, check_symbol

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from shared.compat.engine_features import TARGET, model_of, symbol_of
-from shared.compat.engine_releases import Releases
+from compat.engine.features import TARGET, model_of, symbol_of
+from compat.engine.releases import Releases
+from compat.settings import compat_settings
 from shared.errors import ApiError
 from shared.executors import run_in
 from shared.market_data import MarketData, check_symbol
@@ -52,7 +53,7 @@ async def drift(runtime: Runtime, tenant: str, symbol: str) -> dict[str, Any]:
     market = MarketData(runtime.settings, runtime.ingest.http, runtime.executors.io)
     recent = np.asarray((await market.returns(symbol, RECENT_DAYS)).values, dtype=float)
     statistic, p_value = ks(reference, recent)
-    threshold = runtime.settings.drift_threshold
+    threshold = compat_settings().drift_threshold
     return {
         **report,
         "drift": p_value < threshold,
