@@ -66,7 +66,7 @@ def _operation(route: Route, method: str, doc: ApiDoc | None) -> dict[str, Any]:
         for p in route.param_convertors
     ]
     admin = "/admin/" in route.path.split("{", 1)[0]  # the edge's admin prefixes (security)
-    # compat routes at a seed's bare path (no /api/v1) are tenant-scoped too (shared/compat)
+    # compat routes at a seed's bare path (no /api/v1) are tenant-scoped too (compat/)
     if route.path.startswith("/api/") or (doc is not None and doc.tag == "compat"):
         params.insert(
             0,

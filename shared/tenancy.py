@@ -13,7 +13,7 @@ TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-# Set by the edge on the ASGI scope (shared/http.py, shared/compat/edge.py): whether tenants
+# Set by the edge on the ASGI scope (shared/http.py, compat/edge.py): whether tenants
 # must authenticate (TENANT_AUTH=keys), the tenant whose X-Tenant-Key was verified, and that
 # the admin key was (admin routes act for any tenant).
 SCOPE_KEYS_REQUIRED = "ml.tenant_keys"
@@ -31,7 +31,7 @@ def tenant_of(request: Request) -> str:
         and not scope.get(SCOPE_ADMIN)
     ):
         # Fail closed: a route the edge did not authenticate (a path outside /api/v1 that
-        # does not go through shared.compat.edge.outside_api) never serves a claimed tenant.
+        # does not go through compat.edge.outside_api) never serves a claimed tenant.
         raise ApiError(
             401, "tenant_not_authenticated", "this route needs the tenant's X-Tenant-Key"
         )
