@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from starlette.requests import Request
@@ -26,6 +27,7 @@ from shared.online import OnlineModels
 from shared.outbound import outbound_policy
 from shared.registry import Registry, open_registry
 from shared.registry.base import RegistryError
+from shared.serving import Serving
 from shared.settings import Settings, get_settings
 from shared.state import StateStore, StateUnavailable, open_state_store
 from shared.state.series import open_series_state
@@ -52,6 +54,7 @@ class Runtime:
     data: DataAccess  # every file a tenant names resolves here (its own folder only)
     degraded: DegradedModels  # models whose predictions are not finite (shared/degraded.py)
     executors: Executors  # the process's bounded pools, shut down with the runtime
+    serving: Serving  # the data plane: every route predicts, learns and forecasts through it
 
 
 _runtime: Runtime | None = None
@@ -71,13 +74,6 @@ def current_runtime() -> Runtime:
             settings.state_timeout_seconds,
             settings.state_breaker_cooldown_seconds,
         )
-        models = OnlineModels(
-            store,
-            cache_size=settings.model_cache_size,
-            snapshot_every=settings.snapshot_every,
-            idempotency_ttl=settings.idempotency_ttl_seconds,
-            cpu=executors.cpu,
-        )
         registry = open_registry(settings.model_registry_uri, executor=executors.io)
         events = open_event_bus(
             settings.nats_url,
@@ -86,28 +82,42 @@ def current_runtime() -> Runtime:
             executor=executors.io,
         )
         monitor = Monitor(store, events, audit_max_rows=settings.audit_max_rows, cpu=executors.cpu)
-        models.observer = monitor
+        degraded = DegradedModels(store, events)
+        models = OnlineModels(
+            store,
+            cache_size=settings.model_cache_size,
+            snapshot_every=settings.snapshot_every,
+            idempotency_ttl=settings.idempotency_ttl_seconds,
+            cpu=executors.cpu,
+            observer=monitor,
+            report_degraded=degraded.report,
+        )
+
+        async def promote(tenant: str, model: str, blob: bytes, meta: dict[str, Any]) -> int:
+            # bound late: the lifecycle is built with the challengers it starts and stops
+            return await lifecycle.promote(tenant, model, blob, meta)
+
+        challengers = Challengers(
+            models,
+            promote,
+            promote_margin=settings.challenger_promote_margin,
+            window=settings.challenger_window,
+        )
         lifecycle = Lifecycle(
             models,
             registry,
             events,
+            challengers=challengers,
+            degraded=degraded,
             lock_ttl_seconds=settings.lifecycle_lock_ttl_seconds,
             lock_wait_seconds=settings.lifecycle_lock_wait_seconds,
         )
-        degraded = DegradedModels(store, events)
-        models.report_degraded = degraded.report
-        lifecycle.degraded = degraded
-        lifecycle.challengers = Challengers(
-            models,
-            lifecycle,
-            promote_margin=settings.challenger_promote_margin,
-            window=settings.challenger_window,
-        )
+        serving = Serving(models, challengers, lifecycle, monitor)
         data = DataAccess(data_root_uri(settings))
         jobs = Jobs(store, lifecycle, events, settings, data, executors)
         ingest = Ingest(
             open_series_state(store),
-            models,
+            serving,
             lifecycle,
             events,
             settings.n_lags,
@@ -131,6 +141,7 @@ def current_runtime() -> Runtime:
             ingest,
             loop,
             monitor,
+            serving=serving,
             tenant_keys=tenant_keys,
             tenant_auth=tenant_auth,
             data=data,

@@ -76,9 +76,7 @@ async def delete_alias(request: Request) -> Response:
 async def compare(request: Request) -> Response:
     """Champion vs challenger on the same prequential samples (MAE/RMSE or accuracy)."""
     tenant, name = tenant_of(request), path_name(request)
-    challengers = current_runtime().lifecycle.challengers
-    assert challengers is not None
-    return JSON(await challengers.compare(tenant, name))
+    return JSON(await current_runtime().lifecycle.compare(tenant, name))
 
 
 @api("admin", response=ReloadOut)

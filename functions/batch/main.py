@@ -34,7 +34,7 @@ async def predict_batch(request: Request) -> Response:
     tenant, name = tenant_of(request), path_name(request)
     body = await parse_body(request, BatchRequest)
     _check_size(len(body.instances))
-    return JSON(await current_runtime().models.predict_batch(tenant, name, body.instances))
+    return JSON(await current_runtime().serving.predict_batch(tenant, name, body.instances))
 
 
 @api("batch", body=MultiBatchRequest, response=BatchOut)
@@ -47,7 +47,7 @@ async def predict_batch_multi(request: Request) -> Response:
     for index, item in enumerate(body.items):
         by_model[item.model].append(index)
     results: list[dict[str, Any]] = [{} for _ in body.items]
-    models = current_runtime().models
+    models = current_runtime().serving
     for name, indexes in by_model.items():
         try:
             answer = await models.predict_batch(tenant, name, [body.items[i].x for i in indexes])

@@ -5,8 +5,6 @@ Entry point: `functions-framework --asgi --target app --source functions/predict
 
 from __future__ import annotations
 
-import time
-
 import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,15 +27,9 @@ async def predict(request: Request) -> Response:
     `?version=N` or `?alias=champion` predicts with that registered version as frozen."""
     tenant, name = tenant_of(request), path_name(request)
     body = await parse_body(request, PredictRequest)
-    runtime = current_runtime()
     version, alias = request.query_params.get("version"), request.query_params.get("alias")
-    if version is None and alias is None:
-        return JSON(await runtime.models.predict(tenant, name, body.x))
-    started = time.perf_counter()
-    pinned = await runtime.lifecycle.resolve(tenant, name, version, alias)
-    answer = await runtime.lifecycle.predict_version(tenant, name, pinned, body.x)
-    runtime.monitor.predicted(tenant, name, "predict", started, body.x, answer)  # audited too
-    return JSON(answer)
+    serving = current_runtime().serving
+    return JSON(await serving.predict(tenant, name, body.x, version=version, alias=alias))
 
 
 @api("predict", body=Sample, response=PredictionOut)
@@ -46,7 +38,7 @@ async def predict_learn(request: Request) -> Response:
     """Prequential: predict with the state before this sample, then learn it."""
     tenant, name = tenant_of(request), path_name(request)
     body = await parse_body(request, Sample)
-    result = await current_runtime().lifecycle.predict_learn(
+    result = await current_runtime().serving.predict_learn(
         tenant, name, body.x, body.y, idempotency_of(request)
     )
     return JSON(result)
@@ -62,7 +54,7 @@ async def forecast(request: Request) -> Response:
     runtime = current_runtime()
     if body.series is not None:
         return JSON(await runtime.ingest.lag_forecast(tenant, name, body.series, body.horizon))
-    return JSON(await runtime.models.forecast(tenant, name, body.horizon, body.xs))
+    return JSON(await runtime.serving.forecast(tenant, name, body.horizon, body.xs))
 
 
 ROUTES = [

@@ -83,7 +83,7 @@ async def learn(request: Request) -> Response:
     """Learn one {x, y} or many {samples} in order; the append is the acknowledgement."""
     tenant, name = tenant_of(request), path_name(request)
     body = await parse_body(request, LearnRequest)
-    result = await current_runtime().models.learn(
+    result = await current_runtime().serving.learn(
         tenant, name, body.as_samples(), idempotency_of(request)
     )
     return JSON(result)
