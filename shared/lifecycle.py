@@ -16,7 +16,7 @@ import uuid
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from shared import learning, limits, param_bounds, spec_proof
+from shared import catalog, learning, limits, spec_proof
 from shared.challenger import Challengers
 from shared.errors import ApiError, conflict, not_found, unprocessable
 from shared.events import EventBus
@@ -86,7 +86,7 @@ class Lifecycle:
     # ----- definitions -------------------------------------------------------------------
 
     async def create(self, tenant: str, spec: ModelSpec) -> dict[str, Any]:
-        param_bounds.check_spec([step.model_dump() for step in spec.steps])  # no I/O yet
+        catalog.check_bounds([step.model_dump() for step in spec.steps])  # no I/O yet
         limits.check_model_count(len(await self.registry.list_models(tenant)))
         # built, learned and predicted once off the event loop: a spec that cannot work is
         # a 422 here, never a model that fails on every call

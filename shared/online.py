@@ -1,4 +1,4 @@
-"""Online models served from a snapshot + learn log (DESIGN §4).
+"""Online models served from a snapshot + learn log (architecture.md §4).
 
 A warm instance keeps each model in memory with the `seq` it has applied. Before serving it
 applies the log after that seq; its in-memory model only ever advances by applying the log

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from starlette.requests import Request
-from starlette.responses import Response
 
 from shared.challenger import Challengers
 from shared.data_access import DataAccess, data_root_uri
@@ -26,10 +24,9 @@ from shared.monitoring.monitor import Monitor
 from shared.online import OnlineModels
 from shared.outbound import outbound_policy
 from shared.registry import Registry, open_registry
-from shared.registry.base import RegistryError
 from shared.serving import Serving
 from shared.settings import Settings, get_settings
-from shared.state import StateStore, StateUnavailable, open_state_store
+from shared.state import StateStore, open_state_store
 from shared.state.series import open_series_state
 from shared.state.tenant_keys import open_key_records
 from shared.tenant_auth import TenantAuth
@@ -168,42 +165,3 @@ async def reset_runtime() -> None:
         await _runtime.store.close()
         _runtime.executors.shutdown()
     _runtime = None
-
-
-async def ready(request: Request) -> Response:
-    """Readiness: the state store, the registry and the event bus answer (503 if not)."""
-    from shared.http import JSON
-
-    runtime = current_runtime()
-    checks: dict[str, str] = {}
-    try:
-        await runtime.store.ping()
-        checks["state"] = "ok"
-    except StateUnavailable as exc:
-        checks["state"] = str(exc)
-    try:
-        await runtime.registry.ping()
-        checks["registry"] = "ok"
-    except RegistryError as exc:
-        checks["registry"] = f"unreachable: {exc}"
-    # The bus exposes no NATS probe: NATS down is not "not ready" (the outbox keeps events),
-    # so report the backlog, which grows while NATS is unreachable; reading it fails only
-    # when the outbox (in the state store) does.
-    events: dict[str, object] = {"bus": "nats" if runtime.settings.nats_url else "local-log"}
-    try:
-        events["backlog"] = await runtime.events.backlog()
-        checks["events"] = "ok"
-    except Exception as exc:
-        checks["events"] = f"unreachable: {exc.__class__.__name__}"
-    ok = all(v == "ok" for v in checks.values())
-    # a degraded model is reported, not a reason to take the instance out of service
-    degraded = runtime.degraded.summary(with_names=runtime.settings.env != "prod")
-    return JSON(
-        {
-            "status": "ready" if ok else "not_ready",
-            "checks": checks,
-            "details": {"events": events, "degraded_models": degraded},
-        },
-        status_code=200 if ok else 503,
-        headers=None if ok else {"Retry-After": "2"},
-    )

@@ -11,8 +11,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shared import tenant_keys_api
+from shared.app import build_router
 from shared.compat.routes import routes_for
-from shared.http import JSON, build_router, forward, optional_body, parse_body
+from shared.http import JSON, forward, optional_body, parse_body
 from shared.lifecycle import parse_version
 from shared.openapi import api
 from shared.runtime import current_runtime

@@ -13,9 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shared.app import build_router
 from shared.compat.routes import routes_for
 from shared.errors import ApiError, unprocessable
-from shared.http import JSON, build_router, forward, parse_body
+from shared.http import JSON, forward, parse_body
 from shared.openapi import api
 from shared.runtime import current_runtime
 from shared.schemas import BatchOut, BatchRequest, MultiBatchRequest

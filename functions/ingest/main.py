@@ -12,8 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shared.app import build_router
 from shared.compat.routes import routes_for
-from shared.http import JSON, build_router, forward, idempotency_of, optional_body, parse_body
+from shared.http import JSON, forward, idempotency_of, optional_body, parse_body
 from shared.openapi import api
 from shared.runtime import current_runtime
 from shared.schemas import ObservationsRequest, PullRequest, SeriesRequest, SubscribeRequest

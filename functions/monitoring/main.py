@@ -14,9 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shared.app import build_router
 from shared.compat.routes import routes_for
 from shared.errors import ApiError
-from shared.http import JSON, build_router, forward
+from shared.http import JSON, forward
 from shared.lifecycle import parse_version
 from shared.limits import query_int
 from shared.monitoring import views
