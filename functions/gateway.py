@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from shared.http import build_router
+from shared.app import build_router
 
 GROUPS = ("train", "predict", "batch", "activate", "ingest", "monitoring")
 

@@ -376,6 +376,17 @@ KINDS: dict[str, Kind] = {
         _kind("rmsprop", "optimizer", optim.RMSProp, "RMSProp", overrides={"lr": "float"}),
     ]
 }
+# the kinds that hold `n_models` estimators: nested ensembles multiply (MAX_ENSEMBLE_MODELS)
+ENSEMBLES = frozenset(
+    name
+    for name, kind in KINDS.items()
+    if any(p in kind.params for p in param_bounds.ENSEMBLE_SIZE)
+)
+
+
+def check_bounds(steps: list[Mapping[str, Any]]) -> None:
+    """Every parameter of a spec, nested ones included, within its bound (422 if not)."""
+    param_bounds.check_spec(steps, ENSEMBLES)
 
 
 def describe() -> list[dict[str, Any]]:
@@ -509,7 +520,7 @@ def build_model(spec: Mapping[str, Any], role: Role | None = None) -> tuple[Blue
     if not isinstance(steps, list) or not steps:
         raise unprocessable("spec.steps must be a non-empty list", "invalid_spec")
     if role is None:  # the whole spec, nested ones included, before anything is built
-        param_bounds.check_spec([s for s in steps if isinstance(s, Mapping)])
+        check_bounds([s for s in steps if isinstance(s, Mapping)])
     if role == "optimizer":
         if len(steps) != 1:
             raise unprocessable("an optimizer is a single step", "invalid_spec")

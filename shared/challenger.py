@@ -1,6 +1,8 @@
-"""Champion / challenger: while a `challenger` alias is set, every predict_learn also scores
-the challenger on the same sample (a shadow online model, never returned), both keep
-learning, and their errors are compared side by side; optional automatic promotion.
+"""Champion / challenger: while a `challenger` alias is set, every sample the champion learns
+(learn, predict_learn, the ingest fan-out: `shared/serving.py` tells this module) the shadow
+learns too, every predict_learn also scores the challenger on the same sample (a shadow
+online model, never returned), and their errors are compared side by side; optional
+automatic promotion.
 
 The shadow is an online model named `<model>@challenger` in the state store ('@' is not
 allowed in model names, so it can never clash); its learn log is its own.
@@ -12,16 +14,23 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from shared.errors import ApiError
-from shared.lifecycle import Lifecycle
 from shared.online import OnlineModels
+from shared.schemas import Sample
 from shared.state.base import Idempotency
 
 log = logging.getLogger("ml.challenger")
 COMPARE = "compare"
 CHECK_SECONDS = 2.0  # how stale an instance's "is there a challenger?" answer may be
+
+
+# (tenant, model, blob, meta) -> the version number the challenger's state became, activated
+# and with the challenger alias removed. A callable, not the lifecycle: the lifecycle starts
+# and stops the shadow, so importing it here would close an import circle.
+Promote = Callable[[str, str, bytes, dict[str, Any]], Awaitable[int]]
 
 
 def shadow_name(model: str) -> str:
@@ -32,19 +41,20 @@ class Challengers:
     def __init__(
         self,
         models: OnlineModels,
-        lifecycle: Lifecycle,
+        promote: Promote,
         *,
         promote_margin: float | None,
         window: int,
     ) -> None:
-        self.models, self.lifecycle = models, lifecycle
+        self.models, self.promote = models, promote
         self.promote_margin, self.window = promote_margin, window
         self._known: dict[tuple[str, str], tuple[float, bool]] = {}
 
-    async def start(self, tenant: str, model: str, version: int) -> None:
-        """(Re)start the shadow from the challenger version's artifact; counters restart."""
-        definition = await self.lifecycle.record(tenant, model)
-        blob = await self.lifecycle.artifact(tenant, model, version)
+    async def start(
+        self, tenant: str, model: str, version: int, definition: dict[str, Any], blob: bytes
+    ) -> None:
+        """(Re)start the shadow from the challenger version's artifact `blob` (`definition`
+        is the champion's record); counters restart."""
         record = {
             **definition,
             "name": shadow_name(model),
@@ -70,23 +80,41 @@ class Challengers:
         self._known[tenant, model] = (time.monotonic() + CHECK_SECONDS, exists)
         return exists
 
-    async def predict_learn(
-        self, tenant: str, model: str, x: Any, y: Any, idempotency: Idempotency | None
-    ) -> dict[str, Any]:
-        answer = await self.models.predict_learn(tenant, model, x, y, idempotency)
+    async def predict_learned(
+        self,
+        tenant: str,
+        model: str,
+        x: Any,
+        y: Any,
+        idempotency: Idempotency | None,
+        answer: dict[str, Any],
+    ) -> None:
+        """The champion answered `answer` for (x, y): the shadow predicts and learns the same
+        sample and both predictions are scored."""
         if not await self.active(tenant, model):
-            return answer
+            return
         try:
             # the same Idempotency-Key on the shadow's own log: a retry is a replay there too
             shadow = await self.models.predict_learn(tenant, shadow_name(model), x, y, idempotency)
         except ApiError as exc:  # the shadow never fails the champion's request
             log.warning("challenger of %s/%s failed: %s", tenant, model, exc.message)
-            return answer
+            return
         classifier = "proba" in answer
         await self._score(
             tenant, model, y, classifier, answer.get("prediction"), shadow.get("prediction")
         )
-        return answer
+
+    async def learned(
+        self, tenant: str, model: str, samples: list[Sample], idempotency: Idempotency | None
+    ) -> None:
+        """The champion learned `samples`: the shadow learns them too (nothing to score, no
+        prediction was made), so both sides stay fed by the same stream."""
+        if not await self.active(tenant, model):
+            return
+        try:
+            await self.models.learn(tenant, shadow_name(model), samples, idempotency)
+        except ApiError as exc:  # the shadow never fails the champion's request
+            log.warning("challenger of %s/%s failed: %s", tenant, model, exc.message)
 
     async def _score(
         self, tenant: str, model: str, y: Any, classifier: bool, champion: Any, challenger: Any
@@ -105,10 +133,10 @@ class Challengers:
         if self.promote_margin is not None:
             await self._maybe_promote(tenant, model)
 
-    async def compare(self, tenant: str, model: str) -> dict[str, Any]:
-        record = await self.lifecycle.record(tenant, model)
+    async def compare(
+        self, tenant: str, model: str, champion_version: Any, challenger_version: Any
+    ) -> dict[str, Any]:
         counters = await self.models.store.get_counters(COMPARE, tenant, model)
-        aliases = (await self.lifecycle.versions(tenant, model))["aliases"]
         n = int(counters.get("n", 0))
 
         def side(name: str, version: Any) -> dict[str, Any]:
@@ -122,8 +150,8 @@ class Challengers:
 
         return {
             "name": model,
-            "champion": side("champion", record.get("version")),
-            "challenger": side("challenger", aliases.get("challenger"))
+            "champion": side("champion", champion_version),
+            "challenger": side("challenger", challenger_version)
             if await self.active(tenant, model)
             else None,
             "auto_promotion": {"margin": self.promote_margin, "window": self.window},
@@ -158,11 +186,7 @@ class Challengers:
                     "samples": n,
                 },
             }
-            version = await self.lifecycle.add_trained_version(tenant, model, blob, meta)
-            await self.lifecycle.activate(tenant, model, version["version"])
-            await self.lifecycle.delete_alias(tenant, model, "challenger")  # stops the shadow
-            log.info(
-                "promoted challenger of %s/%s as version %s", tenant, model, version["version"]
-            )
+            version = await self.promote(tenant, model, blob, meta)
+            log.info("promoted challenger of %s/%s as version %s", tenant, model, version)
         finally:
             await self.models.store.release_lock(f"{{{tenant}:{model}}}:promote")

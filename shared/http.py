@@ -13,7 +13,7 @@ import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette._utils import get_route_path  # the path routes match (root_path removed)
@@ -185,18 +185,40 @@ class _Exchange:
         await self.send(message)
 
 
+class Authenticator(Protocol):
+    async def authenticate(self, tenant: str, sent: str | None) -> None:
+        """Return if `sent` is a valid key of `tenant`, else raise 401/403."""
+
+
+class RateLimiter(Protocol):
+    async def rate_limit(self, tenant: str, per_minute: int) -> int:
+        """0 if the tenant may go on, else the microseconds to wait."""
+
+
+class EdgeServices(Protocol):
+    """What the edge needs of the process runtime. A Protocol, not the runtime itself: the
+    runtime builds every layer, so importing it here would close an import circle."""
+
+    @property
+    def tenant_auth(self) -> Authenticator: ...
+
+    @property
+    def store(self) -> RateLimiter: ...
+
+
 class FunctionApp:
     """One function group as plain ASGI: request id, traceparent, CORS, body-size limit, admin
     key, tenant key, per-tenant rate limit, routing, the error envelope and one access-log line.
     (Starlette's app stack is skipped on purpose: it costs more per request than a predict.)"""
 
-    def __init__(self, group: str, routes: Sequence[Route]) -> None:
-        from shared.runtime import current_runtime  # the runtime imports the state layer
-
+    def __init__(
+        self, group: str, routes: Sequence[Route], services: Callable[[], EdgeServices]
+    ) -> None:
         self.group = group
         self.routes = list(routes)
         self.admin_prefixes = admin_prefixes(r.path for r in self.routes)
-        self._runtime = current_runtime
+        # called per request: the runtime is built on first use, once per event loop
+        self._runtime = services
         self._edge: _Edge | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -307,7 +329,7 @@ class FunctionApp:
             admin = path.startswith(self.admin_prefixes)  # every admin route of the group
             if path.startswith(_API_PREFIX) and tenant is None:
                 raw_tenant = headers.get(b"x-tenant-id")
-                # DESIGN §3: every /api route is tenant-scoped; an admin route is authorised
+                # architecture.md §3: every /api route is tenant-scoped; an admin route is authorised
                 # by the admin key and needs X-Tenant-ID only if it acts on the caller's
                 # tenant (its handler's tenant_of says so)
                 if not admin or raw_tenant is not None:
@@ -503,10 +525,15 @@ def _configure_process(settings: Settings) -> None:
         warn_if_closed(settings)
 
 
-def build_router(group: str, routes: Sequence[Route]) -> FunctionApp:
-    """One function group's ASGI app: its routes plus /health, /ready, /metrics, OpenAPI."""
-    from shared.runtime import ready  # the runtime imports the state layer; keep http light
-
+def build_router(
+    group: str,
+    routes: Sequence[Route],
+    *,
+    services: Callable[[], EdgeServices],
+    ready: Callable[[Request], Awaitable[Response]],
+) -> FunctionApp:
+    """One function group's ASGI app: its routes plus /health, /ready, /metrics, OpenAPI.
+    `services` and `ready` come from the runtime (shared/app.py joins the two)."""
     settings = get_settings()  # validate the configuration at start-up, not on first request
     _configure_process(settings)
     document = openapi_document(routes, f"online-ml {group}")
@@ -524,7 +551,7 @@ def build_router(group: str, routes: Sequence[Route]) -> FunctionApp:
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
     ]
-    return FunctionApp(group, [*routes, *common])
+    return FunctionApp(group, [*routes, *common], services)
 
 
 class _Forward(Response):

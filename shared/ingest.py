@@ -20,8 +20,8 @@ from shared.events import EventBus
 from shared.executors import run_in
 from shared.lifecycle import Lifecycle
 from shared.numbers import check_number
-from shared.online import OnlineModels
 from shared.outbound import OutboundPolicy
+from shared.serving import Serving
 from shared.sources import (
     DatasetSource,
     FileSource,
@@ -45,7 +45,7 @@ def lag_features(lags: list[float]) -> dict[str, float]:
 @dataclass
 class Ingest:
     series: SeriesState
-    models: OnlineModels
+    serving: Serving  # the data plane: the fan-out learns through it (the shadow sees it)
     lifecycle: Lifecycle
     events: EventBus
     default_lags: int
@@ -232,7 +232,7 @@ class Ingest:
                 "observe more values first",
                 "window_not_full",
             )
-        return await self.models.recursive_forecast(tenant, model, window, horizon)
+        return await self.serving.recursive_forecast(tenant, model, window, horizon)
 
     async def _tasks(self, tenant: str, models: list[str]) -> dict[str, str | ApiError]:
         """Each subscriber's task, read once per request (a deleted model fails its entry)."""
@@ -269,7 +269,7 @@ class Ingest:
                 else:
                     return model, None  # window not full yet: regressors wait
                 model_key = Idempotency(f"{key.key}:{model}", key.body_hash) if key else None
-                answer = await self.lifecycle.predict_learn(tenant, model, x, value, model_key)
+                answer = await self.serving.predict_learn(tenant, model, x, value, model_key)
                 return model, answer
             except ApiError as exc:
                 return model, {"error": {"code": exc.code, "message": exc.message}}

@@ -16,7 +16,8 @@ import uuid
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from shared import learning, limits, param_bounds, spec_proof
+from shared import catalog, learning, limits, spec_proof
+from shared.challenger import Challengers
 from shared.errors import ApiError, conflict, not_found, unprocessable
 from shared.events import EventBus
 from shared.executors import run_in
@@ -32,12 +33,10 @@ from shared.registry.base import (
     raise_high_water,
 )
 from shared.schemas import ModelSpec
-from shared.state.base import Idempotency
 from shared.state_loss import StateLoss, log_loss, loss_report
 from shared.tenancy import NAME_PATTERN, check_name
 
 if TYPE_CHECKING:
-    from shared.challenger import Challengers
     from shared.degraded import DegradedModels
 
 RESERVED_ALIASES = {"active", "live"}
@@ -62,6 +61,8 @@ class Lifecycle:
         registry: Registry,
         events: EventBus,
         *,
+        challengers: Challengers | None = None,
+        degraded: DegradedModels | None = None,
         lock_ttl_seconds: float = 60.0,
         lock_wait_seconds: float = 2.0,
     ) -> None:
@@ -77,23 +78,15 @@ class Lifecycle:
         self._frozen: OrderedDict[tuple[str, str, Any, int], tuple[Any, Any]] = OrderedDict()
         models.recover = self.recover
         models.compacted = self._compacted
-        # set by the runtime: the shadow scoring of a `challenger` alias
-        self.challengers: Challengers | None = None
-        # set by the runtime: models flagged degraded (a new incarnation starts afresh)
-        self.degraded: DegradedModels | None = None
-
-    async def predict_learn(
-        self, tenant: str, name: str, x: Any, y: Any, idempotency: Idempotency | None
-    ) -> dict[str, Any]:
-        """Prequential step on the live model (and its challenger's shadow, if any)."""
-        if self.challengers is not None:
-            return await self.challengers.predict_learn(tenant, name, x, y, idempotency)
-        return await self.models.predict_learn(tenant, name, x, y, idempotency)
+        # the shadow of a `challenger` alias, started and stopped with the alias
+        self.challengers = challengers
+        # models flagged degraded (a new incarnation starts afresh)
+        self.degraded = degraded
 
     # ----- definitions -------------------------------------------------------------------
 
     async def create(self, tenant: str, spec: ModelSpec) -> dict[str, Any]:
-        param_bounds.check_spec([step.model_dump() for step in spec.steps])  # no I/O yet
+        catalog.check_bounds([step.model_dump() for step in spec.steps])  # no I/O yet
         limits.check_model_count(len(await self.registry.list_models(tenant)))
         # built, learned and predicted once off the event loop: a spec that cannot work is
         # a 422 here, never a model that fails on every call
@@ -319,7 +312,9 @@ class Lifecycle:
                 tenant, name, lambda d: d.setdefault("aliases", {}).__setitem__(alias, version)
             )
             if alias == "challenger" and self.challengers is not None:
-                await self.challengers.start(tenant, name, version)
+                definition = await self.record(tenant, name)
+                blob = await self.artifact(tenant, name, version)
+                await self.challengers.start(tenant, name, version, definition, blob)
         return {"name": name, "aliases": doc.get("aliases", {})}
 
     async def delete_alias(self, tenant: str, name: str, alias: str) -> dict[str, Any]:
@@ -334,6 +329,24 @@ class Lifecycle:
             if alias == "challenger" and self.challengers is not None:
                 await self.challengers.stop(tenant, name)
         return {"name": name, "aliases": doc.get("aliases", {})}
+
+    async def promote(self, tenant: str, name: str, blob: bytes, meta: dict[str, Any]) -> int:
+        """A challenger's live state becomes a version, is activated, and its alias goes
+        (which stops the shadow); the version number. Passed to `Challengers` as a callable."""
+        version = (await self.add_trained_version(tenant, name, blob, meta))["version"]
+        await self.activate(tenant, name, version)
+        await self.delete_alias(tenant, name, "challenger")
+        return int(version)
+
+    async def compare(self, tenant: str, name: str) -> dict[str, Any]:
+        """Champion vs challenger on the same prequential samples (GET .../compare)."""
+        if self.challengers is None:
+            raise not_found("challenger", name)
+        record = await self.record(tenant, name)
+        aliases = (await self.versions(tenant, name))["aliases"]
+        return await self.challengers.compare(
+            tenant, name, record.get("version"), aliases.get("challenger")
+        )
 
     async def resolve(self, tenant: str, name: str, version: str | None, alias: str | None) -> int:
         if version is not None:

@@ -1,4 +1,4 @@
-"""Online models served from a snapshot + learn log (DESIGN §4).
+"""Online models served from a snapshot + learn log (architecture.md §4).
 
 A warm instance keeps each model in memory with the `seq` it has applied. Before serving it
 applies the log after that seq; its in-memory model only ever advances by applying the log
@@ -95,6 +95,8 @@ class OnlineModels:
         idempotency_ttl: int = 86400,
         recover: Recover | None = None,
         cpu: Executor | None = None,
+        observer: Observer | None = None,
+        report_degraded: ReportDegraded | None = None,
     ) -> None:
         self.store = store
         self.cpu = cpu  # CPU_WORKERS: builds, learn batches, cold loads (shared/executors.py)
@@ -104,9 +106,9 @@ class OnlineModels:
         # Told after each compaction (the registry records how far the store got).
         self.compacted: Compacted | None = None
         # Told about every prediction and learn (shared/monitoring); buffers, never awaits.
-        self.observer: Observer = NullObserver()
+        self.observer: Observer = observer if observer is not None else NullObserver()
         # Told when a model answers a non-finite prediction (shared/degraded.py).
-        self.report_degraded: ReportDegraded | None = None
+        self.report_degraded = report_degraded
         self.cache_size = cache_size
         self.snapshot_every = snapshot_every
         self.idempotency_ttl = idempotency_ttl

@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 F = TypeVar("F", bound=Callable[..., Any])
 REF = "#/components/schemas/{model}"
-# the only routes that need no X-Tenant-ID (DESIGN §3): probes, metrics, docs, the dashboard
+# the only routes that need no X-Tenant-ID (architecture.md §3): probes, metrics, docs, the dashboard
 PUBLIC_PATHS = {"/", "/health", "/ready", "/metrics", "/openapi.json", "/docs"}
 PUBLIC_PREFIXES = ("/static/", "/dashboard")
 

@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from shared.errors import ApiError
-
-if TYPE_CHECKING:
-    from shared.settings import Settings
 
 SETTING = "TICKER_ALLOWED_HOSTS"
 _HOST = r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])"
@@ -125,6 +122,15 @@ __all__ = [
 ]
 
 
-def outbound_policy(settings: Settings) -> OutboundPolicy:
+class AllowedHosts(Protocol):
+    """The one setting read here. A Protocol, not shared.settings.Settings: the settings
+    validate TICKER_ALLOWED_HOSTS with this module's parser, so importing them here would
+    close an import circle."""
+
+    @property
+    def ticker_allowed_hosts(self) -> str: ...
+
+
+def outbound_policy(settings: AllowedHosts) -> OutboundPolicy:
     """TICKER_ALLOWED_HOSTS as a policy (validated at start-up by Settings)."""
     return OutboundPolicy(parse_allowed(settings.ticker_allowed_hosts))

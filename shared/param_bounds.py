@@ -8,7 +8,7 @@ parameter and its range. Ranges that are operator settings name their variable.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,7 +170,9 @@ def _nested(value: Any) -> list[Mapping[str, Any]] | None:
     return None
 
 
-def _walk(steps: list[Mapping[str, Any]], depth: int, settings: Settings) -> int:
+def _walk(
+    steps: list[Mapping[str, Any]], depth: int, settings: Settings, ensembles: Collection[str]
+) -> int:
     """Check every parameter; return the estimators one sample reaches (ensembles multiply)."""
     if depth > MAX_SPEC_NESTING:
         raise unprocessable(f"specs nest at most {MAX_SPEC_NESTING} deep", "parameter_out_of_range")
@@ -180,13 +182,13 @@ def _walk(steps: list[Mapping[str, Any]], depth: int, settings: Settings) -> int
         params = step.get("params") or {}
         if not isinstance(params, Mapping):
             continue  # the catalog says what is wrong with it
-        size = ENSEMBLE_SIZE["n_models"] if _is_ensemble(kind) else 1
+        size = ENSEMBLE_SIZE["n_models"] if kind in ensembles else 1
         inner = 1
         for param, value in params.items():
             where = f"{kind}.params.{param}"
             nested = _nested(value)
             if nested is not None:
-                inner = max(inner, _walk(nested, depth + 1, settings))
+                inner = max(inner, _walk(nested, depth + 1, settings, ensembles))
                 continue
             _check_param(where, str(param), value, settings)
             if param in ENSEMBLE_SIZE and is_number(value):
@@ -195,18 +197,15 @@ def _walk(steps: list[Mapping[str, Any]], depth: int, settings: Settings) -> int
     return widest
 
 
-def _is_ensemble(kind: Any) -> bool:
-    from shared.catalog import KINDS  # the catalog imports this module
-
-    known = KINDS.get(kind) if isinstance(kind, str) else None
-    return known is not None and any(p in known.params for p in ENSEMBLE_SIZE)
-
-
-def check_spec(steps: list[Mapping[str, Any]], settings: Settings | None = None) -> None:
+def check_spec(
+    steps: list[Mapping[str, Any]], ensembles: Collection[str], settings: Settings | None = None
+) -> None:
     """422 `parameter_out_of_range` for the first parameter out of its range, or when nested
-    ensembles would hold more than MAX_ENSEMBLE_MODELS estimators in all."""
+    ensembles would hold more than MAX_ENSEMBLE_MODELS estimators in all. `ensembles`: the
+    kinds that hold `n_models` estimators, given by the catalog (which imports this module,
+    so it cannot be imported here)."""
     settings = settings or get_settings()
-    total = _walk(steps, 1, settings)
+    total = _walk(steps, 1, settings, ensembles)
     if total > settings.max_ensemble_models:
         raise unprocessable(
             f"nested ensembles would hold {total} estimators; MAX_ENSEMBLE_MODELS is "

@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 import gc
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
-from starlette.requests import Request
-from starlette.responses import Response
 
 from shared.challenger import Challengers
 from shared.data_access import DataAccess, data_root_uri
@@ -25,9 +24,9 @@ from shared.monitoring.monitor import Monitor
 from shared.online import OnlineModels
 from shared.outbound import outbound_policy
 from shared.registry import Registry, open_registry
-from shared.registry.base import RegistryError
+from shared.serving import Serving
 from shared.settings import Settings, get_settings
-from shared.state import StateStore, StateUnavailable, open_state_store
+from shared.state import StateStore, open_state_store
 from shared.state.series import open_series_state
 from shared.state.tenant_keys import open_key_records
 from shared.tenant_auth import TenantAuth
@@ -52,6 +51,7 @@ class Runtime:
     data: DataAccess  # every file a tenant names resolves here (its own folder only)
     degraded: DegradedModels  # models whose predictions are not finite (shared/degraded.py)
     executors: Executors  # the process's bounded pools, shut down with the runtime
+    serving: Serving  # the data plane: every route predicts, learns and forecasts through it
 
 
 _runtime: Runtime | None = None
@@ -71,13 +71,6 @@ def current_runtime() -> Runtime:
             settings.state_timeout_seconds,
             settings.state_breaker_cooldown_seconds,
         )
-        models = OnlineModels(
-            store,
-            cache_size=settings.model_cache_size,
-            snapshot_every=settings.snapshot_every,
-            idempotency_ttl=settings.idempotency_ttl_seconds,
-            cpu=executors.cpu,
-        )
         registry = open_registry(settings.model_registry_uri, executor=executors.io)
         events = open_event_bus(
             settings.nats_url,
@@ -86,28 +79,42 @@ def current_runtime() -> Runtime:
             executor=executors.io,
         )
         monitor = Monitor(store, events, audit_max_rows=settings.audit_max_rows, cpu=executors.cpu)
-        models.observer = monitor
+        degraded = DegradedModels(store, events)
+        models = OnlineModels(
+            store,
+            cache_size=settings.model_cache_size,
+            snapshot_every=settings.snapshot_every,
+            idempotency_ttl=settings.idempotency_ttl_seconds,
+            cpu=executors.cpu,
+            observer=monitor,
+            report_degraded=degraded.report,
+        )
+
+        async def promote(tenant: str, model: str, blob: bytes, meta: dict[str, Any]) -> int:
+            # bound late: the lifecycle is built with the challengers it starts and stops
+            return await lifecycle.promote(tenant, model, blob, meta)
+
+        challengers = Challengers(
+            models,
+            promote,
+            promote_margin=settings.challenger_promote_margin,
+            window=settings.challenger_window,
+        )
         lifecycle = Lifecycle(
             models,
             registry,
             events,
+            challengers=challengers,
+            degraded=degraded,
             lock_ttl_seconds=settings.lifecycle_lock_ttl_seconds,
             lock_wait_seconds=settings.lifecycle_lock_wait_seconds,
         )
-        degraded = DegradedModels(store, events)
-        models.report_degraded = degraded.report
-        lifecycle.degraded = degraded
-        lifecycle.challengers = Challengers(
-            models,
-            lifecycle,
-            promote_margin=settings.challenger_promote_margin,
-            window=settings.challenger_window,
-        )
+        serving = Serving(models, challengers, lifecycle, monitor)
         data = DataAccess(data_root_uri(settings))
         jobs = Jobs(store, lifecycle, events, settings, data, executors)
         ingest = Ingest(
             open_series_state(store),
-            models,
+            serving,
             lifecycle,
             events,
             settings.n_lags,
@@ -131,6 +138,7 @@ def current_runtime() -> Runtime:
             ingest,
             loop,
             monitor,
+            serving=serving,
             tenant_keys=tenant_keys,
             tenant_auth=tenant_auth,
             data=data,
@@ -157,42 +165,3 @@ async def reset_runtime() -> None:
         await _runtime.store.close()
         _runtime.executors.shutdown()
     _runtime = None
-
-
-async def ready(request: Request) -> Response:
-    """Readiness: the state store, the registry and the event bus answer (503 if not)."""
-    from shared.http import JSON
-
-    runtime = current_runtime()
-    checks: dict[str, str] = {}
-    try:
-        await runtime.store.ping()
-        checks["state"] = "ok"
-    except StateUnavailable as exc:
-        checks["state"] = str(exc)
-    try:
-        await runtime.registry.ping()
-        checks["registry"] = "ok"
-    except RegistryError as exc:
-        checks["registry"] = f"unreachable: {exc}"
-    # The bus exposes no NATS probe: NATS down is not "not ready" (the outbox keeps events),
-    # so report the backlog, which grows while NATS is unreachable; reading it fails only
-    # when the outbox (in the state store) does.
-    events: dict[str, object] = {"bus": "nats" if runtime.settings.nats_url else "local-log"}
-    try:
-        events["backlog"] = await runtime.events.backlog()
-        checks["events"] = "ok"
-    except Exception as exc:
-        checks["events"] = f"unreachable: {exc.__class__.__name__}"
-    ok = all(v == "ok" for v in checks.values())
-    # a degraded model is reported, not a reason to take the instance out of service
-    degraded = runtime.degraded.summary(with_names=runtime.settings.env != "prod")
-    return JSON(
-        {
-            "status": "ready" if ok else "not_ready",
-            "checks": checks,
-            "details": {"events": events, "degraded_models": degraded},
-        },
-        status_code=200 if ok else 503,
-        headers=None if ok else {"Retry-After": "2"},
-    )

@@ -1,4 +1,4 @@
-"""Configuration: read once from the environment, validated at start-up (DESIGN §7)."""
+"""Configuration: read once from the environment, validated at start-up (architecture.md §9)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from pydantic import (
     field_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.outbound import parse_allowed, parse_base_url
 
 STATE_SCHEMES = ("memory", "redis", "rediss", "unix")
 # What a browser sends in `Origin`: scheme://host[:port], no path, no trailing slash.
@@ -254,8 +256,6 @@ class Settings(BaseSettings):
     @field_validator("ticker_allowed_hosts")
     @classmethod
     def _hosts_look_like_hosts(cls, value: str) -> str:
-        from shared.outbound import parse_allowed  # shared.outbound imports no settings
-
         parse_allowed(value)  # ValueError names the bad entry
         return value
 
@@ -309,8 +309,6 @@ def load_settings() -> Settings:
 
 def _check_outbound(settings: Settings) -> None:
     """The market-data service is an outbound call like a ticker: its host must be allowed."""
-    from shared.outbound import parse_allowed, parse_base_url
-
     if settings.market_data_base_url is None:
         return
     try:

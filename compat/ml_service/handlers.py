@@ -207,7 +207,7 @@ async def predict(request: Request) -> Response:
     body = await parse_body(request, MlPredictIn)
     runtime = current_runtime()
     config = await _config(runtime, tenant, model_id)
-    result = await runtime.models.predict(tenant, model_id, mapping.x_of(config, body.input_data))
+    result = await runtime.serving.predict(tenant, model_id, mapping.x_of(config, body.input_data))
     return ok({**_answer(result), "model_id": model_id, "model_version": result["model_version"]})
 
 
@@ -228,7 +228,7 @@ async def predict_batch(request: Request) -> Response:
         except ApiError as exc:
             errors[index] = {"code": exc.code, "message": exc.message}
             xs.append(None)  # the core answers an error for it too; ours is more precise
-    answer = await runtime.models.predict_batch(tenant, model_id, xs)
+    answer = await runtime.serving.predict_batch(tenant, model_id, xs)
     predictions = [
         {"error": errors[i]}
         if i in errors

@@ -72,7 +72,7 @@ async def train(request: Request) -> Response:
     """Model service `POST /train` `{features, target}`: learn one sample."""
     tenant, name = _model(request)
     body = await parse_body(request, OnlineSampleIn)
-    models = current_runtime().models
+    models = current_runtime().serving
     samples = [Sample(x=body.features, y=body.target)]
     key = idempotency_of(request)
     await _call(tenant, name, lambda: models.learn(tenant, name, samples, key))
@@ -84,7 +84,7 @@ async def predict(request: Request) -> Response:
     """Model service `POST /predict` `{features}`: a single-step forecast (never learns)."""
     tenant, name = _model(request)
     body = await parse_body(request, OnlineFeaturesIn)
-    models = current_runtime().models
+    models = current_runtime().serving
     answer = await _call(tenant, name, lambda: models.predict(tenant, name, body.features))
     return JSON({"forecast": [{"value": answer["prediction"]}]})
 
@@ -95,11 +95,11 @@ async def predict_learn(request: Request) -> Response:
     this sample, then learn it (and score it: model_metrics)."""
     tenant, name = _model(request)
     body = await parse_body(request, OnlineSampleIn)
-    lifecycle, key = current_runtime().lifecycle, idempotency_of(request)
+    serving, key = current_runtime().serving, idempotency_of(request)
     answer = await _call(
         tenant,
         name,
-        lambda: lifecycle.predict_learn(tenant, name, body.features, body.target, key),
+        lambda: serving.predict_learn(tenant, name, body.features, body.target, key),
     )
     return JSON({"prediction": answer["prediction"]})
 
@@ -111,7 +111,7 @@ async def predict_many(request: Request) -> Response:
     tenant, name = _model(request)
     body = await parse_body(request, OnlinePredictManyIn)
     window = window_of(body.features)
-    models = current_runtime().models
+    models = current_runtime().serving
     answer = await _call(
         tenant, name, lambda: models.recursive_forecast(tenant, name, window, body.horizon)
     )

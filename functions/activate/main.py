@@ -13,7 +13,8 @@ from starlette.routing import Route
 from compat.engine import routes as engine
 from compat.ml_service import handlers as ml_service
 from shared import tenant_keys_api
-from shared.http import JSON, build_router, forward, optional_body, parse_body
+from shared.app import build_router
+from shared.http import JSON, forward, optional_body, parse_body
 from shared.lifecycle import parse_version
 from shared.openapi import api
 from shared.runtime import current_runtime
@@ -77,9 +78,7 @@ async def delete_alias(request: Request) -> Response:
 async def compare(request: Request) -> Response:
     """Champion vs challenger on the same prequential samples (MAE/RMSE or accuracy)."""
     tenant, name = tenant_of(request), path_name(request)
-    challengers = current_runtime().lifecycle.challengers
-    assert challengers is not None
-    return JSON(await challengers.compare(tenant, name))
+    return JSON(await current_runtime().lifecycle.compare(tenant, name))
 
 
 @api("admin", response=ReloadOut)

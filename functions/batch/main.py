@@ -15,8 +15,9 @@ from starlette.routing import Route
 
 from compat.engine import routes as engine
 from compat.ml_service import handlers as ml_service
+from shared.app import build_router
 from shared.errors import ApiError, unprocessable
-from shared.http import JSON, build_router, forward, parse_body
+from shared.http import JSON, forward, parse_body
 from shared.openapi import api
 from shared.runtime import current_runtime
 from shared.schemas import BatchOut, BatchRequest, MultiBatchRequest
@@ -35,7 +36,7 @@ async def predict_batch(request: Request) -> Response:
     tenant, name = tenant_of(request), path_name(request)
     body = await parse_body(request, BatchRequest)
     _check_size(len(body.instances))
-    return JSON(await current_runtime().models.predict_batch(tenant, name, body.instances))
+    return JSON(await current_runtime().serving.predict_batch(tenant, name, body.instances))
 
 
 @api("batch", body=MultiBatchRequest, response=BatchOut)
@@ -48,7 +49,7 @@ async def predict_batch_multi(request: Request) -> Response:
     for index, item in enumerate(body.items):
         by_model[item.model].append(index)
     results: list[dict[str, Any]] = [{} for _ in body.items]
-    models = current_runtime().models
+    models = current_runtime().serving
     for name, indexes in by_model.items():
         try:
             answer = await models.predict_batch(tenant, name, [body.items[i].x for i in indexes])

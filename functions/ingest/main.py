@@ -14,7 +14,8 @@ from starlette.routing import Route
 
 from compat.online import features as online_features
 from compat.online import ingestion as online_ingestion
-from shared.http import JSON, build_router, forward, idempotency_of, optional_body, parse_body
+from shared.app import build_router
+from shared.http import JSON, forward, idempotency_of, optional_body, parse_body
 from shared.openapi import api
 from shared.runtime import current_runtime
 from shared.schemas import ObservationsRequest, PullRequest, SeriesRequest, SubscribeRequest

@@ -5,8 +5,6 @@ Entry point: `functions-framework --asgi --target app --source functions/predict
 
 from __future__ import annotations
 
-import time
-
 import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,7 +13,8 @@ from starlette.routing import Route
 from compat.engine import routes as engine
 from compat.ml_service import handlers as ml_service
 from compat.online import models as online_models
-from shared.http import JSON, build_router, forward, idempotency_of, parse_body
+from shared.app import build_router
+from shared.http import JSON, forward, idempotency_of, parse_body
 from shared.monitoring.failures import counts_failures
 from shared.openapi import api
 from shared.runtime import current_runtime
@@ -31,15 +30,9 @@ async def predict(request: Request) -> Response:
     `?version=N` or `?alias=champion` predicts with that registered version as frozen."""
     tenant, name = tenant_of(request), path_name(request)
     body = await parse_body(request, PredictRequest)
-    runtime = current_runtime()
     version, alias = request.query_params.get("version"), request.query_params.get("alias")
-    if version is None and alias is None:
-        return JSON(await runtime.models.predict(tenant, name, body.x))
-    started = time.perf_counter()
-    pinned = await runtime.lifecycle.resolve(tenant, name, version, alias)
-    answer = await runtime.lifecycle.predict_version(tenant, name, pinned, body.x)
-    runtime.monitor.predicted(tenant, name, "predict", started, body.x, answer)  # audited too
-    return JSON(answer)
+    serving = current_runtime().serving
+    return JSON(await serving.predict(tenant, name, body.x, version=version, alias=alias))
 
 
 @api("predict", body=Sample, response=PredictionOut)
@@ -48,7 +41,7 @@ async def predict_learn(request: Request) -> Response:
     """Prequential: predict with the state before this sample, then learn it."""
     tenant, name = tenant_of(request), path_name(request)
     body = await parse_body(request, Sample)
-    result = await current_runtime().lifecycle.predict_learn(
+    result = await current_runtime().serving.predict_learn(
         tenant, name, body.x, body.y, idempotency_of(request)
     )
     return JSON(result)
@@ -64,7 +57,7 @@ async def forecast(request: Request) -> Response:
     runtime = current_runtime()
     if body.series is not None:
         return JSON(await runtime.ingest.lag_forecast(tenant, name, body.series, body.horizon))
-    return JSON(await runtime.models.forecast(tenant, name, body.horizon, body.xs))
+    return JSON(await runtime.serving.forecast(tenant, name, body.horizon, body.xs))
 
 
 ROUTES = [

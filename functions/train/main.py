@@ -16,9 +16,10 @@ from compat.engine import routes as engine
 from compat.ml_service import handlers as ml_service
 from compat.online import models as online_models
 from shared import datasets_api
+from shared.app import build_router
 from shared.catalog import describe
 from shared.errors import ApiError
-from shared.http import JSON, build_router, forward, idempotency_of, parse_body
+from shared.http import JSON, forward, idempotency_of, parse_body
 from shared.monitoring.failures import counts_failures
 from shared.online import public_record
 from shared.openapi import api
@@ -86,7 +87,7 @@ async def learn(request: Request) -> Response:
     """Learn one {x, y} or many {samples} in order; the append is the acknowledgement."""
     tenant, name = tenant_of(request), path_name(request)
     body = await parse_body(request, LearnRequest)
-    result = await current_runtime().models.learn(
+    result = await current_runtime().serving.learn(
         tenant, name, body.as_samples(), idempotency_of(request)
     )
     return JSON(result)

@@ -1,4 +1,4 @@
-"""The event bus: one interface, two implementations side by side (DESIGN §6).
+"""The event bus: one interface, two implementations side by side (architecture.md §6).
 
 - LocalEventLog (NATS_URL unset): one JSON line per event in `<events_dir>/<tenant>.jsonl`.
 - OutboxRelay (NATS_URL set): the event goes into the outbox in the state store, and a

@@ -1,4 +1,4 @@
-"""Lifecycle events as CloudEvents 1.0 structured JSON, and their NATS subjects (DESIGN §6)."""
+"""Lifecycle events as CloudEvents 1.0 structured JSON, and their NATS subjects (architecture.md §6)."""
 
 from __future__ import annotations
 

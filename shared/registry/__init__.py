@@ -1,4 +1,4 @@
-"""Model registry backends behind one interface: pick one from MODEL_REGISTRY_URI (DESIGN §5)."""
+"""Model registry backends behind one interface: pick one from MODEL_REGISTRY_URI (architecture.md §5)."""
 
 from __future__ import annotations
 

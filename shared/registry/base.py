@@ -1,4 +1,4 @@
-"""The model registry interface: immutable versions plus compare-and-set aliases (DESIGN §5).
+"""The model registry interface: immutable versions plus compare-and-set aliases (architecture.md §5).
 
 Layout under the registry root, the same on both backends (`file://`, `gs://`):
 

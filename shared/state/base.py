@@ -1,4 +1,4 @@
-"""The state store interface: per model, a snapshot plus an append-only learn log (DESIGN §4).
+"""The state store interface: per model, a snapshot plus an append-only learn log (architecture.md §4).
 
 Every operation on one model touches only that model's keys, so on Redis each is one atomic
 Lua call on one hash slot. The two backends (`memory://`, `redis://`) sit side by side.

@@ -29,6 +29,7 @@ from starlette.routing import Route
 from functions.gateway import routes as gateway_routes
 from shared import tenant_keys_api
 from shared.http import JSON, FunctionApp
+from shared.runtime import current_runtime
 from shared.settings import ConfigError, load_settings
 from shared.tenancy import tenant_of
 from tests.edge import edge_client
@@ -267,7 +268,8 @@ async def test_a_route_the_edge_does_not_know_fails_closed(
     async def rogue(request: Request) -> Response:
         return JSON({"tenant": tenant_of(request)})
 
-    app = FunctionApp("rogue", [Route("/rogue", rogue, methods=["GET"]), *tenant_keys_api.ROUTES])
+    routes = [Route("/rogue", rogue, methods=["GET"]), *tenant_keys_api.ROUTES]
+    app = FunctionApp("rogue", routes, current_runtime)
     async with edge_client(monkeypatch, tmp_path, KEYS_ENV, app=app, headers={}) as client:
         sent = {"X-Tenant-ID": "acme", "X-Tenant-Key": (await issue(client))["key"]}
         assert_envelope(await client.get("/rogue", headers=sent), 401, "tenant_not_authenticated")

@@ -23,7 +23,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shared import tracing
-from shared.http import JSON, build_router
+from shared.app import build_router
+from shared.http import JSON
 from shared.logs import configure_logging
 from tests.edge import edge_client
 from tests.servers import ROOT

@@ -15,7 +15,7 @@ async def test_every_api_route_is_documented(client: httpx.AsyncClient) -> None:
             operation = document["paths"][route.path][method.lower()]
             assert operation["summary"] and operation["tags"]
             if route.path == "/" or route.path.startswith(("/static", "/ui/")):
-                continue  # the dashboard page itself needs no tenant (DESIGN §3)
+                continue  # the dashboard page itself needs no tenant (architecture.md §3)
             assert any(p["name"] == "X-Tenant-ID" for p in operation["parameters"]), route.path
     create = document["paths"]["/api/v1/models"]["post"]
     assert create["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(

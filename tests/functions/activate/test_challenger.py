@@ -101,3 +101,31 @@ async def test_a_winning_challenger_is_promoted(
         e["type"] == "model.activated" and e["data"]["version"] == promoted["version"]
         for e in events
     )
+
+
+async def test_a_challenger_of_the_champions_own_version_sees_every_learning_route(
+    client: httpx.AsyncClient,
+) -> None:
+    """Fed by learn, predict_learn and the ingest fan-out, a challenger started from the
+    champion's own version stays the champion: /compare shows the same n and metrics."""
+    lags = {"name": "m", "steps": [{"kind": "linear_regression"}]}
+    assert (await client.post("/api/v1/models", json=lags)).status_code == 201
+    assert (
+        await client.put("/api/v1/models/m/aliases/challenger", json={"version": 1})
+    ).status_code == 200
+    values = [float(y) for _, y in SAMPLES[:90]]
+    windows = [({f"in_{i}": values[j - i] for i in (1, 2, 3)}, values[j]) for j in range(3, 60)]
+    await learn(client, windows[:30])
+    for x, y in windows[30:]:
+        sent = await client.post("/api/v1/models/m/predict_learn", json={"x": x, "y": y})
+        assert sent.status_code == 200
+    subscribed = await client.put("/api/v1/series/s/models", json={"models": ["m"], "n_lags": 3})
+    assert subscribed.status_code == 200
+    for value in values[60:]:
+        observed = await client.post("/api/v1/series/s/observations", json={"value": value})
+        assert observed.status_code == 200
+
+    compared = (await client.get("/api/v1/models/m/compare")).json()
+    # 27 predict_learn, then 30 observations of which the last 27 fill a 3-lag window
+    assert compared["champion"]["n"] == 27 + 27
+    assert compared["challenger"] == compared["champion"]

@@ -1,0 +1,111 @@
+"""The data plane (shared/serving.py) on memory://: every learning verb feeds the challenger's
+shadow, pinned predictions go to the frozen versions and are reported to the monitor."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from river import datasets
+
+from shared.challenger import Challengers, shadow_name
+from shared.online import OnlineModels
+from shared.schemas import ModelSpec, Sample
+from shared.serving import Serving
+from shared.state import MemoryStateStore
+
+SPEC = {"name": "m", "steps": [{"kind": "standard_scaler"}, {"kind": "linear_regression"}]}
+SAMPLES = list(itertools.islice(datasets.TrumpApproval(), 90))
+
+
+class Recorder:
+    """A monitor that keeps what it is told (the Observer hooks)."""
+
+    def __init__(self) -> None:
+        self.predictions: list[tuple[str, str, str, Any, dict[str, Any]]] = []
+
+    def predicted(
+        self, tenant: str, name: str, route: str, started: float, x: Any, answer: dict[str, Any]
+    ) -> None:
+        self.predictions.append((tenant, name, route, x, answer))
+
+    def predicted_batch(
+        self, tenant: str, name: str, started: float, instances: list[Any], answer: dict[str, Any]
+    ) -> None:
+        pass
+
+    def scored(
+        self, tenant: str, name: str, started: float, x: Any, answer: dict[str, Any], pending: int
+    ) -> None:
+        pass
+
+    def learned(self, tenant: str, name: str, started: float, count: int) -> None:
+        pass
+
+
+class Frozen:
+    """Pinned versions: every alias names version 7, which always predicts 42."""
+
+    async def resolve(self, tenant: str, name: str, version: str | None, alias: str | None) -> int:
+        return int(version) if version is not None else 7
+
+    async def predict_version(self, tenant: str, name: str, version: int, x: Any) -> dict[str, Any]:
+        return {"prediction": 42.0, "model_version": version, "seq": None}
+
+
+async def never_promote(tenant: str, model: str, blob: bytes, meta: dict[str, Any]) -> int:
+    raise AssertionError("no promotion without a margin")
+
+
+async def _serving(monitor: Recorder | None = None) -> tuple[Serving, Challengers, bytes]:
+    store = MemoryStateStore()
+    models = OnlineModels(store)
+    record, blob = OnlineModels.prepare(ModelSpec.model_validate(SPEC))
+    assert await models.install("t", record, blob)
+    challengers = Challengers(models, never_promote, promote_margin=None, window=10)
+    recorder = monitor if monitor is not None else Recorder()
+    return Serving(models, challengers, Frozen(), recorder), challengers, blob
+
+
+async def test_every_learning_verb_feeds_the_shadow() -> None:
+    serving, challengers, blob = await _serving()
+    record = await serving.models.record("t", "m")
+    # the challenger is the champion's own version: fed the same stream, it must stay equal
+    await challengers.start("t", "m", 1, record, blob)
+    learned = [Sample(x=x, y=y) for x, y in SAMPLES[:30]]
+    await serving.learn("t", "m", learned, None)
+    for x, y in SAMPLES[30:60]:
+        await serving.predict_learn("t", "m", x, y, None)
+    await serving.learn("t", "m", [Sample(x=x, y=y) for x, y in SAMPLES[60:]], None)
+
+    models = serving.models
+    assert await models.seq_of("t", shadow_name("m")) == await models.seq_of("t", "m") == 90
+    compared = await challengers.compare("t", "m", 1, 1)
+    assert compared["champion"]["n"] == 30
+    assert compared["champion"] == compared["challenger"]
+    probe = SAMPLES[0][0]
+    assert await models.predict("t", shadow_name("m"), probe) == {
+        **await models.predict("t", "m", probe),
+        "model_version": 1,
+    }
+
+
+async def test_without_a_challenger_nothing_is_shadowed() -> None:
+    serving, challengers, _ = await _serving()
+    answer = await serving.learn("t", "m", [Sample(x=x, y=y) for x, y in SAMPLES[:5]], None)
+    assert answer["learned"] == 5
+    await serving.predict_learn("t", "m", *SAMPLES[5], None)
+    assert not await challengers.active("t", "m")
+    assert await serving.models.store.get_record("t", shadow_name("m")) is None
+
+
+async def test_a_pinned_predict_reads_the_frozen_version_and_is_reported() -> None:
+    monitor = Recorder()
+    serving, _, _ = await _serving(monitor)
+    x = SAMPLES[0][0]
+    pinned = await serving.predict("t", "m", x, alias="champion")
+    assert pinned == {"prediction": 42.0, "model_version": 7, "seq": None}
+    assert monitor.predictions == [("t", "m", "predict", x, pinned)]
+    assert (await serving.predict("t", "m", x, version="3"))["model_version"] == 3
+    live = await serving.predict("t", "m", x)  # the live model: reported by OnlineModels
+    assert live["seq"] == 0 and len(monitor.predictions) == 2
