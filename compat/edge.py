@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from shared.context import request_id_var
 from shared.errors import ApiError, envelope
-from shared.http import JSON
+from shared.http import JSON, api_error_of
 from shared.ratelimit import rate_limited
 from shared.registry.base import RegistryUnavailable
 from shared.runtime import current_runtime
@@ -105,8 +105,6 @@ def ml_service_errors(handler: Handler) -> Handler:
 
 
 def _as_api_error(exc: Exception) -> ApiError:
-    # The same statuses the edge gives these (shared/http.py): the store or registry is down.
-    if isinstance(exc, ApiError):
-        return exc
-    what = "state store" if isinstance(exc, StateUnavailable) else "model registry"
-    return ApiError(503, "unavailable", f"the {what} is unreachable; retry", {"Retry-After": "1"})
+    # the core's own mapping (shared/http.py): one status, code and Retry-After policy
+    error = api_error_of(exc)
+    return error or ApiError(500, "internal_error", "internal error; quote the request id")

@@ -440,6 +440,16 @@ _PREFLIGHT_HEADERS = [
 
 
 def _as_api_error(exc: Exception, scope: Scope) -> ApiError:
+    error = api_error_of(exc)
+    if error is not None:
+        return error
+    log.error("unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+    return ApiError(500, "internal_error", "internal error; quote the request id")
+
+
+def api_error_of(exc: Exception) -> ApiError | None:
+    """The one mapping of exceptions to answers (statuses, codes, Retry-After), shared with
+    the compat error shapes (compat/edge.py); None for an exception nobody expected."""
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, ClientDisconnect):
@@ -468,8 +478,7 @@ def _as_api_error(exc: Exception, scope: Scope) -> ApiError:
         return ApiError(
             503, "state_unavailable", "the state store is unreachable; retry", {"Retry-After": "1"}
         )
-    log.error("unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
-    return ApiError(500, "internal_error", "internal error; quote the request id")
+    return None
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

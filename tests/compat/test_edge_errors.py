@@ -1,0 +1,42 @@
+"""The compat error shapes use the core's one exception mapping: the same status, code and
+Retry-After as the native edge (shared/http.py api_error_of), wrapped in the seed's shape."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from starlette.requests import Request
+from starlette.responses import Response
+
+from compat.edge import ml_service_errors
+from shared.http import api_error_of
+from shared.registry.base import RegistryUnavailable
+from shared.state.base import StateUnavailable
+
+
+def _request() -> Request:
+    return Request({"type": "http", "method": "GET", "path": "/", "headers": []})
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [StateUnavailable("down"), RegistryUnavailable("down")],
+    ids=["state store down", "registry down"],
+)
+async def test_ml_service_errors_match_the_core_mapping(exc: Exception) -> None:
+    async def failing(request: Request) -> Response:
+        raise exc
+
+    response = await ml_service_errors(failing)(_request())
+    core = api_error_of(exc)
+    assert core is not None
+    body = json.loads(bytes(response.body))
+    assert response.status_code == core.status == 503
+    assert body["success"] is False
+    assert body["error"]["code"] == core.code
+    assert response.headers["Retry-After"] == core.headers["Retry-After"]
+
+
+def test_an_unexpected_exception_has_no_mapping() -> None:
+    assert api_error_of(RuntimeError("boom")) is None
