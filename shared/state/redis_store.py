@@ -267,9 +267,11 @@ class RedisStateStore:
     def _index(tenant: str) -> str:
         return f"ml:tenant:{{{tenant}}}:models"
 
-    async def _call(self, operation: Callable[[], Awaitable[T]], *, probe: bool = False) -> T:
-        """One store call through the breaker (shared/state/breaker.py); `probe` tries the
-        store even while the breaker is open (readiness)."""
+    async def call(self, operation: Callable[[], Awaitable[T]], *, probe: bool = False) -> T:
+        """One store call through the breaker (shared/state/breaker.py) and the error mapping
+        (unreachable → StateUnavailable); other state on the same Redis (series windows, tenant
+        keys) calls through it too. `probe` tries the store even while the breaker is open
+        (readiness)."""
         if not probe and not self.breaker.admit():
             raise StateUnavailable(
                 "state store unreachable: failing fast after a recent failure "
@@ -304,35 +306,35 @@ class RedisStateStore:
         state, snapshot, log = self._keys(tenant, name)
         keys = [state, snapshot, log, self._incarnation_key(tenant, name)]
         args = [uid, record, blob, "" if incarnation is None else incarnation, seq]
-        created = await self._call(lambda: self._create(keys=keys, args=args))
+        created = await self.call(lambda: self._create(keys=keys, args=args))
         if created:
-            await self._call(lambda: self._redis.sadd(self._index(tenant), name))
+            await self.call(lambda: self._redis.sadd(self._index(tenant), name))
         return bool(created)
 
     async def delete_model(self, tenant: str, name: str, *, incarnation: int = 0) -> bool:
         keys = [*self._keys(tenant, name), self._incarnation_key(tenant, name)]
-        deleted = await self._call(lambda: self._delete(keys=keys, args=[incarnation]))
-        await self._call(lambda: self._redis.delete(*self._monitor_keys(tenant, name)))
-        await self._call(lambda: self._redis.srem(self._index(tenant), name))
+        deleted = await self.call(lambda: self._delete(keys=keys, args=[incarnation]))
+        await self.call(lambda: self._redis.delete(*self._monitor_keys(tenant, name)))
+        await self.call(lambda: self._redis.srem(self._index(tenant), name))
         return bool(deleted)
 
     async def incarnation(self, tenant: str, name: str) -> tuple[int, bool]:
         key = self._incarnation_key(tenant, name)
-        gen, deleted = await self._call(lambda: self._redis.hmget(key, "gen", "deleted"))
+        gen, deleted = await self.call(lambda: self._redis.hmget(key, "gen", "deleted"))
         return int(gen or 0), deleted == b"1"
 
     async def epoch(self, candidate: str) -> str:
-        raw = await self._call(lambda: self._epoch(keys=[_EPOCH_KEY], args=[candidate]))
+        raw = await self.call(lambda: self._epoch(keys=[_EPOCH_KEY], args=[candidate]))
         return raw.decode()
 
     async def get_record(self, tenant: str, name: str) -> str | None:
         state, _, _ = self._keys(tenant, name)
-        raw = await self._call(lambda: self._redis.hget(state, "record"))
+        raw = await self.call(lambda: self._redis.hget(state, "record"))
         return raw.decode() if raw is not None else None
 
     async def list_records(self, tenant: str) -> list[str]:
         names = sorted(
-            n.decode() for n in await self._call(lambda: self._redis.smembers(self._index(tenant)))
+            n.decode() for n in await self.call(lambda: self._redis.smembers(self._index(tenant)))
         )
         if not names:
             return []
@@ -343,11 +345,11 @@ class RedisStateStore:
                 pipe.hget(self._keys(tenant, name)[0], "record")
             return await pipe.execute()
 
-        return [raw.decode() for raw in await self._call(fetch) if raw is not None]
+        return [raw.decode() for raw in await self.call(fetch) if raw is not None]
 
     async def load(self, tenant: str, name: str) -> Snapshot | None:
         keys = list(self._keys(tenant, name))
-        raw = await self._call(lambda: self._load(keys=keys))
+        raw = await self.call(lambda: self._load(keys=keys))
         if raw is None:
             return None
         uid, record, snap_seq, blob, flat = raw
@@ -355,7 +357,7 @@ class RedisStateStore:
 
     async def read_log(self, tenant: str, name: str, uid: str, after: int) -> LogRead:
         state, _, log = self._keys(tenant, name)
-        raw = await self._call(lambda: self._read(keys=[state, log], args=[uid, after]))
+        raw = await self.call(lambda: self._read(keys=[state, log], args=[uid, after]))
         status = raw[0].decode()
         if status != "ok":
             return LogRead(status)  # type: ignore[arg-type]
@@ -386,7 +388,7 @@ class RedisStateStore:
             ttl_seconds,
             *samples,
         ]
-        raw = await self._call(lambda: self._append(keys=[state, log, idem_key], args=args))
+        raw = await self.call(lambda: self._append(keys=[state, log, idem_key], args=args))
         status = raw[0].decode()
         if status in ("missing", "stale", "conflict"):
             return AppendResult(status)  # type: ignore[arg-type]
@@ -396,18 +398,18 @@ class RedisStateStore:
 
     async def log_length(self, tenant: str, name: str) -> int:
         state, _, _ = self._keys(tenant, name)
-        raw = await self._call(lambda: self._redis.hget(state, "seq"))
+        raw = await self.call(lambda: self._redis.hget(state, "seq"))
         return int(raw) if raw is not None else 0
 
     async def save_snapshot(self, tenant: str, name: str, uid: str, seq: int, blob: bytes) -> bool:
         keys = list(self._keys(tenant, name))
-        return bool(await self._call(lambda: self._save_snapshot(keys=keys, args=[uid, seq, blob])))
+        return bool(await self.call(lambda: self._save_snapshot(keys=keys, args=[uid, seq, blob])))
 
     async def replace_model(
         self, tenant: str, name: str, uid: str, record: str, blob: bytes
     ) -> int | None:
         keys = list(self._keys(tenant, name))
-        seq = await self._call(lambda: self._replace(keys=keys, args=[uid, record, blob]))
+        seq = await self.call(lambda: self._replace(keys=keys, args=[uid, record, blob]))
         return None if seq is None else int(seq)
 
     @staticmethod
@@ -415,12 +417,12 @@ class RedisStateStore:
         return f"ml:{{{tenant}}}:{kind}:{key}"
 
     async def put_doc(self, kind: str, tenant: str, key: str, value: str, ttl_seconds: int) -> None:
-        await self._call(
+        await self.call(
             lambda: self._redis.set(self._doc_key(kind, tenant, key), value, ex=ttl_seconds)
         )
 
     async def get_doc(self, kind: str, tenant: str, key: str) -> str | None:
-        raw = await self._call(lambda: self._redis.get(self._doc_key(kind, tenant, key)))
+        raw = await self.call(lambda: self._redis.get(self._doc_key(kind, tenant, key)))
         return raw.decode() if raw is not None else None
 
     async def add_counters(
@@ -434,29 +436,29 @@ class RedisStateStore:
                 pipe.hincrbyfloat(name, field_name, delta)
             await pipe.execute()
 
-        await self._call(add)
+        await self.call(add)
 
     async def get_counters(self, kind: str, tenant: str, key: str) -> dict[str, float]:
-        raw = await self._call(lambda: self._redis.hgetall(self._doc_key(kind, tenant, key)))
+        raw = await self.call(lambda: self._redis.hgetall(self._doc_key(kind, tenant, key)))
         return {k.decode(): float(v) for k, v in raw.items()}
 
     async def reset_counters(self, kind: str, tenant: str, key: str) -> None:
-        await self._call(lambda: self._redis.delete(self._doc_key(kind, tenant, key)))
+        await self.call(lambda: self._redis.delete(self._doc_key(kind, tenant, key)))
 
     async def rate_limit(self, tenant: str, per_minute: int) -> int:
         keys, args = [bucket_key(tenant)], list(gcra_params(per_minute))
-        return int(await self._call(lambda: self._gcra(keys=keys, args=args)))
+        return int(await self.call(lambda: self._gcra(keys=keys, args=args)))
 
     async def try_lock(self, key: str, ttl_ms: int, owner: str = "1") -> bool:
         return bool(
-            await self._call(lambda: self._redis.set(f"ml:lock:{key}", owner, nx=True, px=ttl_ms))
+            await self.call(lambda: self._redis.set(f"ml:lock:{key}", owner, nx=True, px=ttl_ms))
         )
 
     async def release_lock(self, key: str, owner: str | None = None) -> None:
         if owner is None:
-            await self._call(lambda: self._redis.delete(f"ml:lock:{key}"))
+            await self.call(lambda: self._redis.delete(f"ml:lock:{key}"))
         else:
-            await self._call(lambda: self._release(keys=[f"ml:lock:{key}"], args=[owner]))
+            await self.call(lambda: self._release(keys=[f"ml:lock:{key}"], args=[owner]))
 
     # ----- monitoring ----------------------------------------------------------------------
 
@@ -498,7 +500,7 @@ class RedisStateStore:
             outcome,
         ]
         keys = [state, log, idem_key, outcomes]
-        raw = await self._call(lambda: self._append_outcome(keys=keys, args=args))
+        raw = await self.call(lambda: self._append_outcome(keys=keys, args=args))
         status = raw[0].decode()
         if status in ("missing", "stale", "conflict"):
             return AppendResult(status), 0  # type: ignore[arg-type]
@@ -516,7 +518,7 @@ class RedisStateStore:
             pipe.lrange(outcomes, 0, limit - 1)
             return await pipe.execute()
 
-        (generation, state), rows = await self._call(read)
+        (generation, state), rows = await self.call(read)
         return OutcomeBatch(int(generation or 0), state, [row.decode() for row in rows])
 
     async def save_outcomes(
@@ -524,7 +526,7 @@ class RedisStateStore:
     ) -> bool:
         keys = [self._keys(tenant, name)[0], *self._monitor_keys(tenant, name)[:2]]
         args = [generation, consumed, state]
-        return bool(await self._call(lambda: self._save_outcomes(keys=keys, args=args)))
+        return bool(await self.call(lambda: self._save_outcomes(keys=keys, args=args)))
 
     async def write_monitoring(self, batch: MonitorWrite, audit_max_rows: int) -> None:
         async def write() -> None:
@@ -543,15 +545,15 @@ class RedisStateStore:
                 await self._touch_monitor(keys=keys, args=args, client=pipe)
             await pipe.execute()
 
-        await self._call(write)
+        await self.call(write)
 
     async def read_monitor(self, tenant: str, name: str) -> dict[str, float]:
         key = self._monitor_keys(tenant, name)[2]
-        raw = await self._call(lambda: self._redis.hgetall(key))
+        raw = await self.call(lambda: self._redis.hgetall(key))
         return {k.decode(): float(v) for k, v in raw.items()}
 
     async def read_audit(self, tenant: str, start: int, stop: int) -> list[str]:
-        rows = await self._call(lambda: self._redis.lrange(self._audit_key(tenant), start, stop))
+        rows = await self.call(lambda: self._redis.lrange(self._audit_key(tenant), start, stop))
         return [row.decode() for row in rows]
 
     async def clear_audit(self, tenant: str) -> int:
@@ -563,11 +565,11 @@ class RedisStateStore:
             pipe.delete(key)
             return await pipe.execute()
 
-        count, _ = await self._call(clear)
+        count, _ = await self.call(clear)
         return int(count)
 
     async def ping(self) -> None:
-        await self._call(self._redis.ping, probe=True)
+        await self.call(self._redis.ping, probe=True)
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -264,5 +264,5 @@ class RedisSeriesState:
 def open_series_state(store: StateStore) -> SeriesState:
     """Series state on the same backend as the model state store."""
     if isinstance(store, RedisStateStore):
-        return RedisSeriesState(store.client, store._call)
+        return RedisSeriesState(store.client, store.call)
     return MemorySeriesState()

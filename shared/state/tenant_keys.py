@@ -95,5 +95,5 @@ class RedisKeyRecords:
 def open_key_records(store: StateStore) -> KeyRecords:
     """Key records on the same backend as the model state store."""
     if isinstance(store, RedisStateStore):
-        return RedisKeyRecords(store.client, store._call)
+        return RedisKeyRecords(store.client, store.call)
     return MemoryKeyRecords()
