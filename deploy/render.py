@@ -77,7 +77,8 @@ KNATIVE_CHECKOV_SKIPS = {
     "CKV_K8S_15": "the image is built locally and loaded with `k3d image import` (dev.local): "
     "it exists only in the node's image store, so pullPolicy Always would fail",
     "CKV_K8S_35": "the app reads ADMIN_API_KEY from its environment (pydantic-settings, "
-    "DESIGN section 7), as on Cloud Run (secret_key_ref env); the value is a Secret, never a literal",
+    "docs/architecture.md §9), as on Cloud Run (secret_key_ref env); the value is a Secret, "
+    "never a literal",
     "CKV_K8S_38": "Knative refuses automountServiceAccountToken in a Revision's podSpec; the "
     "ml-functions ServiceAccount sets automountServiceAccountToken: false, so no token is mounted",
     "CKV_K8S_43": "the dev.local image is built and imported by `make k3d-up` and has no registry "

@@ -16,7 +16,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.outbound import parse_allowed, parse_base_url
+from shared.outbound import parse_allowed
 
 STATE_SCHEMES = ("memory", "redis", "rediss", "unix")
 # What a browser sends in `Origin`: scheme://host[:port], no path, no trailing slash.
@@ -58,12 +58,6 @@ class Settings(BaseSettings):
     events_dir: str = ".data/events"
     batch_max_items: int = Field(10_000, ge=1)
     job_ttl_seconds: int = Field(7 * 24 * 3600, ge=60)
-    # Market data for the seed-compatible ML engine (shared/market_data.py, compat/engine/);
-    # its retraining defaults and drift threshold are in compat/settings.py.
-    market_data_base_url: str | None = Field(None, description="unset: River's SP500Stocks")
-    market_data_timeout_seconds: float = Field(5.0, gt=0, le=60)
-    market_data_retries: int = Field(3, ge=0, le=10)
-    market_data_backoff_seconds: float = Field(0.2, ge=0, le=5)
     audit_max_rows: int = Field(10_000, ge=1, description="prediction audit rows kept per tenant")
     # Tracing is on only when an OTLP endpoint is configured (the exporter reads the standard
     # OTEL_* variables itself); unset costs nothing per request.
@@ -303,26 +297,7 @@ def load_settings() -> Settings:
             f"WEB_CONCURRENCY={settings.web_concurrency} needs redis://"
         )
     _check_profile(settings)
-    _check_outbound(settings)
     return settings
-
-
-def _check_outbound(settings: Settings) -> None:
-    """The market-data service is an outbound call like a ticker: its host must be allowed."""
-    if settings.market_data_base_url is None:
-        return
-    try:
-        origin, _ = parse_base_url(settings.market_data_base_url)
-    except ValueError:
-        raise ConfigError(
-            "invalid configuration: MARKET_DATA_BASE_URL: use http(s)://host[:port][/path], "
-            "without userinfo, query or fragment"
-        ) from None
-    if origin not in parse_allowed(settings.ticker_allowed_hosts):
-        raise ConfigError(
-            "invalid configuration: MARKET_DATA_BASE_URL: its host is not in "
-            "TICKER_ALLOWED_HOSTS; add it there (host for https, http://host:port for http)"
-        )
 
 
 def _check_profile(settings: Settings) -> None:

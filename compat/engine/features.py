@@ -11,9 +11,9 @@ import io
 
 import pandas as pd
 
+from compat.engine.market_data import Returns
 from shared.errors import unprocessable
 from shared.ingest import lag_features
-from shared.market_data import Returns
 
 MODEL_PREFIX = "market-"
 TARGET = "y"

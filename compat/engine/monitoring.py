@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from compat.engine.features import TARGET, model_of, symbol_of
+from compat.engine.market_data import check_symbol, market_of
 from compat.engine.releases import Releases
 from compat.settings import compat_settings
 from shared.errors import ApiError
 from shared.executors import run_in
-from shared.market_data import MarketData, check_symbol
 from shared.monitoring import views
 from shared.monitoring.drift import ks, psi
 from shared.runtime import Runtime
@@ -50,7 +50,7 @@ async def drift(runtime: Runtime, tenant: str, symbol: str) -> dict[str, Any]:
     except DataError as exc:
         raise ApiError(409, "dataset_unreadable", f"training data of {model}: {exc}") from None
     reference = frame[TARGET].to_numpy(dtype=float)
-    market = MarketData(runtime.settings, runtime.ingest.http, runtime.executors.io)
+    market = market_of(runtime)
     recent = np.asarray((await market.returns(symbol, RECENT_DAYS)).values, dtype=float)
     statistic, p_value = ks(reference, recent)
     threshold = compat_settings().drift_threshold
@@ -79,7 +79,7 @@ async def history(runtime: Runtime, tenant: str) -> dict[str, Any]:
 
 
 async def freshness(runtime: Runtime, tenant: str, symbol: str) -> dict[str, Any]:
-    market = MarketData(runtime.settings, runtime.ingest.http, runtime.executors.io)
+    market = market_of(runtime)
     model_view, returns = await asyncio.gather(
         views.freshness(runtime, tenant, model_of(symbol)), market.returns(symbol, 1)
     )

@@ -24,12 +24,12 @@ from compat.engine.features import (
     model_of,
     supervised_csv,
 )
+from compat.engine.market_data import check_symbol, market_of
 from compat.engine.schemas import EngineTrainIn
 from compat.settings import compat_settings
 from shared.datasets import Datasets
 from shared.errors import ApiError, conflict, not_found
 from shared.executors import run_in
-from shared.market_data import MarketData, check_symbol
 from shared.schemas import ModelSpec, TrainRequest
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class Releases:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.registry = runtime.registry
-        self.market = MarketData(runtime.settings, runtime.ingest.http, runtime.executors.io)
+        self.market = market_of(runtime)
 
     # ----- training ----------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from compat.edge import Handler, mounted
 from compat.engine import monitoring as monitoring
 from compat.engine import serving as serving
+from compat.engine.market_data import check_symbol
 from compat.engine.releases import Releases
 from compat.engine.schemas import (
     EngineActivationOut,
@@ -31,7 +32,6 @@ from compat.engine.schemas import (
 from compat.settings import compat_settings
 from shared.http import JSON, optional_body, parse_body
 from shared.limits import query_int
-from shared.market_data import check_symbol
 from shared.monitoring.audit import MAX_LIMIT
 from shared.openapi import api
 from shared.runtime import Runtime, current_runtime

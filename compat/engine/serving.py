@@ -13,15 +13,15 @@ import time
 from typing import Any
 
 from compat.engine.features import latest_features, model_of
+from compat.engine.market_data import check_symbol, market_of
 from shared.context import request_id_var
 from shared.errors import ApiError
-from shared.market_data import MarketData, check_symbol
 from shared.runtime import Runtime
 
 
 async def features(runtime: Runtime, symbol: str) -> dict[str, Any]:
     n_lags = runtime.settings.n_lags
-    market = MarketData(runtime.settings, runtime.ingest.http, runtime.executors.io)
+    market = market_of(runtime)
     returns = await market.returns(symbol, n_lags)
     return {
         "symbol": symbol,

@@ -49,7 +49,7 @@ resource "google_cloud_run_v2_service" "function" {
           memory = each.value.memory
         }
         # CPU stays allocated between requests: the outbox relay to NATS and log compaction
-        # run in the background (DESIGN sections 4 and 6).
+        # run in the background (docs/architecture.md §4 and §6).
         cpu_idle          = false
         startup_cpu_boost = true
       }

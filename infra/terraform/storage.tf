@@ -1,4 +1,4 @@
-# The model registry (MODEL_REGISTRY_URI=gs://<bucket>/<prefix>, DESIGN section 5): versions
+# The model registry (MODEL_REGISTRY_URI=gs://<bucket>/<prefix>, docs/architecture.md §5): versions
 # are created with if_generation_match=0 and aliases moved compare-and-set, so object
 # versioning keeps every overwritten aliases.json recoverable.
 resource "google_storage_bucket" "registry" {

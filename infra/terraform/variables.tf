@@ -34,7 +34,7 @@ variable "redis_url" {
 }
 
 variable "nats_url" {
-  description = "NATS_URL of a JetStream-enabled NATS reachable from the VPC. Events are relayed there from the outbox (DESIGN section 6)."
+  description = "NATS_URL of a JetStream-enabled NATS reachable from the VPC. Events are relayed there from the outbox (docs/architecture.md §6)."
   type        = string
 
   validation {
@@ -93,7 +93,7 @@ variable "ingest_pulls" {
       for p in var.ingest_pulls :
       can(regex("^[a-z0-9][a-z0-9-]{0,62}$", p.tenant)) && can(regex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", p.series)) && !strcontains(p.series, "..") && p.count >= 1 && p.count <= 1000
     ])
-    error_message = "tenant must match ^[a-z0-9][a-z0-9-]{0,62}$, series ^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$ (DESIGN section 3), count 1..1000."
+    error_message = "tenant must match ^[a-z0-9][a-z0-9-]{0,62}$, series ^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$ (docs/architecture.md §3), count 1..1000."
   }
 }
 

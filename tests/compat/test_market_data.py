@@ -10,8 +10,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from compat.engine.market_data import MarketData
+from compat.settings import CompatSettings
 from shared.errors import ApiError
-from shared.market_data import MarketData
 from shared.settings import Settings
 from tests.compat.conftest import ADMIN, eventually
 from tests.compat.fake_market import FakeMarket
@@ -21,14 +22,14 @@ CALM = [random.Random(7).gauss(0.0, 1.0) for _ in range(400)]
 
 
 def client_for(url: str, retries: int = 2) -> MarketData:
-    settings = Settings(
+    market = CompatSettings(
         market_data_base_url=url,
-        ticker_allowed_hosts=allowed_entry(int(url.rsplit(":", 1)[1])),
         market_data_retries=retries,
         market_data_backoff_seconds=0.01,
         market_data_timeout_seconds=0.2,
     )
-    return MarketData(settings, httpx.AsyncClient())
+    allowed = Settings(ticker_allowed_hosts=allowed_entry(int(url.rsplit(":", 1)[1])))
+    return MarketData(market, allowed, httpx.AsyncClient())
 
 
 async def test_retries_then_answers() -> None:

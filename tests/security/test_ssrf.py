@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from compat.settings import compat_settings
 from shared.outbound import OutboundPolicy, parse_allowed
 from shared.settings import ConfigError, load_settings, reset_settings_cache
 from tests.fake_ticker import FakeTicker, RedirectingTicker, allow_fake_hosts
@@ -182,8 +183,6 @@ async def test_health_answers_while_a_ticker_hangs(
         ({"TICKER_ALLOWED_HOSTS": "api.coinbase.com,http://x/path"}, "TICKER_ALLOWED_HOSTS"),
         ({"TICKER_ALLOWED_HOSTS": "host:8080"}, "TICKER_ALLOWED_HOSTS"),  # a port needs scheme
         ({"TICKER_ALLOWED_HOSTS": "user@host"}, "TICKER_ALLOWED_HOSTS"),
-        ({"MARKET_DATA_BASE_URL": "http://169.254.169.254"}, "MARKET_DATA_BASE_URL"),
-        ({"MARKET_DATA_BASE_URL": "https://api.coinbase.com?x"}, "MARKET_DATA_BASE_URL"),
     ],
 )
 def test_bad_outbound_settings_stop_the_start(
@@ -197,10 +196,25 @@ def test_bad_outbound_settings_stop_the_start(
     reset_settings_cache()
 
 
+@pytest.mark.parametrize(
+    "url", ["http://169.254.169.254", "https://api.coinbase.com?x", "http://u@127.0.0.1:9999"]
+)
+def test_a_market_data_url_not_allowed_stops_the_compat_start(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("MARKET_DATA_BASE_URL", url)
+    reset_settings_cache()
+    with pytest.raises(ConfigError, match="MARKET_DATA_BASE_URL"):
+        compat_settings()
+    reset_settings_cache()
+
+
 def test_market_data_host_must_be_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MARKET_DATA_BASE_URL", "http://127.0.0.1:9999")
     monkeypatch.setenv("TICKER_ALLOWED_HOSTS", "http://127.0.0.1:9999")
-    assert load_settings().market_data_base_url == "http://127.0.0.1:9999"
+    reset_settings_cache()
+    assert compat_settings().market_data_base_url == "http://127.0.0.1:9999"
+    reset_settings_cache()
 
 
 # ----- the URL we build: a property ------------------------------------------------------------

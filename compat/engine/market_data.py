@@ -9,7 +9,7 @@ shipped with River: no network). Set: the upstream market-data service,
 with a timeout per attempt and retries with exponential backoff on timeouts, network errors,
 429 and 5xx; 404 means an unknown symbol. An upstream that keeps failing → 502, never a guess.
 Like every outbound call (shared/outbound.py) its host must be in TICKER_ALLOWED_HOSTS
-(checked at start-up), redirects are not followed, and a failure says nothing of the upstream.
+(checked at start-up by compat/settings.py), redirects are not followed, and a failure says nothing of the upstream.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from dataclasses import dataclass
 
 import httpx
 
+from compat.settings import CompatSettings, compat_settings
 from shared.errors import ApiError
 from shared.executors import run_in
-from shared.outbound import outbound_policy, unavailable
-from shared.settings import Settings
+from shared.outbound import AllowedHosts, outbound_policy, unavailable
+from shared.runtime import Runtime
 from shared.sources import dataset_points
 
 log = logging.getLogger("ml.market_data")
@@ -54,7 +55,11 @@ def unknown_symbol(symbol: str) -> ApiError:
 
 class MarketData:
     def __init__(
-        self, settings: Settings, client: httpx.AsyncClient, executor: Executor | None = None
+        self,
+        settings: CompatSettings,
+        allowed: AllowedHosts,
+        client: httpx.AsyncClient,
+        executor: Executor | None = None,
     ) -> None:
         self.executor = executor  # IO_WORKERS: River's bundled data set (shared/executors.py)
         self.base_url = settings.market_data_base_url
@@ -62,7 +67,7 @@ class MarketData:
         self.retries = settings.market_data_retries
         self.backoff = settings.market_data_backoff_seconds
         self.client = client
-        self.policy = outbound_policy(settings)
+        self.policy = outbound_policy(allowed)  # TICKER_ALLOWED_HOSTS, the core's
 
     @property
     def source(self) -> str:
@@ -121,3 +126,10 @@ class MarketData:
                 log.warning("market data %s: not JSON", url)
                 break
         raise unavailable("market data service", attempt + 1)
+
+
+def market_of(runtime: Runtime) -> MarketData:
+    """The market data as configured now (compat settings are read fresh on each call)."""
+    return MarketData(
+        compat_settings(), runtime.settings, runtime.ingest.http, runtime.executors.io
+    )
