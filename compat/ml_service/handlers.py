@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from compat.edge import ml_service_errors, ok
+from compat.ml_service import events
 from compat.ml_service import models as mapping
 from compat.ml_service.schemas import (
     MlBatchIn,
@@ -144,7 +145,7 @@ async def train(request: Request) -> Response:
         seed=hp.get("random_state", 42),
         activate=True,
     )
-    job = await runtime.jobs.submit(tenant, model_id, training)
+    job = await runtime.jobs.submit(tenant, model_id, training, origin=events.ORIGIN)
     run = {"job_id": job["id"], "dataset_id": body.dataset_id, "hyperparameters": hp}
     key = f"{_runs_prefix(model_id)}{time.time_ns():020d}-{job['id']}.json"
     await runtime.registry.put_blob(tenant, key, json.dumps(run).encode())

@@ -12,6 +12,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import river
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -140,14 +141,18 @@ async def metrics(request: Request) -> Response:
 
 @api("compat", response=OnlineModelInfo)
 async def info(request: Request) -> Response:
-    """Model service `GET /info`: the model, its version and the seed's preset names."""
+    """Model service `GET /info`: the model, the library version and the seed's preset names.
+
+    The seed documents `model_version` as the River version ("0.22.0"), a string; the
+    registry version of the live model sits beside it as `registry_version`."""
     tenant, name = _model(request)
     lifecycle = current_runtime().lifecycle
     record = await _call(tenant, name, lambda: lifecycle.record(tenant, name))
     return JSON(
         {
             "model_name": name,
-            "model_version": record.get("version", 0),
+            "model_version": river.__version__,
+            "registry_version": record.get("version", 0),
             "forecast_horizon": 1,
             "feature_agnostic": True,
             "regression_model": record["task"] == "regression",

@@ -102,7 +102,8 @@ class OnlinePredictionOut(BaseModel):
 
 class OnlineModelInfo(BaseModel):
     model_name: str
-    model_version: int
+    model_version: str  # the library version, as the seed documents it
+    registry_version: int
     forecast_horizon: int
     feature_agnostic: bool
     regression_model: bool

@@ -20,6 +20,7 @@ from nats.js import JetStreamContext
 
 from shared.events.cloudevent import CONTENT_TYPE, Envelope, build_event
 from shared.events.jetstream import connect_nats, ensure_stream
+from shared.events.mirrors import mirrored
 from shared.events.outbox import MemoryOutbox, Outbox, open_outbox
 from shared.executors import run_in
 
@@ -74,6 +75,8 @@ class LocalEventLog:
         subject: str | None = None,
         source: str = "/online-ml",
     ) -> dict[str, Any]:
+        # Mirrors (shared/events/mirrors.py) are NATS messages for other systems' subscribers:
+        # without NATS there is no subscriber, and this log holds the CloudEvents only.
         envelope = build_event(tenant, event_type, data, subject=subject, source=source)
         await run_in(self.executor, self._append, envelope)
         return envelope.as_dict()
@@ -156,7 +159,9 @@ class OutboxRelay:
         if self._closed:
             raise RuntimeError("the event bus is closed")
         envelope = build_event(tenant, event_type, data, subject=subject, source=source)
-        await self.outbox.append(envelope)
+        copies = mirrored(envelope, event_type, data)  # a bad mirror fails before anything is kept
+        for message in (envelope, *copies):
+            await self.outbox.append(message)
         self._start_task()
         self._wake.set()
         return envelope.as_dict()

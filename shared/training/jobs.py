@@ -59,7 +59,11 @@ class Jobs:
         """The tenant's in-process jobs queued or running (what MAX_JOBS_PER_TENANT bounds)."""
         return self._active[tenant]
 
-    async def submit(self, tenant: str, model: str, request: TrainRequest) -> dict[str, Any]:
+    async def submit(
+        self, tenant: str, model: str, request: TrainRequest, *, origin: str | None = None
+    ) -> dict[str, Any]:
+        """Queue a training job. `origin` names the API that asked for it (e.g. a compat
+        surface); it rides on the job and on its `model.trained` event, for event mirrors."""
         await self.lifecycle.record(tenant, model)  # 404 before anything is queued
         if request.dataset is not None and request.dataset not in DATASETS:
             raise unprocessable(
@@ -74,14 +78,14 @@ class Jobs:
         if in_process:
             self._reserve(tenant)  # no await since the check: two submits cannot both pass
         try:
-            return await self._submit(tenant, model, request, in_process)
+            return await self._submit(tenant, model, request, in_process, origin)
         except BaseException:
             if in_process:
                 self._release(tenant)
             raise
 
     async def _submit(
-        self, tenant: str, model: str, request: TrainRequest, in_process: bool
+        self, tenant: str, model: str, request: TrainRequest, in_process: bool, origin: str | None
     ) -> dict[str, Any]:
         job = {
             "id": uuid.uuid4().hex,
@@ -97,6 +101,8 @@ class Jobs:
             "metrics": None,
             "error": None,
         }
+        if origin is not None:
+            job["origin"] = origin
         await self._save(tenant, job)
         if not in_process:
             await self._launch_cloud_run(tenant, job)
@@ -235,7 +241,7 @@ class Jobs:
         await self.events.publish(
             tenant,
             "model.trained",
-            {"name": model, **version},
+            {"name": model, **version, **({"origin": job["origin"]} if "origin" in job else {})},
             subject=model,
             source="/online-ml/train",
         )

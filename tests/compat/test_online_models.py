@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import httpx
+import river
 from river import linear_model, metrics, preprocessing, utils
 
 from tests.compat.conftest import OTHER
@@ -51,6 +52,9 @@ async def test_seed_examples_on_a_preset_model(client: httpx.AsyncClient) -> Non
     info = (await client.get(f"{MODELS}/linear_regression/info")).json()
     assert info["model_name"] == "linear_regression" and info["forecast_horizon"] == 1
     assert info["regression_model"] is True and "neural_network" in info["available_models"]
+    # as the seed documents it: the library's version, a string; the registry's beside it
+    assert info["model_version"] == river.__version__ and isinstance(info["model_version"], str)
+    assert isinstance(info["registry_version"], int) and info["registry_version"] >= 0
 
 
 async def test_every_preset_builds_and_learns(client: httpx.AsyncClient) -> None:

@@ -26,9 +26,11 @@ from shared.events import (
     OutboxRelay,
     RedisOutbox,
     build_event,
+    mirrors,
     nats_subject,
     open_event_bus,
 )
+from shared.events.mirrors import register_mirror
 from shared.events.outbox import Outbox
 from tests.servers import ROOT, free_port
 
@@ -251,3 +253,37 @@ async def test_cli_filters_by_type_and_waits_for_the_file(tmp_path: Path) -> Non
 async def test_cli_rejects_a_bad_tenant() -> None:
     proc = await start_tail("--tenant", "../acme")
     assert await asyncio.wait_for(proc.wait(), timeout=10) == 2
+
+
+async def test_a_mirror_adds_its_message_to_the_outbox_beside_the_event() -> None:
+    def shout(tenant: str, event_type: str, data: dict[str, Any]) -> Any:
+        if data.get("mirror") == "own":
+            return f"ml.events.{tenant}", {"said": event_type}
+        if data.get("mirror") == "other":
+            return "ml.events.globex", {"said": event_type}  # another tenant's subject
+        return None
+
+    register_mirror(shout)
+    try:
+        relay = OutboxRelay(  # NATS is down: what was published waits in the outbox
+            f"nats://127.0.0.1:{free_port()}",
+            MemoryOutbox(),
+            connect_timeout=0.2,
+            close_timeout=0.2,
+        )
+        await relay.publish("acme", "model.created", {"mirror": "none"})
+        event = await relay.publish("acme", "model.created", {"mirror": "own"})
+        with pytest.raises(ValueError, match="globex"):
+            await relay.publish("acme", "model.created", {"mirror": "other"})
+        kept = [item.envelope for item in await relay.outbox.pending(10)]
+        assert [e.subject for e in kept] == [
+            "ml.events.acme.model.created",
+            "ml.events.acme.model.created",
+            "ml.events.acme",
+        ]
+        assert kept[2].id.startswith(event["id"]) and json.loads(kept[2].payload) == {
+            "said": "model.created"
+        }
+        await relay.close()
+    finally:
+        mirrors._MIRRORS.remove(shout)
