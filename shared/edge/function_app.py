@@ -124,17 +124,17 @@ class FunctionApp:
         self, request: EdgeRequest, checks: Sequence[EdgeStep], exchange: _Exchange
     ) -> None:
         """The checks, then the route; any failure leaves in the envelope."""
-        scope = request.scope
+        scope, receive = request.scope, request.receive  # the edge's own answers read no body
         try:
             for step in checks:
                 answer = await step(request) if step.awaits else step(request)
                 if answer is not None:
-                    await answer(scope, request.receive, exchange)
+                    await answer(scope, receive, exchange)
                     return
-            await self.router.dispatch(scope, request.receive, exchange)
+            await self.router.dispatch(scope, request.receive, exchange)  # the bounded body
         except Exception as exc:  # every failure leaves in the envelope, never a stack trace
             if not exchange.status:
-                await error_response(as_api_error(exc, scope))(scope, request.receive, exchange)
+                await error_response(as_api_error(exc, scope))(scope, receive, exchange)
             else:  # the response is already on its way: all that is left is to say so
                 log.error("failed after the response started", exc_info=exc)
 
