@@ -11,34 +11,29 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shared.context import request_id_var
-from shared.errors import ApiError, envelope
-from shared.http import JSON, api_error_of
+from shared.edge.codec import JSON
+from shared.edge.errors import api_error_of
+from shared.edge.request import edge_request_of
+from shared.errors import envelope
 from shared.ratelimit import rate_limited
-from shared.registry.base import RegistryUnavailable
 from shared.runtime import current_runtime
-from shared.state.base import StateUnavailable
-from shared.tenancy import (
-    SCOPE_ADMIN,
-    SCOPE_AUTHENTICATED,
-    SCOPE_KEYS_REQUIRED,
-    claimed_tenant,
-)
+from shared.tenancy import claimed_tenant
 from shared.tenant_auth import TENANT_KEY_HEADER
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
 async def outside_api_edge(request: Request) -> str:
-    """What the edge does for /api/v1 paths (shared/http.py), for a seed path outside it: the
-    tenant is required, with TENANT_AUTH=keys its X-Tenant-Key too (admin routes: the admin
-    key, which the edge has checked), and the tenant's rate limit applies. Returns the
-    tenant."""
+    """What the edge does for /api/v1 paths (shared/edge/steps.py), for a seed path outside
+    it: the tenant (whose shape the edge checked) is required, with TENANT_AUTH=keys its
+    X-Tenant-Key too (admin routes: the admin key, which the edge has checked), and the
+    tenant's rate limit applies. Returns the tenant."""
     tenant = claimed_tenant(request)
     runtime = current_runtime()
-    scope = request.scope
-    if scope.get(SCOPE_KEYS_REQUIRED) and not scope.get(SCOPE_ADMIN):
+    edge = edge_request_of(request.scope)
+    if edge.keys_required and not edge.admin:
         await runtime.tenant_auth.authenticate(tenant, request.headers.get(TENANT_KEY_HEADER))
-        scope[SCOPE_AUTHENTICATED] = tenant
+        edge.authenticated = tenant
     limit = runtime.settings.rate_limit_per_minute
     if limit:
         wait = await runtime.store.rate_limit(tenant, limit)
@@ -96,15 +91,12 @@ def ml_service_errors(handler: Handler) -> Handler:
     async def wrapped(request: Request) -> Response:
         try:
             return await handler(request)
-        except (ApiError, StateUnavailable, RegistryUnavailable) as exc:
-            error = _as_api_error(exc)
+        except Exception as exc:
+            # the core's own table (shared/edge/errors.py): one status, code and Retry-After
+            error = api_error_of(exc)
+            if error is None:
+                raise  # unexpected: the edge logs it and answers its 500
             body = {"success": False, **envelope(error.code, error.message, request_id_var.get())}
             return JSON(body, status_code=error.status, headers=error.headers)
 
     return wrapped
-
-
-def _as_api_error(exc: Exception) -> ApiError:
-    # the core's own mapping (shared/http.py): one status, code and Retry-After policy
-    error = api_error_of(exc)
-    return error or ApiError(500, "internal_error", "internal error; quote the request id")

@@ -1,4 +1,4 @@
-"""The function app: the HTTP edge (shared/http.py) bound to the process runtime
+"""The function app: the HTTP edge (shared/edge/) bound to the process runtime
 (shared/runtime.py), and the readiness check that reads both.
 
 A module of its own so that neither of the two imports the other (architecture.md §2): the
@@ -15,16 +15,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared import http
-from shared.http import JSON, FunctionApp
+from shared.edge import function_app
+from shared.edge.codec import JSON
+from shared.edge.function_app import FunctionApp
 from shared.registry.base import RegistryError
 from shared.runtime import current_runtime
 from shared.state import StateUnavailable
 
 
 def build_router(group: str, routes: Sequence[Route]) -> FunctionApp:
-    """One function group's ASGI app over this process's runtime (shared/http.py)."""
-    return http.build_router(group, routes, services=current_runtime, ready=ready)
+    """One function group's ASGI app over this process's runtime (shared/edge/function_app.py)."""
+    return function_app.build_router(group, routes, services=current_runtime, ready=ready)
 
 
 async def ready(request: Request) -> Response:

@@ -13,8 +13,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared.datasets import Datasets
+from shared.edge.body import parse_body
+from shared.edge.codec import JSON
 from shared.errors import ApiError
-from shared.http import JSON, parse_body
 from shared.openapi import api
 from shared.runtime import current_runtime
 from shared.schemas import Strict

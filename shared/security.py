@@ -1,6 +1,6 @@
 """Admin authentication: X-API-Key against ADMIN_API_KEY, compared in constant time.
 
-The edge (shared/http.py) applies `check_admin_key` before routing to every request under an
+The edge (shared/edge/steps.py AdminKey) applies `check_admin_key` before routing to every request under an
 admin prefix of its routes (`/api/v1/admin/`, and any `.../admin/` a group mounts, such as the
 seed-compatible `/admin/...`), so an admin route added to any group is protected without
 opting in; `require_admin` stays for handlers that want to state it explicitly.

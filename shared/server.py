@@ -74,7 +74,7 @@ def serve(
         loop="auto",
         timeout_keep_alive=settings.keepalive_timeout_seconds,  # type: ignore[arg-type]
         log_level=log_level,
-        access_log=False,  # shared.http writes one access line per request itself
+        access_log=False,  # shared.edge writes one access line per request itself
     )
 
 

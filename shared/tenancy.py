@@ -6,6 +6,7 @@ import re
 
 from starlette.requests import Request
 
+from shared.edge.request import edge_request_of
 from shared.errors import ApiError
 
 TENANT_HEADER = "x-tenant-id"
@@ -13,23 +14,28 @@ TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-# Set by the edge on the ASGI scope (shared/http.py, compat/edge.py): whether tenants
-# must authenticate (TENANT_AUTH=keys), the tenant whose X-Tenant-Key was verified, and that
-# the admin key was (admin routes act for any tenant).
-SCOPE_KEYS_REQUIRED = "ml.tenant_keys"
-SCOPE_AUTHENTICATED = "ml.tenant"
-SCOPE_ADMIN = "ml.admin"
+# TENANT_PATTERN on raw header bytes, as the edge checks it once (shared/edge/steps.py);
+# fullmatch: no trailing newline slips by
+TENANT_SHAPE = re.compile(rb"[a-z0-9][a-z0-9-]{0,62}")
+
+
+def tenant_error(sent: bool) -> ApiError:
+    """The answer to a missing (`sent` False) or malformed X-Tenant-ID."""
+    if not sent:
+        return ApiError(400, "missing_tenant", "send the X-Tenant-ID header")
+    return ApiError(
+        400,
+        "invalid_tenant",
+        "X-Tenant-ID must match ^[a-z0-9][a-z0-9-]{0,62}$ (lower-case letters, digits, '-')",
+    )
 
 
 def tenant_of(request: Request) -> str:
-    """The request's tenant: X-Tenant-ID, validated, and authenticated when keys are on."""
+    """The request's tenant: X-Tenant-ID as the edge validated it, and authenticated when
+    keys are on."""
+    edge = edge_request_of(request.scope)
     tenant = claimed_tenant(request)
-    scope = request.scope
-    if (
-        scope.get(SCOPE_KEYS_REQUIRED)
-        and scope.get(SCOPE_AUTHENTICATED) != tenant
-        and not scope.get(SCOPE_ADMIN)
-    ):
+    if edge.keys_required and edge.authenticated != tenant and not edge.admin:
         # Fail closed: a route the edge did not authenticate (a path outside /api/v1 that
         # does not go through compat.edge.outside_api) never serves a claimed tenant.
         raise ApiError(
@@ -39,17 +45,12 @@ def tenant_of(request: Request) -> str:
 
 
 def claimed_tenant(request: Request) -> str:
-    """X-Tenant-ID as sent, validated (400 when missing or malformed), not authenticated."""
-    tenant = request.headers.get(TENANT_HEADER)
-    if tenant is None:
-        raise ApiError(400, "missing_tenant", "send the X-Tenant-ID header")
-    if not TENANT_PATTERN.match(tenant):
-        raise ApiError(
-            400,
-            "invalid_tenant",
-            "X-Tenant-ID must match ^[a-z0-9][a-z0-9-]{0,62}$ (lower-case letters, digits, '-')",
-        )
-    return tenant
+    """X-Tenant-ID as sent, in the shape the edge checked (400 when missing or malformed),
+    not authenticated."""
+    edge = edge_request_of(request.scope)
+    if edge.tenant is None:
+        raise tenant_error(edge.tenant_sent)
+    return edge.tenant
 
 
 def check_name(name: str, what: str = "model") -> str:

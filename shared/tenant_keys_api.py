@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shared.edge.codec import JSON
 from shared.errors import ApiError, not_found
-from shared.http import JSON
 from shared.openapi import api
 from shared.runtime import current_runtime
 from shared.tenancy import TENANT_PATTERN

@@ -30,7 +30,8 @@ from compat.engine.schemas import (
     EngineTrainIn,
 )
 from compat.settings import compat_settings
-from shared.http import JSON, optional_body, parse_body
+from shared.edge.body import optional_body, parse_body
+from shared.edge.codec import JSON
 from shared.limits import query_int
 from shared.monitoring.audit import MAX_LIMIT
 from shared.openapi import api

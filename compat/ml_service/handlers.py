@@ -29,9 +29,9 @@ from compat.ml_service.schemas import (
     MlTrainIn,
 )
 from shared.datasets import Datasets
+from shared.edge.body import parse_body
 from shared.errors import ApiError, conflict, not_found
 from shared.executors import run_in
-from shared.http import parse_body
 from shared.learning import label_key
 from shared.openapi import api
 from shared.runtime import Runtime, current_runtime

@@ -20,7 +20,9 @@ from compat.online.schemas import (
     OnlineFeatureInfo,
     OnlineSeriesInfo,
 )
-from shared.http import JSON, idempotency_of, parse_body
+from shared.edge.body import parse_body
+from shared.edge.codec import JSON
+from shared.edge.idempotency import idempotency_of
 from shared.openapi import api
 from shared.runtime import current_runtime
 from shared.tenancy import path_name, tenant_of

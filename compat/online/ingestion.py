@@ -21,8 +21,8 @@ from compat.online.schemas import (
     OnlineStreamStatus,
     OnlineTickerObservation,
 )
+from shared.edge.codec import JSON
 from shared.errors import ApiError, unprocessable
-from shared.http import JSON
 from shared.ingest import SOURCE_ADAPTER
 from shared.openapi import api
 from shared.runtime import current_runtime

@@ -27,8 +27,10 @@ from compat.online.schemas import (
     OnlineSampleIn,
     OnlineTrainedOut,
 )
+from shared.edge.body import parse_body
+from shared.edge.codec import JSON
+from shared.edge.idempotency import idempotency_of
 from shared.errors import ApiError, unprocessable
-from shared.http import JSON, idempotency_of, parse_body
 from shared.openapi import api
 from shared.runtime import current_runtime
 from shared.schemas import Sample

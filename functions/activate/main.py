@@ -14,7 +14,9 @@ from compat.engine import routes as engine
 from compat.ml_service import handlers as ml_service
 from shared import tenant_keys_api
 from shared.app import build_router
-from shared.http import JSON, forward, optional_body, parse_body
+from shared.edge.body import optional_body, parse_body
+from shared.edge.bridge import forward
+from shared.edge.codec import JSON
 from shared.lifecycle import parse_version
 from shared.openapi import api
 from shared.runtime import current_runtime

@@ -16,8 +16,10 @@ from starlette.routing import Route
 from compat.engine import routes as engine
 from compat.ml_service import handlers as ml_service
 from shared.app import build_router
+from shared.edge.body import parse_body
+from shared.edge.bridge import forward
+from shared.edge.codec import JSON
 from shared.errors import ApiError, unprocessable
-from shared.http import JSON, forward, parse_body
 from shared.openapi import api
 from shared.runtime import current_runtime
 from shared.schemas import BatchOut, BatchRequest, MultiBatchRequest

@@ -15,7 +15,10 @@ from starlette.routing import Route
 from compat.online import features as online_features
 from compat.online import ingestion as online_ingestion
 from shared.app import build_router
-from shared.http import JSON, forward, idempotency_of, optional_body, parse_body
+from shared.edge.body import optional_body, parse_body
+from shared.edge.bridge import forward
+from shared.edge.codec import JSON
+from shared.edge.idempotency import idempotency_of
 from shared.openapi import api
 from shared.runtime import current_runtime
 from shared.schemas import ObservationsRequest, PullRequest, SeriesRequest, SubscribeRequest

@@ -17,8 +17,9 @@ from starlette.routing import Route
 from compat.engine import routes as engine
 from compat.online import models as online_models
 from shared.app import build_router
+from shared.edge.bridge import forward
+from shared.edge.codec import JSON
 from shared.errors import ApiError
-from shared.http import JSON, forward
 from shared.lifecycle import parse_version
 from shared.limits import query_int
 from shared.monitoring import views

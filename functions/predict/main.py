@@ -14,7 +14,10 @@ from compat.engine import routes as engine
 from compat.ml_service import handlers as ml_service
 from compat.online import models as online_models
 from shared.app import build_router
-from shared.http import JSON, forward, idempotency_of, parse_body
+from shared.edge.body import parse_body
+from shared.edge.bridge import forward
+from shared.edge.codec import JSON
+from shared.edge.idempotency import idempotency_of
 from shared.monitoring.failures import counts_failures
 from shared.openapi import api
 from shared.runtime import current_runtime

@@ -18,8 +18,11 @@ from compat.online import models as online_models
 from shared import datasets_api
 from shared.app import build_router
 from shared.catalog import describe
+from shared.edge.body import parse_body
+from shared.edge.bridge import forward
+from shared.edge.codec import JSON
+from shared.edge.idempotency import idempotency_of
 from shared.errors import ApiError
-from shared.http import JSON, forward, idempotency_of, parse_body
 from shared.monitoring.failures import counts_failures
 from shared.online import public_record
 from shared.openapi import api

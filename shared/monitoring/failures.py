@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.errors import ApiError
-from shared.state.base import StateUnavailable
-from shared.tenancy import NAME_PATTERN, TENANT_HEADER, TENANT_PATTERN
+from shared.edge.errors import api_error_of
+from shared.edge.request import edge_request_of
+from shared.tenancy import NAME_PATTERN
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -40,12 +40,10 @@ def counts_failures(route: str) -> Callable[[Handler], Handler]:
 def _count(request: Request, route: str, exc: Exception) -> None:
     from shared.runtime import current_runtime  # the runtime imports the handlers' modules
 
-    tenant = request.headers.get(TENANT_HEADER, "")
+    tenant = edge_request_of(request.scope).tenant  # the edge checked its shape
     name = request.path_params.get("model", "")
-    if not TENANT_PATTERN.match(tenant) or not NAME_PATTERN.match(name) or ".." in name:
+    if tenant is None or not NAME_PATTERN.match(name) or ".." in name:
         return  # nobody to count it for
-    if isinstance(exc, ApiError):
-        status = exc.status
-    else:
-        status = 503 if isinstance(exc, StateUnavailable) else 500
+    error = api_error_of(exc)  # the status the edge answers (shared/edge/errors.py)
+    status = 500 if error is None else error.status
     current_runtime().monitor.failed(tenant, name, route, status)

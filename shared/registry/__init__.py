@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
+from shared.edge.errors import register
 from shared.registry.base import (
     AliasConflict,
     Aliases,
@@ -20,6 +22,36 @@ from shared.registry.filesystem import FilesystemRegistry
 
 if TYPE_CHECKING:
     from google.cloud import storage
+
+# How the registry's failures are answered (shared/edge/errors.py; architecture.md §3).
+register(
+    ChecksumMismatch,
+    409,
+    "checksum_mismatch",
+    "the stored artifact is corrupt: {exc}",
+    log_level=logging.ERROR,
+    log_as="registry artifact failed its checksum",
+)
+for _race in (VersionExists, AliasConflict):
+    # a race another writer won (shared/lifecycle.py serialises its own; this is the rest)
+    register(
+        _race,
+        409,
+        "registry_conflict",
+        "the model changed concurrently; retry",
+        log_level=logging.WARNING,
+        log_as="registry conflict",
+    )
+register(VersionNotFound, 404, "version_not_found", "that version does not exist for this model")
+register(
+    RegistryUnavailable,
+    503,
+    "registry_unavailable",
+    "the model registry is unreachable; retry",
+    retry_after=2,
+    log_level=logging.WARNING,
+    log_as="registry unavailable",
+)
 
 
 def open_registry(

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+
+from shared.edge.errors import register
 from shared.state.base import StateStore, StateUnavailable
 from shared.state.memory import MemoryStateStore
 from shared.state.redis_store import RedisStateStore
+
+# The state store down is a dependency down: 503, retry in a second (architecture.md §3).
+register(
+    StateUnavailable,
+    503,
+    "state_unavailable",
+    "the state store is unreachable; retry",
+    retry_after=1,
+    log_level=logging.WARNING,
+    log_as="state store unavailable",
+)
 
 
 def open_state_store(

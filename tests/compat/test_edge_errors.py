@@ -1,5 +1,5 @@
 """The compat error shapes use the core's one exception mapping: the same status, code and
-Retry-After as the native edge (shared/http.py api_error_of), wrapped in the seed's shape."""
+Retry-After as the native edge (shared/edge/errors.py api_error_of), wrapped in the seed's shape."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from compat.edge import ml_service_errors
-from shared.http import api_error_of
+from shared.edge.errors import api_error_of
 from shared.registry.base import RegistryUnavailable
 from shared.state.base import StateUnavailable
 

@@ -28,7 +28,8 @@ from starlette.routing import Route
 
 from functions.gateway import routes as gateway_routes
 from shared import tenant_keys_api
-from shared.http import JSON, FunctionApp
+from shared.edge.codec import JSON
+from shared.edge.function_app import FunctionApp
 from shared.runtime import current_runtime
 from shared.settings import ConfigError, load_settings
 from shared.tenancy import tenant_of

@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from shared import tracing
 from shared.app import build_router
-from shared.http import JSON
+from shared.edge.codec import JSON
 from shared.logs import configure_logging
 from tests.edge import edge_client
 from tests.servers import ROOT

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from shared.http import _as_api_error
+from shared.edge.errors import api_error_of
 from shared.registry import (
     AliasConflict,
     ChecksumMismatch,
@@ -401,5 +401,6 @@ async def test_concurrent_document_updates_lose_nothing(registry: Registry) -> N
     ],
 )
 def test_registry_errors_map_to_4xx_not_500(error: Exception, status: int, code: str) -> None:
-    mapped = _as_api_error(error, {"method": "POST", "path": "/api/v1/models"})
+    mapped = api_error_of(error)
+    assert mapped is not None
     assert (mapped.status, mapped.code) == (status, code)

@@ -1,0 +1,77 @@
+"""Request bodies: the size bound (`MAX_BODY_BYTES`) and JSON validated against a pydantic
+model (bad JSON → 400, wrong shape → 422 naming the field)."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.types import Message, Receive
+
+from shared.errors import ApiError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"the body exceeds MAX_BODY_BYTES ({limit} bytes)")
+
+
+def limited(receive: Receive, limit: int) -> Receive:
+    """`receive` that refuses (413) once the body passes `limit` bytes, whatever
+    Content-Length said (a chunked body declares none)."""
+    received = 0
+
+    async def limited_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise too_large(limit)
+        return message
+
+    return limited_receive
+
+
+async def read_body(request: Request) -> bytes:
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    body = await request.body()
+    if not body.strip():
+        raise ApiError(400, "empty_body", "the request body is empty; send a JSON object")
+    return body
+
+
+def describe(exc: ValidationError) -> ApiError:
+    """A pydantic failure as the answer: 400 for bad JSON, else 422 naming up to 5 fields."""
+    first = exc.errors(include_url=False)[0]
+    if first["type"] == "json_invalid":
+        return ApiError(400, "invalid_json", f"the body is not valid JSON: {first['msg']}")
+    parts = []
+    for err in exc.errors(include_url=False)[:5]:
+        where = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        parts.append(f"{where or 'body'}: {err['msg']}")
+    return ApiError(422, "validation_error", "; ".join(parts))
+
+
+async def parse_body(request: Request, model: type[ModelT]) -> ModelT:
+    """Parse and validate a JSON body; bad JSON → 400, wrong shape → 422 naming the field.
+    The raw body is kept on request.state for the Idempotency-Key's hash."""
+    body = await read_body(request)
+    request.state.raw_body = body
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise describe(exc) from None
+
+
+async def optional_body(request: Request, model: type[ModelT]) -> ModelT:
+    """Like parse_body, but an empty body means the model's defaults."""
+    body = await request.body()
+    request.state.raw_body = body
+    if not body.strip():
+        return model()
+    return await parse_body(request, model)
