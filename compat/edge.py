@@ -17,6 +17,7 @@ from shared.ratelimit import rate_limited
 from shared.registry.base import RegistryUnavailable
 from shared.runtime import current_runtime
 from shared.state.base import StateUnavailable
+from shared.state.interfaces import RateLimits
 from shared.tenancy import (
     SCOPE_ADMIN,
     SCOPE_AUTHENTICATED,
@@ -41,7 +42,8 @@ async def outside_api_edge(request: Request) -> str:
         scope[SCOPE_AUTHENTICATED] = tenant
     limit = runtime.settings.rate_limit_per_minute
     if limit:
-        wait = await runtime.store.rate_limit(tenant, limit)
+        rate_limits: RateLimits = runtime.store  # all the edge uses of the state store
+        wait = await rate_limits.rate_limit(tenant, limit)
         if wait:
             raise rate_limited(limit, wait)
     return tenant

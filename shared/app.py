@@ -20,6 +20,7 @@ from shared.http import JSON, FunctionApp
 from shared.registry.base import RegistryError
 from shared.runtime import current_runtime
 from shared.state import StateUnavailable
+from shared.state.interfaces import Health
 
 
 def build_router(group: str, routes: Sequence[Route]) -> FunctionApp:
@@ -32,7 +33,8 @@ async def ready(request: Request) -> Response:
     runtime = current_runtime()
     checks: dict[str, str] = {}
     try:
-        await runtime.store.ping()
+        health: Health = runtime.store
+        await health.ping()
         checks["state"] = "ok"
     except StateUnavailable as exc:
         checks["state"] = str(exc)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import shared.state.lua as lua
 from shared.ratelimit import bucket_key, gcra_params
-from shared.state import lua
 from shared.state.base import (
     AppendResult,
     Idempotency,

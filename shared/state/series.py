@@ -9,8 +9,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import shared.state.lua as lua
 from shared.errors import ApiError
-from shared.state import lua
 from shared.state.base import Idempotency
 from shared.state.interfaces import StateStore
 from shared.state.redis_connection import RedisConnection

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
-from shared.state import lua
+import shared.state.lua as lua
 from shared.state.interfaces import StateStore
 from shared.state.redis_connection import RedisConnection
 from shared.state.redis_store import RedisStateStore
