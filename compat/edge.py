@@ -17,6 +17,7 @@ from shared.edge.request import edge_request_of
 from shared.errors import envelope
 from shared.ratelimit import rate_limited
 from shared.runtime import current_runtime
+from shared.state.interfaces import RateLimits
 from shared.tenancy import claimed_tenant
 from shared.tenant_auth import TENANT_KEY_HEADER
 
@@ -36,7 +37,8 @@ async def outside_api_edge(request: Request) -> str:
         edge.authenticated = tenant
     limit = runtime.settings.rate_limit_per_minute
     if limit:
-        wait = await runtime.store.rate_limit(tenant, limit)
+        rate_limits: RateLimits = runtime.store  # all the edge uses of the state store
+        wait = await rate_limits.rate_limit(tenant, limit)
         if wait:
             raise rate_limited(limit, wait)
     return tenant

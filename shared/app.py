@@ -21,6 +21,7 @@ from shared.edge.function_app import FunctionApp
 from shared.registry.base import RegistryError
 from shared.runtime import current_runtime
 from shared.state import StateUnavailable
+from shared.state.interfaces import Health
 
 
 def build_router(group: str, routes: Sequence[Route]) -> FunctionApp:
@@ -33,7 +34,8 @@ async def ready(request: Request) -> Response:
     runtime = current_runtime()
     checks: dict[str, str] = {}
     try:
-        await runtime.store.ping()
+        health: Health = runtime.store
+        await health.ping()
         checks["state"] = "ok"
     except StateUnavailable as exc:
         checks["state"] = str(exc)

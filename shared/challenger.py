@@ -21,6 +21,7 @@ from shared.errors import ApiError
 from shared.online import OnlineModels
 from shared.schemas import Sample
 from shared.state.base import Idempotency
+from shared.state.interfaces import ShadowState
 
 log = logging.getLogger("ml.challenger")
 COMPARE = "compare"
@@ -43,10 +44,12 @@ class Challengers:
         models: OnlineModels,
         promote: Promote,
         *,
+        state: ShadowState,
         promote_margin: float | None,
         window: int,
     ) -> None:
         self.models, self.promote = models, promote
+        self.state = state  # is there a shadow, its compare counters, the promotion lock
         self.promote_margin, self.window = promote_margin, window
         self._known: dict[tuple[str, str], tuple[float, bool]] = {}
 
@@ -64,19 +67,19 @@ class Challengers:
         }
         if await self.models.replace(tenant, record, blob) is None:
             await self.models.install(tenant, record, blob)
-        await self.models.store.reset_counters(COMPARE, tenant, model)
+        await self.state.reset_counters(COMPARE, tenant, model)
         self._known[tenant, model] = (time.monotonic() + CHECK_SECONDS, True)
 
     async def stop(self, tenant: str, model: str) -> None:
         await self.models.delete(tenant, shadow_name(model))
-        await self.models.store.reset_counters(COMPARE, tenant, model)
+        await self.state.reset_counters(COMPARE, tenant, model)
         self._known[tenant, model] = (time.monotonic() + CHECK_SECONDS, False)
 
     async def active(self, tenant: str, model: str) -> bool:
         expires, known = self._known.get((tenant, model), (0.0, False))
         if expires > time.monotonic():
             return known
-        exists = await self.models.store.get_record(tenant, shadow_name(model)) is not None
+        exists = await self.state.get_record(tenant, shadow_name(model)) is not None
         self._known[tenant, model] = (time.monotonic() + CHECK_SECONDS, exists)
         return exists
 
@@ -129,14 +132,14 @@ class Challengers:
                 error = float(y) - float(predicted)
                 deltas[f"{side}_abs"] = abs(error)
                 deltas[f"{side}_sq"] = error * error
-        await self.models.store.add_counters(COMPARE, tenant, model, deltas)
+        await self.state.add_counters(COMPARE, tenant, model, deltas)
         if self.promote_margin is not None:
             await self._maybe_promote(tenant, model)
 
     async def compare(
         self, tenant: str, model: str, champion_version: Any, challenger_version: Any
     ) -> dict[str, Any]:
-        counters = await self.models.store.get_counters(COMPARE, tenant, model)
+        counters = await self.state.get_counters(COMPARE, tenant, model)
         n = int(counters.get("n", 0))
 
         def side(name: str, version: Any) -> dict[str, Any]:
@@ -160,7 +163,7 @@ class Challengers:
     async def _maybe_promote(self, tenant: str, model: str) -> None:
         """Promote when, over at least `window` shared samples, the challenger's error is
         below the champion's by the margin: its live state becomes a version and is activated."""
-        counters = await self.models.store.get_counters(COMPARE, tenant, model)
+        counters = await self.state.get_counters(COMPARE, tenant, model)
         n = counters.get("n", 0.0)
         if n < self.window or self.promote_margin is None:
             return
@@ -172,7 +175,7 @@ class Challengers:
             challenger_error = counters["challenger_abs"] / n
         if challenger_error >= champion_error * (1 - self.promote_margin):
             return
-        if not await self.models.store.try_lock(f"{{{tenant}:{model}}}:promote", 30_000):
+        if not await self.state.try_lock(f"{{{tenant}:{model}}}:promote", 30_000):
             return
         try:
             record, seq, blob = await self.models.snapshot(tenant, shadow_name(model))
@@ -189,4 +192,4 @@ class Challengers:
             version = await self.promote(tenant, model, blob, meta)
             log.info("promoted challenger of %s/%s as version %s", tenant, model, version)
         finally:
-            await self.models.store.release_lock(f"{{{tenant}:{model}}}:promote")
+            await self.state.release_lock(f"{{{tenant}:{model}}}:promote")

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.events import EventBus
-from shared.state.base import StateStore
+from shared.state.interfaces import DegradedState
 
 KIND = "degraded"
 KEEP_SECONDS = 30 * 24 * 3600  # the flag (and the once-only event) last this long
@@ -22,7 +22,7 @@ SHOWN_ON_READY = 100  # models named on /ready at most
 
 
 class DegradedModels:
-    def __init__(self, store: StateStore, events: EventBus) -> None:
+    def __init__(self, store: DegradedState, events: EventBus) -> None:
         self.store = store
         self.events = events
         # seen by this process: (tenant, name) → uid; skips the store on repeated reports

@@ -33,6 +33,7 @@ from shared.registry.base import (
     raise_high_water,
 )
 from shared.schemas import ModelSpec
+from shared.state.interfaces import LifecycleState
 from shared.state_loss import StateLoss, log_loss, loss_report
 from shared.tenancy import NAME_PATTERN, check_name
 
@@ -61,6 +62,7 @@ class Lifecycle:
         registry: Registry,
         events: EventBus,
         *,
+        state: LifecycleState,
         challengers: Challengers | None = None,
         degraded: DegradedModels | None = None,
         lock_ttl_seconds: float = 60.0,
@@ -69,11 +71,10 @@ class Lifecycle:
         self.models = models
         self.registry = registry
         self.events = events
+        self.state = state  # incarnations and records, the lifecycle lock, the store's epoch
         # create, activate, version, alias and delete of one model, one at a time everywhere
-        self.locks = ModelLocks(
-            models.store, ttl_seconds=lock_ttl_seconds, wait_seconds=lock_wait_seconds
-        )
-        self.loss = StateLoss(models.store, registry)
+        self.locks = ModelLocks(state, ttl_seconds=lock_ttl_seconds, wait_seconds=lock_wait_seconds)
+        self.loss = StateLoss(state, registry)
         # immutable versions of one model incarnation (its created_at): never stale
         self._frozen: OrderedDict[tuple[str, str, Any, int], tuple[Any, Any]] = OrderedDict()
         models.recover = self.recover
@@ -98,7 +99,7 @@ class Lifecycle:
                 raise taken
             # A new incarnation, above any the name had: whatever still holds the old one (a
             # warm copy, a request that read it before a delete) can never write into this one.
-            gen, _ = await self.models.store.incarnation(tenant, name)
+            gen, _ = await self.state.incarnation(tenant, name)
             marks = await high_water(self.registry, tenant, name)
             record["incarnation"] = max(gen, marks.get("incarnation", 0)) + 1
             await raise_high_water(self.registry, tenant, name, incarnation=record["incarnation"])
@@ -157,9 +158,9 @@ class Lifecycle:
         )
 
     async def record(self, tenant: str, name: str) -> dict[str, Any]:
-        raw = await self.models.store.get_record(tenant, name)
+        raw = await self.state.get_record(tenant, name)
         if raw is None and await self.recover(tenant, name):
-            raw = await self.models.store.get_record(tenant, name)
+            raw = await self.state.get_record(tenant, name)
         if raw is None:
             raise not_found("model", name)
         return json.loads(raw)
@@ -183,7 +184,7 @@ class Lifecycle:
         if definition is None:
             return False
         incarnation = int(definition.get("incarnation", 0))
-        gen, deleted = await self.models.store.incarnation(tenant, name)
+        gen, deleted = await self.state.incarnation(tenant, name)
         if gen > incarnation or (gen == incarnation and deleted):
             return False  # deleted (the registry is a step behind) or recreated since
         pointers = (await self.registry.read_aliases(tenant, name)).doc
@@ -205,7 +206,7 @@ class Lifecycle:
             record["state_lost"] = report
         if not await self.models.install(tenant, record, blob, incarnation=incarnation, seq=seq):
             # another request recovered it first (and reported), or a delete won: look again
-            return await self.models.store.get_record(tenant, name) is not None
+            return await self.state.get_record(tenant, name) is not None
         await self.loss.remember(tenant, name, incarnation=incarnation, seq=seq)
         if report is not None:
             log_loss(tenant, name, report, version, seq)

@@ -19,7 +19,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from shared.errors import conflict
-from shared.state.base import StateStore, StateUnavailable
+from shared.state.base import StateUnavailable
+from shared.state.interfaces import Locks
 
 POLL_SECONDS = 0.02
 
@@ -30,7 +31,7 @@ def lock_key(tenant: str, name: str) -> str:
 
 
 class ModelLocks:
-    def __init__(self, store: StateStore, *, ttl_seconds: float, wait_seconds: float) -> None:
+    def __init__(self, store: Locks, *, ttl_seconds: float, wait_seconds: float) -> None:
         self.store = store
         self.ttl_ms = max(1, int(ttl_seconds * 1000))
         self.wait_seconds = wait_seconds

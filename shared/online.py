@@ -30,7 +30,8 @@ from shared.executors import run_in, run_to_end
 from shared.monitoring.hooks import NullObserver, Observer
 from shared.monitoring.outcomes import encode_outcome
 from shared.schemas import ModelSpec, Sample
-from shared.state.base import AppendResult, Idempotency, LogEntry, Snapshot, StateStore
+from shared.state.base import AppendResult, Idempotency, LogEntry, Snapshot
+from shared.state.interfaces import OnlineState
 
 log = logging.getLogger("ml.online")
 
@@ -88,7 +89,7 @@ class OnlineModels:
 
     def __init__(
         self,
-        store: StateStore,
+        store: OnlineState,
         *,
         cache_size: int = 256,
         snapshot_every: int = 1000,

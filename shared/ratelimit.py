@@ -6,9 +6,9 @@ arrival time* (TAT) of the next request. So a fresh tenant may burst `limit` req
 gets one more every interval; state is O(1) per tenant and expires on its own.
 
 Both backends run exactly `gcra_step` on integer microseconds: `MemoryStateStore` in Python on
-the event loop (atomic: no await inside), `RedisStateStore` as `GCRA_LUA`, one EVALSHA on the
-key `ml:{<tenant>}:ratelimit` (hash tag: one slot per tenant on Redis Cluster) with the clock
-read inside the script (`TIME`), so instances' clocks never matter.
+the event loop (atomic: no await inside), `RedisStateStore` as `GCRA` (shared/state/lua.py),
+one EVALSHA on the key `ml:{<tenant>}:ratelimit` (hash tag: one slot per tenant on Redis
+Cluster) with the clock read inside the script (`TIME`), so instances' clocks never matter.
 """
 
 from __future__ import annotations
@@ -36,22 +36,6 @@ def gcra_step(tat: int, now: int, interval: int, tolerance: int) -> tuple[int, i
     if wait > 0:
         return tat, wait
     return tat + interval, 0
-
-
-# KEYS: the tenant's bucket; ARGV: interval_us, tolerance_us. Returns µs to wait (0 = allowed).
-# Mirrors gcra_step; integer µs stay exact in Lua doubles (< 2^53).
-GCRA_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local wait = tat - now - tolerance
-if wait > 0 then return wait end
-tat = tat + interval
-redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000))
-return 0
-"""
 
 
 def bucket_key(tenant: str) -> str:

@@ -97,6 +97,7 @@ def current_runtime() -> Runtime:
         challengers = Challengers(
             models,
             promote,
+            state=store,
             promote_margin=settings.challenger_promote_margin,
             window=settings.challenger_window,
         )
@@ -104,6 +105,7 @@ def current_runtime() -> Runtime:
             models,
             registry,
             events,
+            state=store,
             challengers=challengers,
             degraded=degraded,
             lock_ttl_seconds=settings.lifecycle_lock_ttl_seconds,

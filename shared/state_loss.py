@@ -19,13 +19,13 @@ from typing import Any
 
 from shared.registry import Registry
 from shared.registry.base import STATE, update_doc
-from shared.state.base import StateStore
+from shared.state.interfaces import StoreEpoch
 
 log = logging.getLogger("ml.state_loss")
 
 
 class StateLoss:
-    def __init__(self, store: StateStore, registry: Registry) -> None:
+    def __init__(self, store: StoreEpoch, registry: Registry) -> None:
         self.store = store
         self.registry = registry
 

@@ -13,6 +13,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from shared.monitoring import views
+from shared.state.interfaces import ModelLog, ModelRecords
 
 if TYPE_CHECKING:
     from shared.runtime import Runtime
@@ -29,9 +30,11 @@ async def _last(runtime: Runtime, tenant: str, name: str) -> dict[str, Any]:
         return {"last_prediction": None, "last_actual": None, "last_error": None}
     prediction, seq = row["output"].get("prediction"), int(row["seq"])
     actual = None
-    raw = await runtime.store.get_record(tenant, name)
+    records: ModelRecords = runtime.store
+    log: ModelLog = runtime.store  # read only: the actual of the audited seq
+    raw = await records.get_record(tenant, name)
     if raw is not None:
-        read = await runtime.store.read_log(tenant, name, json.loads(raw)["uid"], seq - 1)
+        read = await log.read_log(tenant, name, json.loads(raw)["uid"], seq - 1)
         entry = next((e for e in read.entries if e.seq == seq), None)
         actual = json.loads(entry.data)[1] if entry is not None else None  # None: compacted
     error = (

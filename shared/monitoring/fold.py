@@ -17,7 +17,8 @@ from shared.events import EventBus
 from shared.executors import run_in
 from shared.monitoring.ledger import Episode, Ledger
 from shared.monitoring.prometheus import DRIFT
-from shared.state.base import OutcomeBatch, StateStore
+from shared.state.base import OutcomeBatch
+from shared.state.interfaces import OutcomeFolds
 
 log = logging.getLogger("ml.monitoring")
 
@@ -33,7 +34,7 @@ CACHE_SIZE = 256
 
 
 class Folder:
-    def __init__(self, store: StateStore, events: EventBus, cpu: Executor | None = None) -> None:
+    def __init__(self, store: OutcomeFolds, events: EventBus, cpu: Executor | None = None) -> None:
         self.store = store
         self.events = events
         self.cpu = cpu  # CPU_WORKERS (shared/executors.py)

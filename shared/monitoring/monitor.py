@@ -22,7 +22,8 @@ from shared.monitoring import audit, latency
 from shared.monitoring.fold import FOLD_EVERY, Folder
 from shared.monitoring.ledger import Ledger
 from shared.monitoring.prometheus import AUDIT_DROPPED, LEARNED, OUTBOX_BACKLOG, PREDICTIONS
-from shared.state.base import MonitorWrite, StateStore, StateUnavailable
+from shared.state.base import MonitorWrite, StateUnavailable
+from shared.state.interfaces import MonitorState
 
 log = logging.getLogger("ml.monitoring")
 
@@ -36,7 +37,7 @@ Key = tuple[str, str]
 class Monitor:
     def __init__(
         self,
-        store: StateStore,
+        store: MonitorState,
         events: EventBus,
         *,
         audit_max_rows: int,

@@ -1,11 +1,16 @@
-"""State store backends behind one interface: pick one from STATE_URL."""
+"""State store backends behind one interface: pick one from STATE_URL.
+
+A backend implements `StateStore`; consumers take the narrow Protocols of
+shared/state/interfaces.py it is the union of.
+"""
 
 from __future__ import annotations
 
 import logging
 
 from shared.edge.errors import register
-from shared.state.base import StateStore, StateUnavailable
+from shared.state.base import StateUnavailable
+from shared.state.interfaces import StateStore
 from shared.state.memory import MemoryStateStore
 from shared.state.redis_store import RedisStateStore
 

@@ -1,6 +1,7 @@
 """Series state: per series, the last N values (most recent first), a count, a source cursor
 and a small config, updated atomically (Lua on Redis) so concurrent observations never
-interleave lags. `memory://` and `redis://` side by side, like the model state store."""
+interleave lags. `memory://` and `redis://` side by side, like the model state store; the
+Redis scripts are shared/state/lua.py's."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from redis import asyncio as aioredis
-
+import shared.state.lua as lua
 from shared.errors import ApiError
-from shared.state.base import Idempotency, StateStore
+from shared.state.base import Idempotency
+from shared.state.interfaces import StateStore
+from shared.state.redis_connection import RedisConnection
 from shared.state.redis_store import RedisStateStore
 
 
@@ -138,50 +140,12 @@ class MemorySeriesState:
         return sorted(s for t, s in self._configs if t == tenant)
 
 
-_OBSERVE = """
--- KEYS: window, meta, idempotency; ARGV: n_lags, has_key, ttl, body_hash, value, ts, ...
-if ARGV[2] == '1' then
-  local seen = redis.call('GET', KEYS[3])
-  if seen then
-    local stored = cjson.decode(seen)
-    if stored[1] ~= ARGV[4] then return {'conflict', ''} end
-    return {'replay', cjson.encode(stored[2])}
-  end
-end
-local n = tonumber(ARGV[1])
-local out = {}
-for i = 5, #ARGV, 2 do
-  local lags = redis.call('LRANGE', KEYS[1], 0, n - 1)
-  redis.call('LPUSH', KEYS[1], ARGV[i])
-  redis.call('LTRIM', KEYS[1], 0, n - 1)
-  local count = redis.call('HINCRBY', KEYS[2], 'count', 1)
-  if ARGV[i + 1] ~= '' then redis.call('HSET', KEYS[2], 'last_ts', ARGV[i + 1]) end
-  out[#out + 1] = {lags, count}
-end
-local encoded = cjson.encode(out)
-if ARGV[2] == '1' then
-  redis.call('SET', KEYS[3], cjson.encode({ARGV[4], out}), 'EX', ARGV[3])
-end
-return {'ok', encoded}
-"""
-
-_CLAIM = """
--- KEYS: meta; ARGV: count, total
-local start = tonumber(redis.call('HGET', KEYS[1], 'cursor') or '0')
-local total = tonumber(ARGV[2])
-if start > total then start = total end
-local stop = math.min(start + tonumber(ARGV[1]), total)
-redis.call('HSET', KEYS[1], 'cursor', stop)
-return {start, stop}
-"""
-
-
 class RedisSeriesState:
-    def __init__(self, client: aioredis.Redis, call: Any) -> None:
-        self._redis = client
-        self._call = call  # the state store's error mapping (unreachable → StateUnavailable)
-        self._observe = client.register_script(_OBSERVE)
-        self._claim = client.register_script(_CLAIM)
+    def __init__(self, connection: RedisConnection) -> None:
+        # the model store's connection: its client, breaker and error mapping
+        self.connection = connection
+        self._observe = connection.script(lua.SERIES_OBSERVE)
+        self._claim = connection.script(lua.SERIES_CLAIM)
 
     @staticmethod
     def _keys(tenant: str, series: str) -> tuple[str, str]:
@@ -207,7 +171,7 @@ class RedisSeriesState:
         ]
         for value, ts in points:
             args += [repr(float(value)), ts or ""]
-        status, encoded = await self._call(
+        status, encoded = await self.connection.call(
             lambda: self._observe(keys=[window, meta, idem], args=args)
         )
         if status == b"conflict":
@@ -220,12 +184,12 @@ class RedisSeriesState:
         window, meta = self._keys(tenant, series)
 
         async def read() -> list[Any]:
-            pipe = self._redis.pipeline(transaction=True)
+            pipe = self.connection.client.pipeline(transaction=True)
             pipe.lrange(window, 0, -1)
             pipe.hgetall(meta)
             return await pipe.execute()
 
-        values, fields = await self._call(read)
+        values, fields = await self.connection.call(read)
         last_ts = fields.get(b"last_ts")
         return SeriesWindow(
             [float(v) for v in values],
@@ -236,24 +200,32 @@ class RedisSeriesState:
 
     async def reset(self, tenant: str, series: str) -> None:
         window, meta = self._keys(tenant, series)
-        await self._call(lambda: self._redis.delete(window, meta))
+        await self.connection.call(lambda: self.connection.client.delete(window, meta))
 
     async def claim(self, tenant: str, series: str, count: int, total: int) -> tuple[int, int]:
         _, meta = self._keys(tenant, series)
-        start, stop = await self._call(lambda: self._claim(keys=[meta], args=[count, total]))
+        start, stop = await self.connection.call(
+            lambda: self._claim(keys=[meta], args=[count, total])
+        )
         return int(start), int(stop)
 
     async def get_config(self, tenant: str, series: str) -> dict[str, Any] | None:
-        raw = await self._call(lambda: self._redis.hget(self._config_key(tenant), series))
+        raw = await self.connection.call(
+            lambda: self.connection.client.hget(self._config_key(tenant), series)
+        )
         return json.loads(raw) if raw is not None else None
 
     async def put_config(self, tenant: str, series: str, config: dict[str, Any]) -> None:
-        await self._call(
-            lambda: self._redis.hset(self._config_key(tenant), series, json.dumps(config))
+        await self.connection.call(
+            lambda: self.connection.client.hset(
+                self._config_key(tenant), series, json.dumps(config)
+            )
         )
 
     async def list_series(self, tenant: str) -> list[str]:
-        names = await self._call(lambda: self._redis.hkeys(self._config_key(tenant)))
+        names = await self.connection.call(
+            lambda: self.connection.client.hkeys(self._config_key(tenant))
+        )
         return sorted(n.decode() for n in names)
 
     @staticmethod
@@ -264,5 +236,5 @@ class RedisSeriesState:
 def open_series_state(store: StateStore) -> SeriesState:
     """Series state on the same backend as the model state store."""
     if isinstance(store, RedisStateStore):
-        return RedisSeriesState(store.client, store.call)
+        return RedisSeriesState(store.connection)
     return MemorySeriesState()

@@ -8,11 +8,11 @@ slot, next to its rate-limit bucket), with no expiry: a key is valid until it is
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
-from redis import asyncio as aioredis
-
-from shared.state.base import StateStore
+import shared.state.lua as lua
+from shared.state.interfaces import StateStore
+from shared.state.redis_connection import RedisConnection
 from shared.state.redis_store import RedisStateStore
 
 Added = Literal["added", "exists", "full"]
@@ -56,21 +56,15 @@ class MemoryKeyRecords:
         return dict(self._records.get(tenant, {}))
 
 
-# KEYS: the tenant's hash; ARGV: key id, record, max keys. 1 added, 0 full, -1 id taken.
-_ADD = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return -1 end
-if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-"""
+# lua.KEY_RECORD_ADD answers 1 added, 0 full, -1 id taken
 _ADDED: dict[int, Added] = {1: "added", 0: "full", -1: "exists"}
 
 
 class RedisKeyRecords:
-    def __init__(self, client: aioredis.Redis, call: Any) -> None:
-        self._redis = client
-        self._call = call  # the state store's error mapping (unreachable → StateUnavailable)
-        self._add = client.register_script(_ADD)
+    def __init__(self, connection: RedisConnection) -> None:
+        # the model store's connection: its client, breaker and error mapping
+        self.connection = connection
+        self._add = connection.script(lua.KEY_RECORD_ADD)
 
     @staticmethod
     def _key(tenant: str) -> str:
@@ -78,22 +72,28 @@ class RedisKeyRecords:
 
     async def add(self, tenant: str, key_id: str, record: str, max_keys: int) -> Added:
         keys, args = [self._key(tenant)], [key_id, record, max_keys]
-        return _ADDED[int(await self._call(lambda: self._add(keys=keys, args=args)))]
+        return _ADDED[int(await self.connection.call(lambda: self._add(keys=keys, args=args)))]
 
     async def get(self, tenant: str, key_id: str) -> str | None:
-        raw = await self._call(lambda: self._redis.hget(self._key(tenant), key_id))
+        raw = await self.connection.call(
+            lambda: self.connection.client.hget(self._key(tenant), key_id)
+        )
         return raw.decode() if raw is not None else None
 
     async def remove(self, tenant: str, key_id: str) -> bool:
-        return bool(await self._call(lambda: self._redis.hdel(self._key(tenant), key_id)))
+        return bool(
+            await self.connection.call(
+                lambda: self.connection.client.hdel(self._key(tenant), key_id)
+            )
+        )
 
     async def all(self, tenant: str) -> dict[str, str]:
-        raw = await self._call(lambda: self._redis.hgetall(self._key(tenant)))
+        raw = await self.connection.call(lambda: self.connection.client.hgetall(self._key(tenant)))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
 
 def open_key_records(store: StateStore) -> KeyRecords:
     """Key records on the same backend as the model state store."""
     if isinstance(store, RedisStateStore):
-        return RedisKeyRecords(store.client, store.call)
+        return RedisKeyRecords(store.connection)
     return MemoryKeyRecords()

@@ -24,7 +24,7 @@ from shared.lifecycle import Lifecycle
 from shared.online import blueprint_of
 from shared.schemas import TrainRequest
 from shared.settings import Settings
-from shared.state import StateStore
+from shared.state.interfaces import Documents
 from shared.training import cloudrun
 from shared.training.data import DATASETS, DataError, dataset_rows, frame_rows, read_frame
 from shared.training.fit import fit
@@ -42,7 +42,7 @@ def _now() -> str:
 class Jobs:
     def __init__(
         self,
-        store: StateStore,
+        store: Documents,  # job status documents
         lifecycle: Lifecycle,
         events: EventBus,
         settings: Settings,

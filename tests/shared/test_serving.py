@@ -62,7 +62,7 @@ async def _serving(monitor: Recorder | None = None) -> tuple[Serving, Challenger
     models = OnlineModels(store)
     record, blob = OnlineModels.prepare(ModelSpec.model_validate(SPEC))
     assert await models.install("t", record, blob)
-    challengers = Challengers(models, never_promote, promote_margin=None, window=10)
+    challengers = Challengers(models, never_promote, state=store, promote_margin=None, window=10)
     recorder = monitor if monitor is not None else Recorder()
     return Serving(models, challengers, Frozen(), recorder), challengers, blob
 
