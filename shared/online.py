@@ -27,11 +27,14 @@ from shared import deadline, learning, limits, numbers
 from shared.catalog import Blueprint, build_model
 from shared.errors import ApiError, conflict, not_found, unavailable, unprocessable
 from shared.executors import run_in, run_to_end
+from shared.labels import PREDICTION_ID, Label, already_labelled, prediction_not_found
+from shared.labels import answer as labels_answer
 from shared.monitoring.hooks import NullObserver, Observer
 from shared.monitoring.outcomes import encode_outcome
 from shared.schemas import ModelSpec, Sample
 from shared.state.base import AppendResult, Idempotency, LogEntry, Snapshot
 from shared.state.interfaces import OnlineState
+from shared.state.predictions import Fetched, Kept, KeptPredictions, LabelWrite
 
 log = logging.getLogger("ml.online")
 
@@ -400,6 +403,146 @@ class OnlineModels:
                 "last_seq": result.last,
             }
 
+    async def learn_labelled(
+        self,
+        tenant: str,
+        name: str,
+        labels: list[Label],
+        idempotency: Idempotency | None,
+        kept: KeptPredictions,
+    ) -> tuple[dict[str, Any], list[Sample]]:
+        """Delayed labels: learn each label with the features kept when it was predicted,
+        through the learn log (seq at label time, learn-then-append as `learn`), the kept
+        prediction logged as the sample's monitoring outcome. A bad label fails alone (one
+        error per item). Returns the answer and the samples learned (for the shadow)."""
+        started = time.perf_counter()
+        # an id no predict could have answered was never kept
+        errors: dict[int, ApiError] = {
+            index: prediction_not_found(label.prediction_id[:128])
+            for index, label in enumerate(labels)
+            if not PREDICTION_ID.match(label.prediction_id)
+        }
+        async with self._locked(tenant, name) as live:
+            for _ in range(MAX_APPEND_ATTEMPTS):
+                now = time.time()
+                open_ = [i for i in range(len(labels)) if i not in errors]
+                if not open_:
+                    break
+                ids = list(dict.fromkeys(labels[i].prediction_id for i in open_))
+                fetched = await kept.fetch(tenant, name, live.uid, ids, now, idempotency)
+                if fetched.conflict:
+                    raise _idempotency_conflict()
+                if fetched.replay is not None:
+                    return json.loads(fetched.replay), []
+                chosen = self._choose_labels(live, labels, open_, fetched, errors)
+                if not chosen:
+                    break
+                try:
+                    result, pending, answer, pairs = await self._append_labels(
+                        live, labels, chosen, errors, now, idempotency, kept
+                    )
+                except _LabelFailed as failed:  # nothing learned yet: drop it, try the rest
+                    errors[failed.index] = failed.error
+                    continue
+                except _LabelGone as gone:
+                    # the copy learned samples the log does not hold: reload it, try the rest
+                    for index in open_:
+                        if labels[index].prediction_id == gone.prediction_id:
+                            errors[index] = _fetch_error(gone.prediction_id, gone.reason)
+                    await self._resolve(live, "stale")
+                    continue
+                if result.status == "replay":
+                    return json.loads(result.response), []
+                self._maybe_compact(live)
+                self.observer.labelled(tenant, name, started, len(pairs), pending)
+                return answer, [Sample(x=x, y=y) for x, y in pairs]
+            else:
+                raise unavailable("too much contention on this model; retry", code="contention")
+        return labels_answer(labels, {}, errors), []
+
+    async def _append_labels(
+        self,
+        live: LiveModel,
+        labels: list[Label],
+        chosen: list[tuple[int, Kept]],
+        errors: dict[int, ApiError],
+        now: float,
+        idempotency: Idempotency | None,
+        kept: KeptPredictions,
+    ) -> tuple[AppendResult, int, dict[str, Any], list[tuple[Any, Any]]]:
+        """One learn-then-append of the chosen labels (`learn_labelled`'s attempt)."""
+        writes: list[LabelWrite] = []
+        pairs: list[tuple[Any, Any]] = []
+        answer: dict[str, Any] = {}
+
+        def validate() -> list[tuple[Any, Any]]:
+            # against the model the append is conditional on (see predict_learn)
+            nonlocal writes, pairs
+            pairs = []
+            for index, found in chosen:
+                try:
+                    pairs.append(_labelled_pair(live, found, labels[index].y))
+                except ApiError as exc:
+                    raise _LabelFailed(index, exc) from None
+            learning.check_vocabulary(live.model, live.blueprint, [x for x, _ in pairs])
+            writes = [
+                LabelWrite(labels[i].prediction_id, k.token, k.outcome, encode_sample(x, y))
+                for (i, k), (x, y) in zip(chosen, pairs, strict=True)
+            ]
+            return pairs
+
+        async def append() -> tuple[AppendResult, int]:
+            nonlocal answer
+            seqs = {index: live.seq + 1 + n for n, (index, _) in enumerate(chosen)}
+            answer = labels_answer(labels, seqs, errors)
+            done = await kept.label(
+                live.tenant,
+                live.name,
+                live.uid,
+                live.seq,
+                writes,
+                now,
+                idempotency,
+                json.dumps(answer) if idempotency is not None else "",
+                self.idempotency_ttl,
+            )
+            if done.gone is not None:  # labelled or expired since the fetch
+                raise _LabelGone(done.gone, done.reason)
+            return done.result, done.pending_outcomes
+
+        offload = len(chosen) > OFFLOAD_ABOVE
+        result, pending = await self._learn_then_append(live, validate, append, offload=offload)
+        return result, pending, answer, pairs
+
+    @staticmethod
+    def _choose_labels(
+        live: LiveModel,
+        labels: list[Label],
+        open_: list[int],
+        fetched: Fetched,
+        errors: dict[int, ApiError],
+    ) -> list[tuple[int, Kept]]:
+        """The labels to learn: each id found once and its (x, y) valid; the others get
+        their error in `errors` (a second label of one id in one request is a 409 too)."""
+        chosen: list[tuple[int, Kept]] = []
+        taken: set[str] = set()
+        for index in open_:
+            pid = labels[index].prediction_id
+            found = fetched.kept[pid]
+            if isinstance(found, str):
+                errors[index] = _fetch_error(pid, found)
+            elif pid in taken:
+                errors[index] = already_labelled(pid)
+            else:
+                try:
+                    _labelled_pair(live, found, labels[index].y)
+                except ApiError as exc:
+                    errors[index] = exc
+                    continue
+                chosen.append((index, found))
+                taken.add(pid)
+        return chosen
+
     # ----- internals ---------------------------------------------------------------------
 
     def _predict(self, live: LiveModel, x: Any) -> tuple[Any, dict[str, float] | None]:
@@ -664,3 +807,38 @@ class _ModelLock:
     async def __aexit__(self, *exc: object) -> None:
         assert self.live is not None
         self.live.lock.release()
+
+
+class _LabelFailed(Exception):
+    """A label whose kept x or whose y is invalid for the model (before anything learned)."""
+
+    def __init__(self, index: int, error: ApiError) -> None:
+        super().__init__(error.message)
+        self.index, self.error = index, error
+
+
+class _LabelGone(Exception):
+    """A kept prediction was labelled or expired between the fetch and the append."""
+
+    def __init__(self, prediction_id: str, reason: str) -> None:
+        super().__init__(prediction_id)
+        self.prediction_id, self.reason = prediction_id, reason
+
+
+def _labelled_pair(live: LiveModel, found: Kept, y: Any) -> tuple[Any, Any]:
+    # json.loads keeps the keys in the order they arrived at predict time: River sums over a
+    # dict in key order, so the label learns exactly the x that was predicted
+    x = learning.check_x(live.blueprint, json.loads(found.x))
+    return x, learning.check_y(live.blueprint, y)
+
+
+def _fetch_error(prediction_id: str, status: str) -> ApiError:
+    if status == "labelled":
+        return already_labelled(prediction_id)
+    return prediction_not_found(prediction_id)
+
+
+def _idempotency_conflict() -> ApiError:
+    return conflict(
+        "this Idempotency-Key was used with another request body", "idempotency_conflict"
+    )

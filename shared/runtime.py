@@ -27,6 +27,7 @@ from shared.registry import Registry, open_registry
 from shared.serving import Serving
 from shared.settings import Settings, get_settings
 from shared.state import StateStore, open_state_store
+from shared.state.predictions import open_kept_predictions
 from shared.state.series import open_series_state
 from shared.state.tenant_keys import open_key_records
 from shared.tenant_auth import TenantAuth
@@ -111,7 +112,10 @@ def current_runtime() -> Runtime:
             lock_ttl_seconds=settings.lifecycle_lock_ttl_seconds,
             lock_wait_seconds=settings.lifecycle_lock_wait_seconds,
         )
-        serving = Serving(models, challengers, lifecycle, monitor)
+        kept = open_kept_predictions(
+            store, settings.label_ttl_seconds, settings.label_max_kept_per_model
+        )
+        serving = Serving(models, challengers, lifecycle, monitor, kept)
         data = DataAccess(data_root_uri(settings))
         jobs = Jobs(store, lifecycle, events, settings, data, executors)
         ingest = Ingest(

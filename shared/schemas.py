@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from shared.tenancy import NAME_PATTERN
 
+# A prediction id: the client's `id` on predict, or one the server made (delayed labels).
+PREDICTION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -72,6 +75,12 @@ class LearnRequest(Strict):
 
 class PredictRequest(Strict):
     x: Any = None
+    id: str | None = Field(
+        None,
+        pattern=PREDICTION_ID_PATTERN,
+        description="the prediction_id to keep this prediction under for a later label "
+        "(1-128 of A-Z a-z 0-9 _ . : -); default: a new one",
+    )
 
 
 class ForecastRequest(Strict):
@@ -109,6 +118,9 @@ class PredictionOut(BaseModel):
     seq: int
     degraded: bool | None = Field(
         None, description="true when the model's output was not finite (prediction is null)"
+    )
+    prediction_id: str | None = Field(
+        None, description="predict only: label this prediction later with POST …/labels"
     )
 
 
@@ -254,3 +266,45 @@ class SubscribeRequest(Strict):
 
 class PullRequest(Strict):
     count: int = Field(1, ge=1, le=1000)
+
+
+# --- labels: delayed labels (POST /api/v1/models/{model}/labels) ---
+
+
+class LabelItem(Strict):
+    prediction_id: str = Field(description="the prediction_id a predict answered")
+    y: Any = Field(None, description="the label (target) of that prediction")
+
+
+class LabelRequest(Strict):
+    """One `{prediction_id, y}` or many `{labels: [...]}`, learned in order."""
+
+    prediction_id: str | None = None
+    y: Any = None
+    labels: list[LabelItem] | None = Field(
+        None, description="at most LABEL_MAX_PER_REQUEST (default 1000) labels"
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> LabelRequest:
+        if self.labels is not None and (self.prediction_id is not None or self.y is not None):
+            raise ValueError("give either {prediction_id, y} or labels, not both")
+        if self.labels is None and self.prediction_id is None:
+            raise ValueError("give {prediction_id, y} or labels")
+        if self.labels is not None and not self.labels:
+            raise ValueError("labels must not be empty")
+        return self
+
+    def items(self) -> list[LabelItem]:
+        if self.labels is not None:
+            return self.labels
+        return [LabelItem(prediction_id=self.prediction_id or "", y=self.y)]
+
+
+class LabelOut(BaseModel):
+    learned: int
+    first_seq: int | None
+    last_seq: int | None
+    results: list[dict[str, Any]] = Field(
+        description="per label, in order: {prediction_id, seq} or {prediction_id, status, error}"
+    )

@@ -8,19 +8,27 @@ it (`learn`, `predict_learn`, the ingest fan-out): a shadow that missed some sam
 be compared with a champion that learned more.
 
 `Serving` is built by constructor injection from small collaborators: the online models, the
-shadow (the challenger), the pinned-version reads (frozen versions of the registry) and the
-monitor.
+shadow (the challenger), the pinned-version reads (frozen versions of the registry), the
+monitor and the kept predictions.
+
+Delayed labels: every prediction it answers carries a `prediction_id` under which its
+features and prediction are kept (`shared/state/predictions.py`); `label` later learns those
+features with the label through the same learn log, and the shadow learns them too.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Protocol
 
+from shared.labels import Label, already_labelled, new_prediction_id
 from shared.monitoring.hooks import Observer
+from shared.monitoring.outcomes import encode_outcome
 from shared.online import OnlineModels
 from shared.schemas import Sample
 from shared.state.base import Idempotency
+from shared.state.predictions import KeptPredictions, Pending
 
 
 class Shadow(Protocol):
@@ -60,12 +68,14 @@ class Serving:
         shadow: Shadow,
         pinned: PinnedVersions,
         monitor: Observer,
+        kept: KeptPredictions,
     ) -> None:
         self.models = models
         self.shadow = shadow
         self.pinned = pinned
         # the online models report their own calls; pinned predictions are reported here
         self.monitor = monitor
+        self.kept = kept  # each prediction's x and answer, for a later label
 
     async def predict(
         self,
@@ -75,18 +85,40 @@ class Serving:
         *,
         version: str | None = None,
         alias: str | None = None,
+        prediction_id: str | None = None,
     ) -> dict[str, Any]:
-        """Predict with the live model, or with a registered version or alias as frozen."""
+        """Predict with the live model, or with a registered version or alias as frozen; the
+        answer carries `prediction_id` (the client's, or a new one) under which it is kept
+        for a later label. One extra state round trip (the keep)."""
         if version is None and alias is None:
-            return await self.models.predict(tenant, name, x)
-        started = time.perf_counter()
-        pinned = await self.pinned.resolve(tenant, name, version, alias)
-        answer = await self.pinned.predict_version(tenant, name, pinned, x)
-        self.monitor.predicted(tenant, name, "predict", started, x, answer)  # audited too
-        return answer
+            answer = await self.models.predict(tenant, name, x)
+        else:
+            started = time.perf_counter()
+            pinned = await self.pinned.resolve(tenant, name, version, alias)
+            answer = await self.pinned.predict_version(tenant, name, pinned, x)
+            self.monitor.predicted(tenant, name, "predict", started, x, answer)  # audited too
+        prediction_id = prediction_id or new_prediction_id()
+        kept = await self.kept.keep(
+            tenant, name, [(prediction_id, _features(x), encode_outcome(answer, time.time()))]
+        )
+        if not kept[0]:
+            raise already_labelled(prediction_id)
+        return {**answer, "prediction_id": prediction_id}
 
     async def predict_batch(self, tenant: str, name: str, instances: list[Any]) -> dict[str, Any]:
-        return await self.models.predict_batch(tenant, name, instances)
+        """One result or one error per instance; each result kept under its own
+        `prediction_id` (one round trip for the whole batch)."""
+        batch = await self.models.predict_batch(tenant, name, instances)
+        now, version = time.time(), batch["model_version"]
+        items: list[tuple[str, str, str]] = []
+        for x, result in zip(instances, batch["results"], strict=True):
+            if "error" not in result:
+                result["prediction_id"] = new_prediction_id()
+                outcome = encode_outcome({**result, "model_version": version}, now)
+                items.append((result["prediction_id"], _features(x), outcome))
+        if items:
+            await self.kept.keep(tenant, name, items)
+        return batch
 
     async def predict_learn(
         self, tenant: str, name: str, x: Any, y: Any, idempotency: Idempotency | None
@@ -104,6 +136,26 @@ class Serving:
         await self.shadow.learned(tenant, name, samples, idempotency)
         return answer
 
+    async def label(
+        self, tenant: str, name: str, labels: list[Label], idempotency: Idempotency | None
+    ) -> dict[str, Any]:
+        """Delayed labels: learn each label with the features kept at its prediction (seq at
+        label time); one result or error per label. The shadow learns the same samples."""
+        answer, samples = await self.models.learn_labelled(
+            tenant, name, labels, idempotency, self.kept
+        )
+        if samples:
+            await self.shadow.learned(tenant, name, samples, idempotency)
+        return answer
+
+    async def pending_labels(self, tenant: str, name: str) -> Pending:
+        """Kept predictions still waiting for their label."""
+        return await self.kept.pending(tenant, name, time.time())
+
+    async def forget_predictions(self, tenant: str, name: str) -> None:
+        """The model is gone: so are its kept predictions."""
+        await self.kept.forget(tenant, name)
+
     async def forecast(
         self, tenant: str, name: str, horizon: int, xs: list[dict[str, Any]] | None
     ) -> dict[str, Any]:
@@ -114,3 +166,8 @@ class Serving:
     ) -> dict[str, Any]:
         """A lag regressor's forecast, each prediction fed back as in_1 (never learns)."""
         return await self.models.recursive_forecast(tenant, name, window, horizon)
+
+
+def _features(x: Any) -> str:
+    # as it arrived: a dict keeps its key order through JSON, which River's sums depend on
+    return json.dumps(x, separators=(",", ":"), allow_nan=False)

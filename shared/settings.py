@@ -222,6 +222,20 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(
         64 * 1024, ge=1024, le=1024 * 1024, description="request line plus headers; more → 431"
     )
+    # --- labels: delayed labels (shared/state/predictions.py, shared/labels.py) ---
+    label_ttl_seconds: int = Field(
+        7 * 24 * 3600,
+        ge=1,
+        description="how long a prediction's features are kept for a later label",
+    )
+    label_max_per_request: int = Field(
+        1000, ge=1, le=10_000, description="labels in one POST …/labels request"
+    )
+    label_max_kept_per_model: int = Field(
+        100_000,
+        ge=1,
+        description="unlabelled predictions kept per model; beyond it the oldest are dropped",
+    )
 
     @field_validator("state_url")
     @classmethod

@@ -30,12 +30,16 @@ from shared.tenancy import path_name, tenant_of
 async def predict(request: Request) -> Response:
     """Predict with the current online state (never learns).
 
-    `?version=N` or `?alias=champion` predicts with that registered version as frozen."""
+    `?version=N` or `?alias=champion` predicts with that registered version as frozen. The
+    answer's `prediction_id` (the `id` sent, or a new one) labels it later: POST …/labels."""
     tenant, name = tenant_of(request), path_name(request)
     body = await parse_body(request, PredictRequest)
     version, alias = request.query_params.get("version"), request.query_params.get("alias")
     serving = current_runtime().serving
-    return JSON(await serving.predict(tenant, name, body.x, version=version, alias=alias))
+    answer = await serving.predict(
+        tenant, name, body.x, version=version, alias=alias, prediction_id=body.id
+    )
+    return JSON(answer)
 
 
 @api("predict", body=Sample, response=PredictionOut)

@@ -23,6 +23,8 @@ from shared.edge.bridge import forward
 from shared.edge.codec import JSON
 from shared.edge.idempotency import idempotency_of
 from shared.errors import ApiError
+from shared.labels import Label
+from shared.limits import over
 from shared.monitoring.failures import counts_failures
 from shared.online import public_record
 from shared.openapi import api
@@ -30,6 +32,8 @@ from shared.runtime import current_runtime
 from shared.schemas import (
     CatalogOut,
     JobOut,
+    LabelOut,
+    LabelRequest,
     LearnOut,
     LearnRequest,
     ModelInfo,
@@ -80,7 +84,9 @@ async def get_model(request: Request) -> Response:
 async def delete_model(request: Request) -> Response:
     """Delete a model, its snapshot and its learn log."""
     tenant, name = tenant_of(request), path_name(request)
-    await current_runtime().lifecycle.delete(tenant, name)
+    runtime = current_runtime()
+    await runtime.lifecycle.delete(tenant, name)
+    await runtime.serving.forget_predictions(tenant, name)
     return Response(status_code=204)
 
 
@@ -94,6 +100,28 @@ async def learn(request: Request) -> Response:
         tenant, name, body.as_samples(), idempotency_of(request)
     )
     return JSON(result)
+
+
+@api("train", body=LabelRequest, response=LabelOut)
+@counts_failures("label")
+async def label(request: Request) -> Response:
+    """Delayed labels: learn `{prediction_id, y}` or `{labels: [...]}` with the features kept
+    when each was predicted (seq at label time); one result or error per label."""
+    tenant, name = tenant_of(request), path_name(request)
+    body = await parse_body(request, LabelRequest)
+    items = body.items()
+    runtime = current_runtime()
+    bound = runtime.settings.label_max_per_request
+    if len(items) > bound:
+        raise over(
+            "the number of labels", len(items), "LABEL_MAX_PER_REQUEST", bound, "too_many_labels"
+        )
+    labels = [Label(item.prediction_id, item.y) for item in items]
+    answer = await runtime.serving.label(tenant, name, labels, idempotency_of(request))
+    failed = answer["results"][0].get("error")
+    if body.labels is None and failed is not None:  # one label: its error is the answer
+        raise ApiError(answer["results"][0]["status"], failed["code"], failed["message"])
+    return JSON(answer)
 
 
 @api("train", body=TrainRequest, response=JobOut, status=202)
@@ -122,6 +150,7 @@ ROUTES = [
     Route("/api/v1/models/{model}", get_model, methods=["GET"]),
     Route("/api/v1/models/{model}", delete_model, methods=["DELETE"]),
     Route("/api/v1/models/{model}/learn", learn, methods=["POST"]),
+    Route("/api/v1/models/{model}/labels", label, methods=["POST"]),
     Route("/api/v1/models/{model}/train", train, methods=["POST"]),
     Route("/api/v1/jobs/{job_id}", get_job, methods=["GET"]),
     # data sets (shared/datasets_api.py)

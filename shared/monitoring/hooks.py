@@ -34,6 +34,10 @@ class Observer(Protocol):
     def learned(self, tenant: str, name: str, started: float, count: int) -> None:
         """`count` samples appended by learn."""
 
+    def labelled(self, tenant: str, name: str, started: float, count: int, pending: int) -> None:
+        """`count` delayed labels appended with their kept predictions as outcomes;
+        `pending` outcomes await a fold."""
+
 
 class NullObserver:
     """No monitoring (OnlineModels built without a runtime, e.g. in unit tests)."""
@@ -60,4 +64,7 @@ class NullObserver:
         pass
 
     def learned(self, tenant: str, name: str, started: float, count: int) -> None:
+        pass
+
+    def labelled(self, tenant: str, name: str, started: float, count: int, pending: int) -> None:
         pass

@@ -83,6 +83,9 @@ class Monitor:
     ) -> None:
         now = self._served(tenant, name, "predict_learn", started, x, answer, items=1)
         self._learned(tenant, name, now, 1)
+        self._fold_when(tenant, name, pending)
+
+    def _fold_when(self, tenant: str, name: str, pending: int) -> None:
         if pending >= FOLD_EVERY and (tenant, name) not in self._folding:
             self._folding.add((tenant, name))  # now, not when the task starts: one at a time
             self._spawn(self._fold_in_background(tenant, name))
@@ -92,6 +95,13 @@ class Monitor:
         counts = self._counts.setdefault((tenant, name), {})
         latency.record(counts, "learn", (time.perf_counter() - started) * 1000)
         self._learned(tenant, name, now, count)
+        self._schedule()
+
+    def labelled(self, tenant: str, name: str, started: float, count: int, pending: int) -> None:
+        counts = self._counts.setdefault((tenant, name), {})
+        latency.record(counts, "label", (time.perf_counter() - started) * 1000)
+        self._learned(tenant, name, time.time(), count)
+        self._fold_when(tenant, name, pending)
         self._schedule()
 
     def failed(self, tenant: str, name: str, route: str, status: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class VersionMetrics(BaseModel):
@@ -53,6 +53,8 @@ class FreshnessOut(BaseModel):
     active_version: int | None
     active_version_created_at: str | None
     active_version_age_seconds: float | None
+    pending_labels: int = Field(0, description="kept predictions not labelled yet")
+    oldest_pending_label_age_seconds: float | None = None
 
 
 class LatencyOut(BaseModel):

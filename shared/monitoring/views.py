@@ -61,6 +61,7 @@ async def freshness(runtime: Runtime, tenant: str, name: str) -> dict[str, Any]:
     newest = metas[max(metas)] if metas else None
     active_created = _epoch(metas[active].get("created_at")) if active in metas else None
     last_learn, last_prediction = stats.get("last_learn"), stats.get("last_prediction")
+    pending = await runtime.serving.pending_labels(tenant, name)
     return {
         "model": name,
         "seq": seq,
@@ -74,6 +75,9 @@ async def freshness(runtime: Runtime, tenant: str, name: str) -> dict[str, Any]:
         "active_version": active,
         "active_version_created_at": metas[active].get("created_at") if active in metas else None,
         "active_version_age_seconds": _age(now, active_created),
+        # delayed labels: kept predictions still waiting for their label
+        "pending_labels": pending.count,
+        "oldest_pending_label_age_seconds": _age(now, pending.oldest_at),
     }
 
 

@@ -258,3 +258,127 @@ if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
+
+
+# ----- kept predictions, for delayed labels (shared/state/predictions.py) -----------------
+
+# Expired ids are swept a few at a time by every keep (and the keys expire with the newest
+# keep), so an idle model's kept predictions go entirely after LABEL_TTL_SECONDS.
+KEPT_SWEEP = """
+local function sweep(kept, pending, labelled, before)
+  local old = redis.call('ZRANGEBYSCORE', pending, '-inf', before, 'LIMIT', 0, 4)
+  for _, id in ipairs(old) do redis.call('HDEL', kept, id); redis.call('ZREM', pending, id) end
+  local done = redis.call('ZRANGEBYSCORE', labelled, '-inf', before, 'LIMIT', 0, 4)
+  for _, id in ipairs(done) do redis.call('ZREM', labelled, id) end
+end
+"""
+
+KEEP_PREDICTION = (
+    KEPT_SWEEP
+    + """
+-- KEYS: kept, pending, labelled; ARGV: id, value, now, ttl, max_kept
+local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
+sweep(KEYS[1], KEYS[2], KEYS[3], now - ttl)
+local at = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if at and tonumber(at) + ttl > now then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[5])
+if over > 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[2], over)
+  for i = 1, #popped, 2 do redis.call('HDEL', KEYS[1], popped[i]) end
+end
+for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ttl + 1) end
+return 1
+"""
+)
+
+# One status per id: 'l' labelled, 'm' missing or expired, else the kept value.
+FETCH_PREDICTIONS = """
+-- KEYS: kept, pending, labelled, idempotency; ARGV: now, ttl, has_key, body_hash, ids...
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+if ARGV[3] == '1' then
+  local seen = redis.call('GET', KEYS[4])
+  if seen then
+    local rec = cjson.decode(seen)
+    if rec[1] ~= ARGV[4] then return {'conflict'} end
+    return {'replay', rec[2]}
+  end
+end
+local out = {'ok'}
+for i = 5, #ARGV do
+  local at = redis.call('ZSCORE', KEYS[3], ARGV[i])
+  if at and tonumber(at) + ttl > now then
+    out[#out + 1] = 'l'
+  else
+    at = redis.call('ZSCORE', KEYS[2], ARGV[i])
+    local value = redis.call('HGET', KEYS[1], ARGV[i])
+    if at and value and tonumber(at) + ttl > now then out[#out + 1] = value
+    else out[#out + 1] = 'm' end
+  end
+end
+return out
+"""
+
+# The learn log's own append (redis_store.APPEND, verbatim, with no Idempotency-Key of its
+# own: the label's key is kept beside the kept predictions) runs inside, after every id was
+# checked; when it appends, each kept prediction is logged as its sample's outcome and the
+# ids become labelled in the same atomic step.
+LABEL_PREDICTIONS = (
+    """
+-- KEYS: state, log, (unused), outcomes, kept, pending, labelled, idempotency
+-- ARGV: now, ttl, has_key, body_hash, response, idem_ttl, n, ids (n), tokens (n),
+--       outcomes (n), then the append's ARGV (uid, after, 1, 0, '', '', 0, samples (n))
+local now, ttl, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[7])
+if ARGV[3] == '1' then
+  local seen = redis.call('GET', KEYS[8])
+  if seen then
+    local rec = cjson.decode(seen)
+    if rec[1] ~= ARGV[4] then return {'conflict'} end
+    return {'replay', 0, 0, rec[2]}
+  end
+end
+local has_key, body_hash, response, idem_ttl = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local ids, tokens, outcomes = {}, {}, {}
+for i = 1, n do
+  ids[i], tokens[i], outcomes[i] = ARGV[7 + i], ARGV[7 + n + i], ARGV[7 + 2 * n + i]
+  local done = redis.call('ZSCORE', KEYS[7], ids[i])
+  if done and tonumber(done) + ttl > now then return {'gone', ids[i], 'labelled'} end
+  local at = redis.call('ZSCORE', KEYS[6], ids[i])
+  local value = redis.call('HGET', KEYS[5], ids[i])
+  if not at or not value or tonumber(at) + ttl <= now or string.sub(value, 1, 32) ~= tokens[i] then
+    return {'gone', ids[i], 'missing'}
+  end
+end
+local ARGV = {unpack(ARGV, 8 + 3 * n)}
+local function append()
+"""
+    + APPEND
+    + """
+end
+local result = append()
+if result[1] == 'appended' then
+  local pending = 0
+  for i = 1, n do
+    local seq = result[2] + i - 1
+    pending = redis.call('RPUSH', KEYS[4], '[' .. seq .. ',' .. ARGV[7 + i] .. ',' .. outcomes[i] .. ']')
+    local at = redis.call('ZSCORE', KEYS[6], ids[i])
+    redis.call('ZREM', KEYS[6], ids[i])
+    redis.call('HDEL', KEYS[5], ids[i])
+    redis.call('ZADD', KEYS[7], at, ids[i])
+  end
+  redis.call('EXPIRE', KEYS[7], ttl + 1)
+  if has_key == '1' then
+    redis.call('SET', KEYS[8], cjson.encode({body_hash, response}), 'EX', idem_ttl)
+  end
+  result[6] = pending
+end
+return result
+"""
+)
+
+PENDING_PREDICTIONS = """
+-- KEYS: pending; ARGV: before (now - ttl): what predates it has expired
+local oldest = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+return {redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf'), oldest[2] or ''}
+"""

@@ -431,6 +431,7 @@ async def _state(client: httpx.AsyncClient) -> dict[str, Any]:
             answer = (
                 await client.post(f"/api/v1/models/{name}/predict", json={"x": PROBE[name]})
             ).json()
+        answer.pop("prediction_id", None)  # a new one per predict
         seen[name] = (seq, answer)
     seen["names"] = sorted(m["name"] for m in (await client.get(CREATE)).json()["models"])
     return seen

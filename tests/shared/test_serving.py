@@ -9,13 +9,15 @@ from typing import Any
 from river import datasets
 
 from shared.challenger import Challengers, shadow_name
+from shared.labels import Label
 from shared.online import OnlineModels
 from shared.schemas import ModelSpec, Sample
 from shared.serving import Serving
 from shared.state import MemoryStateStore
+from shared.state.predictions import MemoryKeptPredictions
 
 SPEC = {"name": "m", "steps": [{"kind": "standard_scaler"}, {"kind": "linear_regression"}]}
-SAMPLES = list(itertools.islice(datasets.TrumpApproval(), 90))
+SAMPLES = list(itertools.islice(datasets.TrumpApproval(), 100))
 
 
 class Recorder:
@@ -42,6 +44,9 @@ class Recorder:
     def learned(self, tenant: str, name: str, started: float, count: int) -> None:
         pass
 
+    def labelled(self, tenant: str, name: str, started: float, count: int, pending: int) -> None:
+        pass
+
 
 class Frozen:
     """Pinned versions: every alias names version 7, which always predicts 42."""
@@ -64,7 +69,8 @@ async def _serving(monitor: Recorder | None = None) -> tuple[Serving, Challenger
     assert await models.install("t", record, blob)
     challengers = Challengers(models, never_promote, state=store, promote_margin=None, window=10)
     recorder = monitor if monitor is not None else Recorder()
-    return Serving(models, challengers, Frozen(), recorder), challengers, blob
+    kept = MemoryKeptPredictions(store, ttl_seconds=3600, max_kept=1000)
+    return Serving(models, challengers, Frozen(), recorder, kept), challengers, blob
 
 
 async def test_every_learning_verb_feeds_the_shadow() -> None:
@@ -76,10 +82,14 @@ async def test_every_learning_verb_feeds_the_shadow() -> None:
     await serving.learn("t", "m", learned, None)
     for x, y in SAMPLES[30:60]:
         await serving.predict_learn("t", "m", x, y, None)
-    await serving.learn("t", "m", [Sample(x=x, y=y) for x, y in SAMPLES[60:]], None)
+    await serving.learn("t", "m", [Sample(x=x, y=y) for x, y in SAMPLES[60:90]], None)
+    # delayed labels are learned samples too
+    ids = [(await serving.predict("t", "m", x))["prediction_id"] for x, _ in SAMPLES[90:]]
+    labels = [Label(pid, y) for pid, (_, y) in zip(ids, SAMPLES[90:], strict=True)]
+    assert (await serving.label("t", "m", labels, None))["learned"] == 10
 
     models = serving.models
-    assert await models.seq_of("t", shadow_name("m")) == await models.seq_of("t", "m") == 90
+    assert await models.seq_of("t", shadow_name("m")) == await models.seq_of("t", "m") == 100
     compared = await challengers.compare("t", "m", 1, 1)
     assert compared["champion"]["n"] == 30
     assert compared["champion"] == compared["challenger"]
@@ -104,6 +114,7 @@ async def test_a_pinned_predict_reads_the_frozen_version_and_is_reported() -> No
     serving, _, _ = await _serving(monitor)
     x = SAMPLES[0][0]
     pinned = await serving.predict("t", "m", x, alias="champion")
+    assert pinned.pop("prediction_id")  # kept for a later label like every prediction
     assert pinned == {"prediction": 42.0, "model_version": 7, "seq": None}
     assert monitor.predictions == [("t", "m", "predict", x, pinned)]
     assert (await serving.predict("t", "m", x, version="3"))["model_version"] == 3

@@ -236,6 +236,7 @@ async def test_rollback_to_version_1_serves_the_fresh_model(versioned: httpx.Asy
     rolled = await versioned.post(f"{M}/versions/1/activate")
     assert rolled.json() == {"name": "m", "version": 1, "previous": 2, "seq": 300}
     live = (await predict(versioned)).json()
+    assert live.pop("prediction_id")  # kept for a later label
     assert live == {"prediction": river([]).predict_one(PROBE), "model_version": 1, "seq": 300}
     assert (await versioned.get(f"{M}/versions")).json()["active"] == 1
 

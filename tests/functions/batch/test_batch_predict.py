@@ -88,6 +88,7 @@ async def test_1000_instances_with_3_bad_give_997_results_and_3_item_errors(
     local = trained_trump()
     for index, (x, result) in enumerate(zip(instances, results, strict=True)):
         if index not in bad:
+            assert len(result.pop("prediction_id")) == 32  # kept for a later label
             assert result == {"prediction": pytest.approx(local.predict_one(x), rel=1e-12)}
 
 
@@ -142,6 +143,7 @@ async def test_classifier_batch_returns_label_and_proba_per_item(
     local = trained_phish()
     for x, result in zip(instances, results, strict=True):
         proba = local.predict_proba_one(x)
+        assert result.pop("prediction_id")
         assert result == {
             "prediction": max(proba, key=proba.get),
             "proba": {label_key(k): v for k, v in proba.items()},
@@ -173,6 +175,7 @@ async def test_multi_model_batch_keeps_order_and_fails_only_the_unknown_models_i
             }
         elif item["model"] == "trump":
             expected = trump_local.predict_one(item["x"])
+            assert result.pop("prediction_id")
             assert result == {"model": "trump", "prediction": expected, "model_version": 1}
         else:
             proba = phish_local.predict_proba_one(item["x"])

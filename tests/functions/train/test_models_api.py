@@ -28,7 +28,12 @@ async def test_create_get_list_delete(client: httpx.AsyncClient) -> None:
     # above the deleted model's (a recreated name never reuses a version)
     assert (await client.post("/api/v1/models", json=LINEAR)).status_code == 201
     again = await client.post("/api/v1/models/m/predict", json={"x": {"a": 1}})
-    assert again.json() == {"prediction": 0.0, "model_version": 2, "seq": 0}
+    assert again.json() == {
+        "prediction": 0.0,
+        "model_version": 2,
+        "seq": 0,
+        "prediction_id": again.json()["prediction_id"],
+    }
 
 
 async def test_catalog_lists_every_kind(client: httpx.AsyncClient) -> None:
@@ -91,6 +96,7 @@ async def test_tenant_b_never_sees_tenant_a(client: httpx.AsyncClient) -> None:
     assert (await client.post("/api/v1/models", json=LINEAR, headers=b)).status_code == 201
     await client.post("/api/v1/models/m/learn", json={"x": {"a": 1}, "y": -50}, headers=b)
     after = (await client.post("/api/v1/models/m/predict", json={"x": {"a": 1}}, headers=a)).json()
+    after.pop("prediction_id"), before.pop("prediction_id")  # a new one per predict
     assert after == before
     assert (await client.get("/api/v1/models/m", headers=a)).json()["seq"] == 1
 

@@ -1,0 +1,164 @@
+"""Kept predictions (delayed labels), the contract of both backends side by side: keep, fetch,
+the atomic label (append + outcome + labelled mark), expiry, bounds, pending, forget."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from shared.state import MemoryStateStore, RedisStateStore, StateStore
+from shared.state.base import Idempotency
+from shared.state.predictions import (
+    Kept,
+    KeptPredictions,
+    LabelWrite,
+    MemoryKeptPredictions,
+    RedisKeptPredictions,
+)
+
+X = '{"b":2.0,"a":1.0}'  # kept as sent: key order included
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def backends(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[StateStore, KeptPredictions]]:
+    if request.param == "memory":
+        store = MemoryStateStore()
+        yield store, MemoryKeptPredictions(store, ttl_seconds=3600, max_kept=3)
+        return
+    redis_store = RedisStateStore(request.getfixturevalue("redis_url"))
+    yield redis_store, RedisKeptPredictions(redis_store.client, redis_store.call, 3600, 3)
+    await redis_store.close()
+
+
+def outcome(p: float) -> str:
+    return json.dumps({"v": 1, "t": 1.0, "p": p, "q": None})
+
+
+def write(pid: str, kept: Kept, y: float) -> LabelWrite:
+    return LabelWrite(pid, kept.token, kept.outcome, f"[{kept.x},{y}]")
+
+
+async def fetch_one(kept: KeptPredictions, pid: str) -> Kept | str:
+    return (await kept.fetch("t", "m", "u", [pid], time.time(), None)).kept[pid]
+
+
+async def test_keep_fetch_label_once(backends: tuple[StateStore, KeptPredictions]) -> None:
+    store, kept = backends
+    await store.create_model("t", "m", "u", "{}", b"snap0")
+    assert await kept.keep("t", "m", [("p1", X, outcome(1.5)), ("p2", X, outcome(2.5))]) == [
+        True,
+        True,
+    ]
+    found = await fetch_one(kept, "p1")
+    assert isinstance(found, Kept) and found.x == X and found.outcome == outcome(1.5)
+    assert await fetch_one(kept, "nope") == "missing"
+    assert (await kept.pending("t", "m", time.time())).count == 2
+
+    done = await kept.label("t", "m", "u", 0, [write("p1", found, 3.0)], time.time(), None, "", 60)
+    assert (done.result.status, done.result.first, done.result.last) == ("appended", 1, 1)
+    assert done.pending_outcomes == 1
+    log = await store.read_log("t", "m", "u", 0)
+    assert [e.data for e in log.entries] == [f"[{X},3.0]"]
+    outcomes = (await store.read_outcomes("t", "m", 10)).outcomes
+    assert outcomes == [f"[1,[{X},3.0],{outcome(1.5)}]"]  # the prediction made at predict time
+
+    assert await fetch_one(kept, "p1") == "labelled"
+    again = await kept.label("t", "m", "u", 1, [write("p1", found, 3.0)], time.time(), None, "", 60)
+    assert (again.gone, again.reason) == ("p1", "labelled")
+    assert await kept.keep("t", "m", [("p1", X, outcome(9.0))]) == [False]  # no reuse
+    assert (await kept.pending("t", "m", time.time())).count == 1
+    assert await store.log_length("t", "m") == 1
+
+
+async def test_a_label_is_conditional_on_the_log_and_on_the_keep(
+    backends: tuple[StateStore, KeptPredictions],
+) -> None:
+    store, kept = backends
+    await store.create_model("t", "m", "u", "{}", b"snap0")
+    await kept.keep("t", "m", [("p", X, outcome(1.0))])
+    found = await fetch_one(kept, "p")
+    assert isinstance(found, Kept)
+    await store.append("t", "m", "u", 0, ["[{},1.0]"], expected=False, idempotency=None)
+    behind = await kept.label("t", "m", "u", 0, [write("p", found, 2.0)], time.time(), None, "", 60)
+    assert behind.result.status == "behind" and await fetch_one(kept, "p") != "labelled"
+    # kept again under the same id (a new prediction): the old token no longer labels it
+    await kept.keep("t", "m", [("p", X, outcome(5.0))])
+    stale = await kept.label("t", "m", "u", 1, [write("p", found, 2.0)], time.time(), None, "", 60)
+    assert (stale.gone, stale.reason) == ("p", "missing")
+    assert await store.log_length("t", "m") == 1
+
+
+async def test_two_concurrent_labels_of_one_id_learn_it_once(
+    backends: tuple[StateStore, KeptPredictions],
+) -> None:
+    store, kept = backends
+    await store.create_model("t", "m", "u", "{}", b"snap0")
+    await kept.keep("t", "m", [("p", X, outcome(1.0))])
+    found = await fetch_one(kept, "p")
+    assert isinstance(found, Kept)
+    now = time.time()
+    first, second = await asyncio.gather(
+        kept.label("t", "m", "u", 0, [write("p", found, 1.0)], now, None, "", 60),
+        kept.label("t", "m", "u", 0, [write("p", found, 2.0)], now, None, "", 60),
+    )
+    assert sorted([first.result.status, second.result.status]) == ["appended", "missing"]
+    assert await store.log_length("t", "m") == 1
+
+
+async def test_idempotency_key_replays_the_first_answer(
+    backends: tuple[StateStore, KeptPredictions],
+) -> None:
+    store, kept = backends
+    await store.create_model("t", "m", "u", "{}", b"snap0")
+    await kept.keep("t", "m", [("p", X, outcome(1.0))])
+    found = await fetch_one(kept, "p")
+    assert isinstance(found, Kept)
+    key = Idempotency("k", "h1")
+    first = await kept.label("t", "m", "u", 0, [write("p", found, 1.0)], time.time(), key, "A", 60)
+    assert first.result.status == "appended"
+    assert (await kept.fetch("t", "m", "u", ["p"], time.time(), key)).replay == "A"
+    retry = await kept.label("t", "m", "u", 1, [write("p", found, 1.0)], time.time(), key, "B", 60)
+    assert (retry.result.status, retry.result.response) == ("replay", "A")
+    other = Idempotency("k", "h2")
+    assert (await kept.fetch("t", "m", "u", ["p"], time.time(), other)).conflict
+    # another lineage (an activation: a new uid) is a new write
+    assert (await kept.fetch("t", "m", "u2", ["p"], time.time(), key)).replay is None
+
+
+async def test_expiry_bound_and_forget(backends: tuple[StateStore, KeptPredictions]) -> None:
+    store, kept = backends
+    await store.create_model("t", "m", "u", "{}", b"snap0")
+    await kept.keep("t", "m", [(f"p{i}", X, outcome(float(i))) for i in range(5)])
+    # max_kept=3: the two oldest went
+    assert [await fetch_one(kept, f"p{i}") == "missing" for i in range(5)] == [
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+    pending = await kept.pending("t", "m", time.time())
+    assert pending.count == 3 and pending.oldest_at is not None
+    found = await fetch_one(kept, "p4")
+    assert isinstance(found, Kept)
+    later = time.time() + 3601  # past the TTL: expired, whether or not swept yet
+    assert (await kept.fetch("t", "m", "u", ["p4"], later, None)).kept["p4"] == "missing"
+    assert (await kept.pending("t", "m", later)).count == 0
+    gone = await kept.label("t", "m", "u", 0, [write("p4", found, 1.0)], later, None, "", 60)
+    assert gone.gone == "p4" and await store.log_length("t", "m") == 0
+    await kept.forget("t", "m")
+    assert await fetch_one(kept, "p4") == "missing"
+    assert (await kept.pending("t", "m", time.time())).count == 0
+
+
+async def test_tenants_and_models_are_apart(backends: tuple[StateStore, KeptPredictions]) -> None:
+    _, kept = backends
+    await kept.keep("a", "m", [("p", X, outcome(1.0))])
+    assert (await kept.fetch("b", "m", "u", ["p"], time.time(), None)).kept["p"] == "missing"
+    assert (await kept.fetch("a", "n", "u", ["p"], time.time(), None)).kept["p"] == "missing"
