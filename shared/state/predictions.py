@@ -22,8 +22,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from shared.state.base import AppendResult, Idempotency, LogEntry, StateStore
 from shared.state import lua
+from shared.state.base import AppendResult, Idempotency, LogEntry
+from shared.state.interfaces import OutcomeLog, StateStore
 from shared.state.redis_connection import RedisConnection
 from shared.state.redis_store import RedisStateStore
 
@@ -143,8 +144,8 @@ class MemoryKeptPredictions:
     """In one process, next to MemoryStateStore; its methods never suspend while mutating,
     so each is atomic on the event loop like a Lua call."""
 
-    def __init__(self, store: StateStore, ttl_seconds: int, max_kept: int) -> None:
-        self.store = store
+    def __init__(self, store: OutcomeLog, ttl_seconds: int, max_kept: int) -> None:
+        self.store = store  # the memory store's outcome log: a label appends through it
         self.ttl, self.max_kept = ttl_seconds, max_kept
         self._models: dict[tuple[str, str], _Model] = {}
 
@@ -261,7 +262,6 @@ class MemoryKeptPredictions:
 
 
 # ----- redis:// ---------------------------------------------------------------------------
-
 
 
 def _entries(flat: list[Any]) -> list[LogEntry]:
