@@ -30,6 +30,7 @@ from shared.logs import ACCESS, configure_logging, log_access, trace_id_of
 from shared.metrics_auth import metrics_response, warn_if_closed
 from shared.monitoring.prometheus import observe_request
 from shared.openapi import docs_page, openapi_document
+from shared.protocols import oip
 from shared.ratelimit import rate_limited
 from shared.registry.base import (
     AliasConflict,
@@ -74,7 +75,13 @@ class JSON(Response):
         return dump_json(content)
 
 
-def error_response(error: ApiError) -> Response:
+def error_response(error: ApiError, path: str = "") -> Response:
+    if oip.is_oip_path(path):  # the Open Inference Protocol's clients parse its own shape
+        return JSON(
+            oip.error_body(error.message),
+            status_code=oip.error_status(error.status),
+            headers=error.headers,
+        )
     return JSON(
         envelope(error.code, error.message, request_id_var.get()),
         status_code=error.status,
@@ -131,6 +138,9 @@ CORS_ALLOW_METHODS = b"GET, POST, PUT, PATCH, DELETE, OPTIONS"
 CORS_EXPOSE_HEADERS = b"X-Request-ID, Retry-After"
 CORS_MAX_AGE = b"600"
 _API_PREFIX = "/api/v1/"
+# Tenant-scoped paths (architecture.md §3): the API, and the Open Inference Protocol's model
+# routes outside it, which get the same tenant check, tenant key and rate limit here.
+_TENANT_PREFIXES = (_API_PREFIX, oip.MODELS_PREFIX)
 # An OPTIONS request with Origin and Access-Control-Request-Method is a CORS preflight.
 _NOT_PREFLIGHT, _PREFLIGHT, _PREFLIGHT_REFUSED = 0, 1, 2
 # shared.tenancy.TENANT_PATTERN on raw header bytes (fullmatch: no trailing newline slips by)
@@ -249,7 +259,7 @@ class FunctionApp:
                 preflight = _cors(edge, origin, scope["method"], headers, exchange.extra)
         path = get_route_path(scope)
         tenant: str | None = None
-        if path.startswith(_API_PREFIX):
+        if path.startswith(_TENANT_PREFIXES):
             raw = headers.get(b"x-tenant-id")
             if raw is not None and _TENANT.fullmatch(raw):
                 tenant = raw.decode()
@@ -327,7 +337,7 @@ class FunctionApp:
                 # is refused the same way everywhere (the OpenAPI documents it on every write)
                 raise _bad_idempotency_key()
             admin = path.startswith(self.admin_prefixes)  # every admin route of the group
-            if path.startswith(_API_PREFIX) and tenant is None:
+            if path.startswith(_TENANT_PREFIXES) and tenant is None:
                 raw_tenant = headers.get(b"x-tenant-id")
                 # architecture.md §3: every /api route is tenant-scoped; an admin route is authorised
                 # by the admin key and needs X-Tenant-ID only if it acts on the caller's
@@ -345,14 +355,15 @@ class FunctionApp:
                     tenant, _decode(headers.get(b"x-tenant-key"))
                 )
                 scope[SCOPE_AUTHENTICATED] = tenant
-            if edge.rate_limit and tenant is not None:  # tenant: /api/v1 paths only
+            if edge.rate_limit and tenant is not None:  # tenant: tenant-scoped paths only
                 wait = await self._runtime().store.rate_limit(tenant, edge.rate_limit)
                 if wait:
                     raise rate_limited(edge.rate_limit, wait)
             await self._dispatch(scope, limited_receive, exchange)
         except Exception as exc:  # every failure leaves in the envelope, never a stack trace
             if not exchange.status:
-                await error_response(_as_api_error(exc, scope))(scope, receive, exchange)
+                answer = error_response(_as_api_error(exc, scope), path)
+                await answer(scope, receive, exchange)
             else:  # the response is already on its way: all that is left is to say so
                 log.error("failed after the response started", exc_info=exc)
 

@@ -52,6 +52,17 @@ class PinnedVersions(Protocol):
     async def predict_version(self, tenant: str, name: str, version: int, x: Any) -> dict[str, Any]:
         """Predict with that version exactly as frozen (it never learns)."""
 
+    async def predict_version_batch(
+        self, tenant: str, name: str, version: int, instances: list[Any]
+    ) -> dict[str, Any]:
+        """`predict_version` per instance: one result or one error each, in order."""
+
+    async def describe_version(self, tenant: str, name: str, version: int) -> dict[str, Any]:
+        """The version's task and the features it had learned when frozen."""
+
+    async def version_numbers(self, tenant: str, name: str) -> list[int]:
+        """The registered versions, ascending."""
+
 
 class Serving:
     def __init__(
@@ -85,8 +96,39 @@ class Serving:
         self.monitor.predicted(tenant, name, "predict", started, x, answer)  # audited too
         return answer
 
-    async def predict_batch(self, tenant: str, name: str, instances: list[Any]) -> dict[str, Any]:
-        return await self.models.predict_batch(tenant, name, instances)
+    async def predict_batch(
+        self,
+        tenant: str,
+        name: str,
+        instances: list[Any],
+        *,
+        version: str | None = None,
+        exact: bool = False,
+    ) -> dict[str, Any]:
+        """One result or error per instance, with the live model or (`version`) a registered
+        version as frozen. `exact`: each result equals `predict` of that instance float for
+        float (no vectorised predict_many); a pinned version is always exact."""
+        if version is None:
+            return await self.models.predict_batch(tenant, name, instances, vectorised=not exact)
+        started = time.perf_counter()
+        pinned = await self.pinned.resolve(tenant, name, version, None)
+        answer = await self.pinned.predict_version_batch(tenant, name, pinned, instances)
+        self.monitor.predicted_batch(tenant, name, started, instances, answer)
+        return answer
+
+    async def describe(
+        self, tenant: str, name: str, *, version: str | None = None
+    ) -> dict[str, Any]:
+        """The model's task, whether it reads text, and the features it has learned (name →
+        kind), live or (`version`) as that registered version was frozen."""
+        if version is None:
+            return await self.models.describe(tenant, name)
+        pinned = await self.pinned.resolve(tenant, name, version, None)
+        return await self.pinned.describe_version(tenant, name, pinned)
+
+    async def versions(self, tenant: str, name: str) -> list[int]:
+        """The model's registered versions, ascending."""
+        return await self.pinned.version_numbers(tenant, name)
 
     async def predict_learn(
         self, tenant: str, name: str, x: Any, y: Any, idempotency: Idempotency | None

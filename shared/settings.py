@@ -222,6 +222,14 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(
         64 * 1024, ge=1024, le=1024 * 1024, description="request line plus headers; more → 431"
     )
+    # --- oip: the Open Inference Protocol v2 on the predict function (shared/oip_api.py) ---
+    oip_max_rows: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="rows of one Open Inference Protocol infer request (an input's shape[0]); "
+        "inputs per request are bounded by MAX_FEATURES_PER_SAMPLE, the body by MAX_BODY_BYTES",
+    )
 
     @field_validator("state_url")
     @classmethod
