@@ -138,6 +138,9 @@ def test_bad_requests_are_400_naming_the_problem(doc: dict[str, Any], message: s
     assert raised.value.status == 400
 
 
+_JSON_ONE = b'{"inputs": [{"name": "a", "datatype": "FP64", "shape": [1], "data": [1]}]}'
+
+
 @pytest.mark.parametrize(
     ("body", "split", "message"),
     [
@@ -146,11 +149,7 @@ def test_bad_requests_are_400_naming_the_problem(doc: dict[str, Any], message: s
         (b"[1]", None, "must be a JSON object"),
         (b"{}", "x", "byte count"),
         (b"{}", "99", "longer than the body"),
-        (
-            b'{"inputs": [{"name": "a", "datatype": "FP64", "shape": [1], "data": [1]}]}\0',
-            "75",
-            "no input's binary_data_size claims",
-        ),
+        (_JSON_ONE + b"\0", str(len(_JSON_ONE)), "no input's binary_data_size claims"),
     ],
 )
 def test_bad_bodies_are_400(body: bytes, split: str | None, message: str) -> None:
