@@ -31,6 +31,17 @@ def build_router(group: str, routes: Sequence[Route]) -> FunctionApp:
 
 async def ready(request: Request) -> Response:
     """Readiness: the state store, the registry and the event bus answer (503 if not)."""
+    ok, report = await readiness()
+    return JSON(
+        report,
+        status_code=200 if ok else 503,
+        headers=None if ok else {"Retry-After": "2"},
+    )
+
+
+async def readiness() -> tuple[bool, dict[str, object]]:
+    """Whether the instance is ready, and the report /ready answers (also read by the Open
+    Inference Protocol's /v2/health/ready)."""
     runtime = current_runtime()
     checks: dict[str, str] = {}
     try:
@@ -56,12 +67,8 @@ async def ready(request: Request) -> Response:
     ok = all(v == "ok" for v in checks.values())
     # a degraded model is reported, not a reason to take the instance out of service
     degraded = runtime.degraded.summary(with_names=runtime.settings.env != "prod")
-    return JSON(
-        {
-            "status": "ready" if ok else "not_ready",
-            "checks": checks,
-            "details": {"events": events, "degraded_models": degraded},
-        },
-        status_code=200 if ok else 503,
-        headers=None if ok else {"Retry-After": "2"},
-    )
+    return ok, {
+        "status": "ready" if ok else "not_ready",
+        "checks": checks,
+        "details": {"events": events, "degraded_models": degraded},
+    }

@@ -149,11 +149,42 @@ def check_vocabulary(model: Any, blueprint: Blueprint, xs: list[Any]) -> None:
             )
 
 
+# The type of each feature a model has learned, in the order first seen, kept on the
+# estimator like FEATURES_ATTR (so a frozen version carries the features it had seen): what
+# a protocol that declares its inputs (the Open Inference Protocol's metadata) describes.
+SCHEMA_ATTR = "_online_ml_schema"
+FeatureKind = str  # "int", "float", "bool" or "str"
+_KINDS: dict[type, FeatureKind] = {int: "int", float: "float", bool: "bool", str: "str"}
+
+
+def schema_of(model: Any) -> dict[str, FeatureKind]:
+    """The features the model has learned (name → kind), in the order first seen."""
+    return dict(getattr(model, SCHEMA_ATTR, None) or {})
+
+
+def _remember_kinds(model: Any, x: dict[str, Any]) -> None:
+    schema: dict[str, FeatureKind] | None = getattr(model, SCHEMA_ATTR, None)
+    if schema is None:
+        schema = {}
+        setattr(model, SCHEMA_ATTR, schema)
+    for name, value in x.items():
+        kind = _KINDS.get(type(value))  # None (null) says nothing of the type
+        if kind is None:
+            continue
+        known = schema.get(name)
+        if known is None:
+            schema[name] = kind
+        elif known == "int" and kind == "float":
+            schema[name] = "float"  # an int feature that also arrives as a float is a float
+
+
 def learn(model: Any, blueprint: Blueprint, x: Any, y: Any) -> None:
     if blueprint.task == "forecasting":
         model.learn_one(y=y, x=x or None)
     else:
         model.learn_one(x, y)
+    if isinstance(x, dict) and x:
+        _remember_kinds(model, x)
     names = features_of(model, blueprint, x)
     if names:
         known = getattr(model, FEATURES_ATTR, None)
@@ -196,14 +227,16 @@ def _numeric(x: Any) -> bool:
 
 
 def predict_batch(
-    model: Any, blueprint: Blueprint, xs: list[Any]
+    model: Any, blueprint: Blueprint, xs: list[Any], *, vectorised: bool = True
 ) -> list[tuple[Any, Any] | Exception]:
     """Predictions for many instances, in order; an instance the model cannot predict gets its
     exception in its place (never all-or-nothing). A large regular batch of a regressor (same
     keys, numbers only, in every instance) goes through River's `predict_many` (vectorised:
-    equal to predict_one up to float rounding)."""
+    equal to predict_one up to float rounding) unless `vectorised` is False (then each equals
+    predict_one exactly)."""
     if (
-        blueprint.task == "regression"
+        vectorised
+        and blueprint.task == "regression"
         and len(xs) >= MANY_THRESHOLD
         and isinstance(xs[0], dict)
         and all(isinstance(x, dict) and x.keys() == xs[0].keys() and _numeric(x) for x in xs)

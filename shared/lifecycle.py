@@ -22,7 +22,13 @@ from shared.errors import ApiError, conflict, not_found, unprocessable
 from shared.events import EventBus
 from shared.executors import run_in
 from shared.model_lock import ModelLocks
-from shared.online import OnlineModels, blueprint_of, finite_answer, public_record
+from shared.online import (
+    OnlineModels,
+    blueprint_of,
+    describe_model,
+    finite_answer,
+    public_record,
+)
 from shared.registry import Registry
 from shared.registry.base import (
     MAX_VERSION,
@@ -364,6 +370,49 @@ class Lifecycle:
 
     async def predict_version(self, tenant: str, name: str, version: int, x: Any) -> dict[str, Any]:
         """Predict with a registered version exactly as it was frozen (it never learns)."""
+        model, blueprint = await self._frozen_model(tenant, name, version)
+        x = learning.check_x(blueprint, x)
+        try:
+            prediction, proba = learning.predict(model, blueprint, x)
+        except learning.PREDICT_ERRORS as exc:
+            raise unprocessable(
+                f"the model cannot predict this x: {exc}", "prediction_failed"
+            ) from None
+        return {**finite_answer(prediction, proba), "model_version": version, "seq": None}
+
+    async def predict_version_batch(
+        self, tenant: str, name: str, version: int, instances: list[Any]
+    ) -> dict[str, Any]:
+        """`predict_version` for each instance, in order: one result or one error each, in
+        the shape of `OnlineModels.predict_batch`; each equals `predict_version` exactly."""
+        model, blueprint = await self._frozen_model(tenant, name, version)
+        results: list[dict[str, Any]] = []
+        for x in instances:
+            try:
+                checked = learning.check_x(blueprint, x)
+            except ApiError as exc:
+                results.append({"error": {"code": exc.code, "message": exc.message}})
+                continue
+            [answer] = learning.predict_batch(model, blueprint, [checked], vectorised=False)
+            if isinstance(answer, Exception):
+                message = f"the model cannot predict this x: {answer}"
+                results.append({"error": {"code": "prediction_failed", "message": message}})
+            else:
+                results.append(finite_answer(*answer))
+        return {"results": results, "model_version": version, "seq": None}
+
+    async def describe_version(self, tenant: str, name: str, version: int) -> dict[str, Any]:
+        """A registered version as `OnlineModels.describe` tells the live model: the
+        features it had learned when it was frozen."""
+        model, blueprint = await self._frozen_model(tenant, name, version)
+        return describe_model(model, blueprint, version, None)
+
+    async def version_numbers(self, tenant: str, name: str) -> list[int]:
+        """The model's registered versions, ascending."""
+        return [int(meta["version"]) for meta in (await self.versions(tenant, name))["versions"]]
+
+    async def _frozen_model(self, tenant: str, name: str, version: int) -> tuple[Any, Any]:
+        """The version's estimator and blueprint, unpickled once per process (an LRU)."""
         # One state read per call, as a warm predict makes: a model deleted (or deleted and
         # recreated under the same name) through another instance is never served from here.
         record = await self.record(tenant, name)
@@ -375,15 +424,7 @@ class Lifecycle:
             while len(self._frozen) > FROZEN_CACHE_SIZE:
                 self._frozen.popitem(last=False)
         self._frozen.move_to_end(key)
-        model, blueprint = self._frozen[key]
-        x = learning.check_x(blueprint, x)
-        try:
-            prediction, proba = learning.predict(model, blueprint, x)
-        except learning.PREDICT_ERRORS as exc:
-            raise unprocessable(
-                f"the model cannot predict this x: {exc}", "prediction_failed"
-            ) from None
-        return {**finite_answer(prediction, proba), "model_version": version, "seq": None}
+        return self._frozen[key]
 
     def reload(self) -> int:
         """Drop every in-process cache (admin reload); state and registry are untouched."""

@@ -9,6 +9,7 @@ interleaving, holds exactly the model one process would build from the same orde
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import pickle
@@ -217,8 +218,19 @@ class OnlineModels:
         await self._degraded(tenant, name, uid, answer, "predict")
         return answer
 
-    async def predict_batch(self, tenant: str, name: str, instances: list[Any]) -> dict[str, Any]:
-        """One result or one error per instance, in order; never all-or-nothing."""
+    async def describe(self, tenant: str, name: str) -> dict[str, Any]:
+        """What the live model is and the features it has learned (caught up with the log)."""
+        async with self._locked(tenant, name) as live:
+            await self._catch_up(live)
+            return describe_model(
+                live.model, live.blueprint, live.record.get("version", 0), live.seq
+            )
+
+    async def predict_batch(
+        self, tenant: str, name: str, instances: list[Any], *, vectorised: bool = True
+    ) -> dict[str, Any]:
+        """One result or one error per instance, in order; never all-or-nothing. With
+        `vectorised` False each prediction equals `predict` exactly (no predict_many)."""
         started = time.perf_counter()
         async with self._locked(tenant, name) as live:
             await self._catch_up(live)
@@ -230,12 +242,13 @@ class OnlineModels:
                 except ApiError as exc:
                     results[index] = {"error": {"code": exc.code, "message": exc.message}}
             xs = [x for _, x in valid]
+            predict = functools.partial(
+                learning.predict_batch, live.model, live.blueprint, xs, vectorised=vectorised
+            )
             if len(xs) > OFFLOAD_ABOVE:
-                answers = await run_to_end(
-                    self.cpu, learning.predict_batch, live.model, live.blueprint, xs
-                )
+                answers = await run_to_end(self.cpu, predict)
             else:
-                answers = learning.predict_batch(live.model, live.blueprint, xs)
+                answers = predict()
             for (index, _), answer in zip(valid, answers, strict=True):
                 if isinstance(answer, Exception):
                     message = f"the model cannot predict this x: {answer}"
@@ -776,6 +789,20 @@ def finite_answer(prediction: Any, proba: dict[str, float] | None) -> dict[str, 
     if degraded:
         answer["degraded"] = True
     return answer
+
+
+def describe_model(
+    model: Any, blueprint: Blueprint, version: int, seq: int | None
+) -> dict[str, Any]:
+    """A model as a protocol describes it: its task, whether it reads raw text, and the
+    features it has learned with their kinds (shared/learning.py SCHEMA_ATTR)."""
+    return {
+        "task": blueprint.task,
+        "text_input": blueprint.text_input,
+        "features": learning.schema_of(model),
+        "model_version": version,
+        "seq": seq,
+    }
 
 
 def _finite_forecast(forecast: list[Any] | None, **rest: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ class ApiDoc:
     body: type[BaseModel] | None
     response: type[BaseModel] | None
     status: int
+    error: type[BaseModel] | None = None  # the error body, if not our envelope
 
 
 def api(
@@ -31,11 +32,13 @@ def api(
     body: type[BaseModel] | None = None,
     response: type[BaseModel] | None = None,
     status: int = 200,
+    error: type[BaseModel] | None = None,
 ) -> Callable[[F], F]:
-    """Describe a handler for OpenAPI: its tag, request body and response models."""
+    """Describe a handler for OpenAPI: its tag, request body, response and (when it is not
+    our envelope, as on the Open Inference Protocol's routes) error models."""
 
     def mark(handler: F) -> F:
-        handler.__api__ = ApiDoc(tag, body, response, status)  # type: ignore[attr-defined]
+        handler.__api__ = ApiDoc(tag, body, response, status, error)  # type: ignore[attr-defined]
         return handler
 
     return mark
@@ -66,8 +69,9 @@ def _operation(route: Route, method: str, doc: ApiDoc | None) -> dict[str, Any]:
         for p in route.param_convertors
     ]
     admin = "/admin/" in route.path.split("{", 1)[0]  # the edge's admin prefixes (security)
-    # compat routes at a seed's bare path (no /api/v1) are tenant-scoped too (compat/)
-    if route.path.startswith("/api/") or (doc is not None and doc.tag == "compat"):
+    # compat routes at a seed's bare path (no /api/v1) are tenant-scoped too (compat/), and
+    # so are the Open Inference Protocol's model routes (the edge's tenant prefixes)
+    if route.path.startswith(("/api/", "/v2/models/")) or (doc is not None and doc.tag == "compat"):
         params.insert(
             0,
             {
@@ -107,9 +111,10 @@ def _operation(route: Route, method: str, doc: ApiDoc | None) -> dict[str, Any]:
             "application/json": {"schema": {"$ref": REF.format(model=doc.response.__name__)}}
         }
     operation["responses"][str(doc.status if doc else 200)] = ok
+    error = doc.error if doc is not None and doc.error is not None else ErrorEnvelope
     operation["responses"]["default"] = {
-        "description": "error envelope",
-        "content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorEnvelope")}}},
+        "description": "error envelope" if error is ErrorEnvelope else "error",
+        "content": {"application/json": {"schema": {"$ref": REF.format(model=error.__name__)}}},
     }
     return operation
 
@@ -139,7 +144,7 @@ def openapi_document(routes: Sequence[BaseRoute], title: str) -> dict[str, Any]:
             continue
         doc: ApiDoc | None = getattr(route.endpoint, "__api__", None)
         if doc:
-            models.update(m for m in (doc.body, doc.response) if m is not None)
+            models.update(m for m in (doc.body, doc.response, doc.error) if m is not None)
         for method in sorted((route.methods or set()) - {"HEAD"}):
             paths.setdefault(route.path, {})[method.lower()] = _operation(route, method, doc)
     _, schemas = models_json_schema(

@@ -60,6 +60,17 @@ class PinnedVersions(Protocol):
     async def predict_version(self, tenant: str, name: str, version: int, x: Any) -> dict[str, Any]:
         """Predict with that version exactly as frozen (it never learns)."""
 
+    async def predict_version_batch(
+        self, tenant: str, name: str, version: int, instances: list[Any]
+    ) -> dict[str, Any]:
+        """`predict_version` per instance: one result or one error each, in order."""
+
+    async def describe_version(self, tenant: str, name: str, version: int) -> dict[str, Any]:
+        """The version's task and the features it had learned when frozen."""
+
+    async def version_numbers(self, tenant: str, name: str) -> list[int]:
+        """The registered versions, ascending."""
+
 
 class Serving:
     def __init__(
@@ -105,20 +116,55 @@ class Serving:
             raise already_labelled(prediction_id)
         return {**answer, "prediction_id": prediction_id}
 
-    async def predict_batch(self, tenant: str, name: str, instances: list[Any]) -> dict[str, Any]:
-        """One result or one error per instance; each result kept under its own
-        `prediction_id` (one round trip for the whole batch)."""
-        batch = await self.models.predict_batch(tenant, name, instances)
-        now, version = time.time(), batch["model_version"]
+    async def predict_batch(
+        self,
+        tenant: str,
+        name: str,
+        instances: list[Any],
+        *,
+        version: str | None = None,
+        exact: bool = False,
+        ids: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """One result or error per instance, with the live model or (`version`) a registered
+        version as frozen. `exact`: each result equals `predict` of that instance float for
+        float (no vectorised predict_many); a pinned version is always exact. Each result is
+        kept under its own `prediction_id` (`ids`, one per instance, or new ones) for a later
+        label, in one round trip for the whole batch."""
+        if version is None:
+            batch = await self.models.predict_batch(tenant, name, instances, vectorised=not exact)
+        else:
+            started = time.perf_counter()
+            pinned = await self.pinned.resolve(tenant, name, version, None)
+            batch = await self.pinned.predict_version_batch(tenant, name, pinned, instances)
+            self.monitor.predicted_batch(tenant, name, started, instances, batch)
+        now, model_version = time.time(), batch["model_version"]
         items: list[tuple[str, str, str]] = []
-        for x, result in zip(instances, batch["results"], strict=True):
+        for index, (x, result) in enumerate(zip(instances, batch["results"], strict=True)):
             if "error" not in result:
-                result["prediction_id"] = new_prediction_id()
-                outcome = encode_outcome({**result, "model_version": version}, now)
+                result["prediction_id"] = ids[index] if ids else new_prediction_id()
+                outcome = encode_outcome({**result, "model_version": model_version}, now)
                 items.append((result["prediction_id"], _features(x), outcome))
         if items:
-            await self.kept.keep(tenant, name, items)
+            kept = await self.kept.keep(tenant, name, items)
+            for (prediction_id, _, _), done in zip(items, kept, strict=True):
+                if not done:  # a client-chosen id that was labelled already
+                    raise already_labelled(prediction_id)
         return batch
+
+    async def describe(
+        self, tenant: str, name: str, *, version: str | None = None
+    ) -> dict[str, Any]:
+        """The model's task, whether it reads text, and the features it has learned (name →
+        kind), live or (`version`) as that registered version was frozen."""
+        if version is None:
+            return await self.models.describe(tenant, name)
+        pinned = await self.pinned.resolve(tenant, name, version, None)
+        return await self.pinned.describe_version(tenant, name, pinned)
+
+    async def versions(self, tenant: str, name: str) -> list[int]:
+        """The model's registered versions, ascending."""
+        return await self.pinned.version_numbers(tenant, name)
 
     async def predict_learn(
         self, tenant: str, name: str, x: Any, y: Any, idempotency: Idempotency | None

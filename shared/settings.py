@@ -236,6 +236,14 @@ class Settings(BaseSettings):
         ge=1,
         description="unlabelled predictions kept per model; beyond it the oldest are dropped",
     )
+    # --- oip: the Open Inference Protocol v2 on the predict function (shared/oip_api.py) ---
+    oip_max_rows: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="rows of one Open Inference Protocol infer request (an input's shape[0]); "
+        "inputs per request are bounded by MAX_FEATURES_PER_SAMPLE, the body by MAX_BODY_BYTES",
+    )
 
     @field_validator("state_url")
     @classmethod

@@ -1,4 +1,5 @@
-"""predict: predict, prequential predict_learn, and multi-step forecast.
+"""predict: predict, prequential predict_learn, multi-step forecast, and the Open Inference
+Protocol v2 (KServe / Triton REST) under /v2.
 
 Entry point: `functions-framework --asgi --target app --source functions/predict/main.py`.
 """
@@ -13,6 +14,7 @@ from starlette.routing import Route
 from compat.engine import routes as engine
 from compat.ml_service import handlers as ml_service
 from compat.online import models as online_models
+from shared import oip_api as oip
 from shared.app import build_router
 from shared.edge.body import parse_body
 from shared.edge.bridge import forward
@@ -71,6 +73,31 @@ ROUTES = [
     Route("/api/v1/models/{model}/predict", predict, methods=["POST"]),
     Route("/api/v1/models/{model}/predict_learn", predict_learn, methods=["POST"]),
     Route("/api/v1/models/{model}/forecast", forecast, methods=["POST"]),
+    # Open Inference Protocol v2 (shared/oip_api.py); /v2/models/… is tenant-scoped
+    Route("/v2/health/live", oip.oip_live, methods=["GET"]),
+    Route("/v2/health/ready", oip.oip_ready, methods=["GET"]),
+    Route("/v2", oip.oip_server_metadata, methods=["GET"]),
+    Route("/v2/models/{model}", oip.oip_model_metadata, methods=["GET"]),
+    Route(
+        "/v2/models/{model}/versions/{version}",
+        oip.oip_model_metadata,
+        methods=["GET"],
+        name="oip_version_metadata",
+    ),
+    Route("/v2/models/{model}/ready", oip.oip_model_ready, methods=["GET"]),
+    Route(
+        "/v2/models/{model}/versions/{version}/ready",
+        oip.oip_model_ready,
+        methods=["GET"],
+        name="oip_version_ready",
+    ),
+    Route("/v2/models/{model}/infer", oip.oip_infer, methods=["POST"]),
+    Route(
+        "/v2/models/{model}/versions/{version}/infer",
+        oip.oip_infer,
+        methods=["POST"],
+        name="oip_version_infer",
+    ),
     # compat, online-learning platform (seeds 000, 001)
     Route(
         "/api/v1/online/models/{model}/predict",

@@ -10,6 +10,7 @@ is down) always carries Retry-After, and no other status from this table does.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.requests import ClientDisconnect
@@ -93,7 +94,23 @@ def as_api_error(exc: BaseException, scope: Scope) -> ApiError:
     return ApiError(500, "internal_error", "internal error; quote the request id")
 
 
-def error_response(error: ApiError) -> Response:
+# Protocols with an error shape of their own (the Open Inference Protocol's {"error": msg}, a
+# seed's {"success": false, ...}) register how their paths render an error; every other path
+# answers the envelope. Like the table, filled at import by the package that owns the shape.
+Renderer = Callable[[ApiError], Response]
+_RENDERERS: list[tuple[Callable[[str], bool], Renderer]] = []
+
+
+def register_renderer(serves: Callable[[str], bool], render: Renderer) -> None:
+    """`render` answers every error on a path for which `serves(path)` is true."""
+    if all(existing is not render for _, existing in _RENDERERS):
+        _RENDERERS.append((serves, render))
+
+
+def error_response(error: ApiError, path: str = "") -> Response:
+    for serves, render in _RENDERERS:
+        if serves(path):
+            return render(error)
     return JSON(
         envelope(error.code, error.message, request_id_var.get()),
         status_code=error.status,

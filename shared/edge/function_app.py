@@ -134,7 +134,8 @@ class FunctionApp:
             await self.router.dispatch(scope, request.receive, exchange)  # the bounded body
         except Exception as exc:  # every failure leaves in the envelope, never a stack trace
             if not exchange.status:
-                await error_response(as_api_error(exc, scope))(scope, receive, exchange)
+                answer = error_response(as_api_error(exc, scope), request.path)
+                await answer(scope, receive, exchange)
             else:  # the response is already on its way: all that is left is to say so
                 log.error("failed after the response started", exc_info=exc)
 

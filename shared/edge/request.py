@@ -15,6 +15,10 @@ from starlette._utils import get_route_path  # the path routes match (root_path 
 from starlette.types import Receive, Scope
 
 API_PREFIX = "/api/v1/"
+# Tenant-scoped paths (architecture.md §3): the API, and the Open Inference Protocol's model
+# routes outside it (shared/protocols/oip.py MODELS_PREFIX), which get the same tenant check,
+# tenant key and rate limit.
+TENANT_PREFIXES = (API_PREFIX, "/v2/models/")
 _SCOPE_KEY = "ml.edge"
 # What a CORS request is: not a preflight, a preflight to answer, one to refuse.
 NOT_PREFLIGHT, PREFLIGHT, PREFLIGHT_REFUSED = 0, 1, 2
@@ -52,7 +56,7 @@ class EdgeRequest:
         self.headers: dict[bytes, bytes] = dict(reversed(scope["headers"]))
         self.method: str = scope["method"]
         self.path = get_route_path(scope)
-        self.api = self.path.startswith(API_PREFIX)  # tenant-scoped (architecture.md §3)
+        self.api = self.path.startswith(TENANT_PREFIXES)  # tenant-scoped (architecture.md §3)
         self.admin_route = is_admin_path(self.path)
         self.request_id = ""
         self.traceparent: str | None = None
@@ -73,7 +77,7 @@ class EdgeRequest:
 
     @property
     def api_tenant(self) -> str | None:
-        """The tenant that /api/v1 requests are authenticated, rate limited and logged as."""
+        """The tenant that tenant-scoped requests are authenticated, rate limited and logged as."""
         return self.tenant if self.api else None
 
 

@@ -25,7 +25,8 @@ from shared.settings import reset_settings_cache
 
 @schemathesis.check
 def error_envelope(ctx: Any, response: Any, case: Any) -> bool | None:
-    """Every 4xx/5xx is {"error": {"code", "message", "request_id"}}, the id = X-Request-ID."""
+    """Every 4xx/5xx is {"error": {"code", "message", "request_id"}}, the id = X-Request-ID;
+    under /v2 (the Open Inference Protocol) it is OIP's own {"error": "<message>"}."""
     if response.status_code < 400:
         return None
     try:
@@ -33,6 +34,9 @@ def error_envelope(ctx: Any, response: Any, case: Any) -> bool | None:
     except ValueError:
         raise AssertionError(f"{response.status_code} without a JSON body") from None
     error = body.get("error") if isinstance(body, dict) else None
+    if case.path == "/v2" or case.path.startswith("/v2/"):
+        assert isinstance(error, str) and set(body) == {"error"}, f"not OIP's shape: {body!r}"
+        return True
     assert isinstance(error, dict), f"{response.status_code} outside the envelope: {body!r}"
     assert {"code", "message", "request_id"} <= error.keys(), f"incomplete envelope: {error}"
     assert error["request_id"] == response.headers["x-request-id"][0]

@@ -25,6 +25,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.predictions: list[tuple[str, str, str, Any, dict[str, Any]]] = []
+        self.batches: list[tuple[str, str, list[Any], dict[str, Any]]] = []
 
     def predicted(
         self, tenant: str, name: str, route: str, started: float, x: Any, answer: dict[str, Any]
@@ -34,7 +35,7 @@ class Recorder:
     def predicted_batch(
         self, tenant: str, name: str, started: float, instances: list[Any], answer: dict[str, Any]
     ) -> None:
-        pass
+        self.batches.append((tenant, name, instances, answer))
 
     def scored(
         self, tenant: str, name: str, started: float, x: Any, answer: dict[str, Any], pending: int
@@ -56,6 +57,18 @@ class Frozen:
 
     async def predict_version(self, tenant: str, name: str, version: int, x: Any) -> dict[str, Any]:
         return {"prediction": 42.0, "model_version": version, "seq": None}
+
+    async def predict_version_batch(
+        self, tenant: str, name: str, version: int, instances: list[Any]
+    ) -> dict[str, Any]:
+        results = [{"prediction": 42.0} for _ in instances]
+        return {"results": results, "model_version": version, "seq": None}
+
+    async def describe_version(self, tenant: str, name: str, version: int) -> dict[str, Any]:
+        return {"task": "regression", "text_input": False, "features": {}, "model_version": version}
+
+    async def version_numbers(self, tenant: str, name: str) -> list[int]:
+        return [7]
 
 
 async def never_promote(tenant: str, model: str, blob: bytes, meta: dict[str, Any]) -> int:
@@ -120,3 +133,38 @@ async def test_a_pinned_predict_reads_the_frozen_version_and_is_reported() -> No
     assert (await serving.predict("t", "m", x, version="3"))["model_version"] == 3
     live = await serving.predict("t", "m", x)  # the live model: reported by OnlineModels
     assert live["seq"] == 0 and len(monitor.predictions) == 2
+
+
+async def test_an_exact_batch_equals_predict_row_for_row() -> None:
+    serving, _, _ = await _serving()
+    await serving.learn("t", "m", [Sample(x=x, y=y) for x, y in SAMPLES[:60]], None)
+    xs = [x for x, _ in SAMPLES[60:]] * 2  # 60 rows: over predict_many's threshold (32)
+    batch = await serving.predict_batch("t", "m", xs, exact=True)
+    singles = [(await serving.predict("t", "m", x))["prediction"] for x in xs]
+    assert [r["prediction"] for r in batch["results"]] == singles  # float for float
+
+
+async def test_a_pinned_batch_reads_the_frozen_version_and_is_reported() -> None:
+    monitor = Recorder()
+    serving, _, _ = await _serving(monitor)
+    xs = [x for x, _ in SAMPLES[:3]]
+    batch = await serving.predict_batch("t", "m", xs, version="5")
+    assert batch == {"results": [{"prediction": 42.0}] * 3, "model_version": 5, "seq": None}
+    assert monitor.batches == [("t", "m", xs, batch)]
+    assert (await serving.describe("t", "m", version="5"))["model_version"] == 5
+    assert await serving.versions("t", "m") == [7]
+
+
+async def test_describe_tells_the_features_learned_with_their_kinds() -> None:
+    serving, _, _ = await _serving()
+    assert (await serving.describe("t", "m"))["features"] == {}
+    samples = [
+        Sample(x={"b": 1, "a": True}, y=1.0),
+        Sample(x={"b": 2.5, "a": False, "c": 3}, y=2.0),  # b: an int, then a float
+    ]
+    await serving.learn("t", "m", samples, None)
+    described = await serving.describe("t", "m")
+    assert described["features"] == {"b": "float", "a": "bool", "c": "int"}
+    assert list(described["features"]) == ["b", "a", "c"]  # the order first seen
+    assert described["task"] == "regression" and described["text_input"] is False
+    assert described["seq"] == 2

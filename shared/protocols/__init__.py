@@ -1,0 +1,1 @@
+"""Wire protocols other than our own JSON API, as pure codecs (no I/O, no runtime)."""
