@@ -37,7 +37,7 @@ bench: venv
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache .ruff_cache
+	rm -rf $(VENV) .data .pytest_cache .ruff_cache .bench
 
 ## demo: replay AirlinePassengers through ingest into six models; table + docs/demo.png
 demo: venv

@@ -54,8 +54,9 @@ def encode(path: str, port: int, body: bytes) -> bytes:
     return head.encode() + body
 
 
-async def read_response(reader: asyncio.StreamReader) -> int:
-    """Read one response (Content-Length framed, as uvicorn sends JSON); return its status."""
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """Read one Content-Length framed response; return its status and whether the server keeps
+    the connection open (gunicorn's sync workers, which serve chantilly, close it each time)."""
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     lowered = head.lower()
@@ -63,7 +64,7 @@ async def read_response(reader: asyncio.StreamReader) -> int:
     if at >= 0:
         end = lowered.index(b"\r\n", at + 2)
         await reader.readexactly(int(lowered[at + 17 : end]))
-    return status
+    return status, b"\r\nconnection: close\r\n" not in lowered
 
 
 async def worker(port: int, requests: list[bytes], offset: int, window: Window) -> None:
@@ -74,7 +75,7 @@ async def worker(port: int, requests: list[bytes], offset: int, window: Window) 
             writer.write(requests[i % len(requests)])
             i += 1
             try:
-                status = await read_response(reader)
+                status, keep_alive = await read_response(reader)
             except (asyncio.IncompleteReadError, ConnectionError):
                 # The server dropped the connection: count it and reconnect, keep the load up.
                 window.errors += 1
@@ -84,6 +85,9 @@ async def worker(port: int, requests: list[bytes], offset: int, window: Window) 
             if sent >= window.start:
                 window.latencies.append(time.perf_counter() - sent)
                 window.errors += status >= 300
+            if not keep_alive:
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
     finally:
         writer.close()
 

