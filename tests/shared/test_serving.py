@@ -148,8 +148,12 @@ async def test_a_pinned_batch_reads_the_frozen_version_and_is_reported() -> None
     monitor = Recorder()
     serving, _, _ = await _serving(monitor)
     xs = [x for x, _ in SAMPLES[:3]]
-    batch = await serving.predict_batch("t", "m", xs, version="5")
-    assert batch == {"results": [{"prediction": 42.0}] * 3, "model_version": 5, "seq": None}
+    batch = await serving.predict_batch("t", "m", xs, version="5", ids=["a", "b", "c"])
+    assert batch == {
+        "results": [{"prediction": 42.0, "prediction_id": i} for i in "abc"],  # kept as asked
+        "model_version": 5,
+        "seq": None,
+    }
     assert monitor.batches == [("t", "m", xs, batch)]
     assert (await serving.describe("t", "m", version="5"))["model_version"] == 5
     assert await serving.versions("t", "m") == [7]

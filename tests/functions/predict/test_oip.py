@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton
-from river import datasets
+from river import datasets, linear_model, preprocessing
 from tritonclient.utils import InferenceServerException
 
 from shared.learning import label_key
@@ -163,7 +163,10 @@ def test_a_regressor_infers_as_our_predict(
     )
     answer = result.get_response()
     assert answer["id"] == "q-7" and answer["model_name"] == "trump"
-    assert answer["model_version"] == "1" and answer["parameters"] == {"seq": 120}
+    assert answer["model_version"] == "1" and answer["parameters"]["seq"] == 120
+    # each row kept for a delayed label under "{id}:{row}"
+    kept = json.loads(answer["parameters"]["prediction_ids"])
+    assert kept == [f"q-7:{row}" for row in range(40)]
     predictions = result.as_numpy("predict")
     assert predictions.shape == (40,) and predictions.dtype == np.float64
     assert predictions.tolist() == [native(http, "trump", x)["prediction"] for x in rows]
@@ -326,3 +329,27 @@ def test_tenant_keys_apply_to_the_model_routes(tmp_path_factory: pytest.TempPath
             assert http.post("/v2/models/trump/infer", json=body, headers=keyed).status_code == 200
     finally:
         app.stop()
+
+
+def test_infer_rows_are_labelled_later_and_learned_exactly(
+    client: triton.InferenceServerClient, http: httpx.Client
+) -> None:
+    """An OIP client labels rows of an earlier infer by "{id}:{row}" (delayed labels): the
+    model learns the features kept at infer time, exactly as River does in-process."""
+    spec = {**REGRESSOR, "name": "trump-labels"}
+    assert http.post("/api/v1/models", json=spec).status_code == 201
+    learn(http, "trump-labels", TRUMP[:40])
+    rows = TRUMP[40:45]
+    metadata = client.get_model_metadata("trump-labels", headers=acme())
+    inputs = inputs_of(metadata, [x for x, _ in rows], True)
+    client.infer("trump-labels", inputs, request_id="day-1", headers=acme())
+    labels = [{"prediction_id": f"day-1:{row}", "y": rows[row][1]} for row in (0, 2, 4)]
+    labelled = http.post("/api/v1/models/trump-labels/labels", json={"labels": labels})
+    assert labelled.status_code == 200, labelled.text
+    assert labelled.json()["learned"] == 3
+
+    reference = preprocessing.StandardScaler() | linear_model.LinearRegression(l2=0.0)
+    for x, y in [*TRUMP[:40], rows[0], rows[2], rows[4]]:
+        reference.learn_one(x, y)
+    probe = TRUMP[50][0]
+    assert native(http, "trump-labels", probe)["prediction"] == reference.predict_one(probe)
