@@ -12,9 +12,8 @@ from starlette.routing import Route
 
 from shared.context import request_id_var
 from shared.edge.codec import JSON
-from shared.edge.errors import api_error_of
 from shared.edge.request import edge_request_of
-from shared.errors import envelope
+from shared.errors import ApiError, envelope
 from shared.ratelimit import rate_limited
 from shared.runtime import current_runtime
 from shared.state.interfaces import RateLimits
@@ -84,21 +83,10 @@ def ok(data: object, status: int = 200, message: str | None = None) -> Response:
     return JSON(body, status_code=status)
 
 
-def ml_service_errors(handler: Handler) -> Handler:
-    """Errors as the ML service's clients parse them, `{"success": false, "error": ...}`, with
-    the same status the core would answer. `error` is the platform's error object (code,
-    message, request id), so the body is also the platform's envelope plus `success`."""
-
-    @functools.wraps(handler)
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except Exception as exc:
-            # the core's own table (shared/edge/errors.py): one status, code and Retry-After
-            error = api_error_of(exc)
-            if error is None:
-                raise  # unexpected: the edge logs it and answers its 500
-            body = {"success": False, **envelope(error.code, error.message, request_id_var.get())}
-            return JSON(body, status_code=error.status, headers=error.headers)
-
-    return wrapped
+def ml_service_error(error: ApiError) -> Response:
+    """An error as the ML service's clients parse it, `{"success": false, "error": ...}`, with
+    the status the core answers: the platform's envelope plus `success`. Registered as the
+    renderer of every ML service path (compat/ml_service/handlers.py), so an error the edge
+    raises before a handler runs (a bad tenant, a body too large) has the seed's shape too."""
+    body = {"success": False, **envelope(error.code, error.message, request_id_var.get())}
+    return JSON(body, status_code=error.status, headers=error.headers)

@@ -18,7 +18,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from compat.edge import ml_service_errors, ok
+from compat.edge import ml_service_error, ok
 from compat.ml_service import events
 from compat.ml_service import models as mapping
 from compat.ml_service.schemas import (
@@ -30,6 +30,7 @@ from compat.ml_service.schemas import (
 )
 from shared.datasets import Datasets
 from shared.edge.body import parse_body
+from shared.edge.errors import register_renderer
 from shared.errors import ApiError, conflict, not_found
 from shared.executors import run_in
 from shared.learning import label_key
@@ -41,6 +42,15 @@ from shared.tenancy import path_name, tenant_of
 STATUS = {"queued": "training", "running": "training", "succeeded": "trained", "failed": "failed"}
 _SEMVER = re.compile(r"^([1-9][0-9]*)(\.[0-9]+){0,2}$")
 _REGISTRY_VERSION = re.compile(r"^v([1-9][0-9]*)$")
+PREFIX = "/api/v1/ml/"
+
+
+def _is_ml_service_path(path: str) -> bool:
+    return path.startswith(PREFIX)
+
+
+# every error on the ML service's paths in its `{"success": false, ...}` shape, also the edge's
+register_renderer(_is_ml_service_path, ml_service_error)
 
 
 def _runs_prefix(model_id: str) -> str:
@@ -111,7 +121,6 @@ async def _describe(runtime: Runtime, tenant: str, model_id: str) -> dict[str, A
 
 
 @api("compat", body=MlTrainIn, response=MlEnvelope, status=202)
-@ml_service_errors
 async def train(request: Request) -> Response:
     """ML service `POST /api/v1/ml/models/train`: train `model_name` on a registered data set
     (asynchronously; the model serves the new version once it succeeds)."""
@@ -200,7 +209,6 @@ def _answer(result: dict[str, Any]) -> dict[str, Any]:
 
 
 @api("compat", body=MlPredictIn, response=MlEnvelope)
-@ml_service_errors
 async def predict(request: Request) -> Response:
     """ML service `POST /api/v1/ml/models/{model_id}/predict` `{input_data}`: the prediction
     and its confidence (the class probability; null for a regressor)."""
@@ -213,7 +221,6 @@ async def predict(request: Request) -> Response:
 
 
 @api("compat", body=MlBatchIn, response=MlEnvelope)
-@ml_service_errors
 async def predict_batch(request: Request) -> Response:
     """ML service `POST /api/v1/ml/models/{model_id}/predict/batch` `{input_data: [...]}`:
     one prediction or one error per item, in order."""
@@ -240,7 +247,6 @@ async def predict_batch(request: Request) -> Response:
 
 
 @api("compat", response=MlEnvelope)
-@ml_service_errors
 async def list_models(request: Request) -> Response:
     """ML service `GET /api/v1/ml/models`: this tenant's models with their status."""
     tenant = tenant_of(request)
@@ -252,7 +258,6 @@ async def list_models(request: Request) -> Response:
 
 
 @api("compat", response=MlEnvelope)
-@ml_service_errors
 async def get_model(request: Request) -> Response:
     """ML service `GET /api/v1/ml/models/{model_id}`: status, versions, deployments, training."""
     tenant, model_id = tenant_of(request), path_name(request, "model_id")
@@ -279,7 +284,6 @@ def _resolve(raw: str, versions: list[dict[str, Any]]) -> int:
 
 
 @api("compat", body=MlDeployIn, response=MlEnvelope)
-@ml_service_errors
 async def deploy(request: Request) -> Response:
     """ML service `POST /api/v1/ml/models/{model_id}/deploy` `{version, environment}`: point
     the environment's alias at the version; `production` also makes it the serving version."""

@@ -21,8 +21,9 @@ from compat.online.schemas import (
     OnlineStreamStatus,
     OnlineTickerObservation,
 )
+from shared.context import request_id_var
 from shared.edge.codec import JSON
-from shared.errors import ApiError, unprocessable
+from shared.errors import ApiError, envelope, unprocessable
 from shared.ingest import SOURCE_ADAPTER
 from shared.openapi import api
 from shared.runtime import current_runtime
@@ -97,7 +98,17 @@ async def next_crypto(request: Request) -> Response:
 
 
 async def _ticker_answer(source: TickerSource, series_id: str) -> Response:
-    value, ts = await current_runtime().ingest.ticker(source)
+    try:
+        value, ts = await current_runtime().ingest.ticker(source)
+    except ApiError as exc:
+        if exc.code != "upstream_unavailable":
+            raise
+        # The seed's service answered an upstream failure as FastAPI does, `{"detail": ...}`,
+        # which its clients read: that field too, beside the envelope. Its status stays 502
+        # (a gateway's failure, not ours: the seed's 500 would page as a crash) and its text
+        # stays ours, never the upstream's (architecture.md §8, outbound calls).
+        body = {"detail": exc.message, **envelope(exc.code, exc.message, request_id_var.get())}
+        return JSON(body, status_code=exc.status, headers=exc.headers)
     return JSON({"series_id": series_id, "target": value, "datetime": ts})
 
 

@@ -42,6 +42,10 @@ def operational_routes(ready: Handler, document: dict[str, Any]) -> Sequence[Rou
     return [
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
+        # the seeds (002/004): "all endpoints are also exposed under /api/v1/*", probes too;
+        # not tenant-scoped (shared/edge/request.py UNSCOPED), like the bare ones
+        Route("/api/v1/health", health, methods=["GET"], name="health_api_v1"),
+        Route("/api/v1/ready", ready, methods=["GET"], name="ready_api_v1"),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),

@@ -19,6 +19,8 @@ API_PREFIX = "/api/v1/"
 # routes outside it (shared/protocols/oip.py MODELS_PREFIX), which get the same tenant check,
 # tenant key and rate limit.
 TENANT_PREFIXES = (API_PREFIX, "/v2/models/")
+# ... except the probes, also served under /api/v1 (shared/edge/endpoints.py)
+UNSCOPED = frozenset({"/api/v1/health", "/api/v1/ready"})
 _SCOPE_KEY = "ml.edge"
 # What a CORS request is: not a preflight, a preflight to answer, one to refuse.
 NOT_PREFLIGHT, PREFLIGHT, PREFLIGHT_REFUSED = 0, 1, 2
@@ -56,7 +58,8 @@ class EdgeRequest:
         self.headers: dict[bytes, bytes] = dict(reversed(scope["headers"]))
         self.method: str = scope["method"]
         self.path = get_route_path(scope)
-        self.api = self.path.startswith(TENANT_PREFIXES)  # tenant-scoped (architecture.md §3)
+        # tenant-scoped (architecture.md §3)
+        self.api = self.path.startswith(TENANT_PREFIXES) and self.path not in UNSCOPED
         self.admin_route = is_admin_path(self.path)
         self.request_id = ""
         self.traceparent: str | None = None

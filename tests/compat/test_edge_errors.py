@@ -6,17 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from starlette.requests import Request
-from starlette.responses import Response
 
-from compat.edge import ml_service_errors
-from shared.edge.errors import api_error_of
+from compat.ml_service.handlers import PREFIX
+from shared.edge.errors import api_error_of, as_api_error, error_response
 from shared.registry.base import RegistryUnavailable
 from shared.state.base import StateUnavailable
-
-
-def _request() -> Request:
-    return Request({"type": "http", "method": "GET", "path": "/", "headers": []})
 
 
 @pytest.mark.parametrize(
@@ -25,10 +19,8 @@ def _request() -> Request:
     ids=["state store down", "registry down"],
 )
 async def test_ml_service_errors_match_the_core_mapping(exc: Exception) -> None:
-    async def failing(request: Request) -> Response:
-        raise exc
-
-    response = await ml_service_errors(failing)(_request())
+    scope = {"method": "GET", "path": f"{PREFIX}models"}
+    response = error_response(as_api_error(exc, scope), f"{PREFIX}models")
     core = api_error_of(exc)
     assert core is not None
     body = json.loads(bytes(response.body))

@@ -157,3 +157,29 @@ async def test_ml_service_is_tenant_scoped(client: httpx.AsyncClient) -> None:
     # the other tenant cannot train from this tenant's data set either
     theirs = await client.post(f"{ML}/train", json=SEED_TRAIN, headers=OTHER)
     assert theirs.status_code == 404 and theirs.json()["error"]["code"] == "dataset_not_found"
+
+
+async def test_every_ml_service_error_says_success_false_also_the_edges(
+    client: httpx.AsyncClient,
+) -> None:
+    """The seed's README: every error carries `"success": false` — also those the edge
+    answers before a handler runs (a bad or missing tenant, a body over the bound)."""
+    cases = [
+        ("GET", ML, {"X-Tenant-ID": "Bad Tenant!"}, None, 400),
+        ("GET", ML, {"X-Tenant-ID": ""}, None, 400),
+        ("POST", f"{ML}/train", {"Idempotency-Key": "has space"}, b"{}", 400),
+        ("POST", f"{ML}/x/predict", {"Content-Type": "application/json"}, b"x" * (2 << 20), 413),
+        ("GET", f"{ML}/nope", {}, None, 404),
+    ]
+    for method, path, headers, body, status in cases:
+        answer = await client.request(method, path, headers=headers, content=body)
+        assert answer.status_code == status, (path, headers, answer.text)
+        shape = answer.json()
+        assert shape["success"] is False and set(shape["error"]) == {
+            "code",
+            "message",
+            "request_id",
+        }, shape
+    # the core's own routes keep the platform's envelope, without `success`
+    core = await client.get("/api/v1/models", headers={"X-Tenant-ID": "Bad Tenant!"})
+    assert core.status_code == 400 and "success" not in core.json()

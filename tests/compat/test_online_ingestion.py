@@ -95,6 +95,9 @@ async def test_failing_ticker_is_a_502(client: httpx.AsyncClient, ticker_port: i
         answer = await client.get(f"{STREAM}/down/next/BTC")
         assert answer.status_code == 502
         assert answer.json()["error"]["code"] == "upstream_unavailable"
+        # the seed's FastAPI shape too, with our fixed text (never the upstream's)
+        assert answer.json()["detail"] == answer.json()["error"]["message"]
+        assert "503" not in answer.json()["detail"] and ticker.url not in answer.json()["detail"]
 
 
 async def test_a_series_without_source_is_not_a_stream(client: httpx.AsyncClient) -> None:

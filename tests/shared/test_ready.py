@@ -60,3 +60,16 @@ async def test_ready_on_the_embedded_setup(monkeypatch: pytest.MonkeyPatch, tmp_
         ready = (await client.get("/ready")).json()
         assert ready["status"] == "ready"
         assert ready["details"]["events"] == {"bus": "local-log", "backlog": 0}
+
+
+async def test_the_probes_are_also_under_api_v1_without_a_tenant(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Seeds 002/004: "all endpoints are also exposed under /api/v1/*" — the probes too, and,
+    like the bare ones, without X-Tenant-ID (a prober has no tenant)."""
+    async with edge_client(monkeypatch, tmp_path, headers={}) as client:
+        assert (await client.get("/api/v1/health")).json() == {"status": "ok"}
+        ready = await client.get("/api/v1/ready")
+        assert ready.status_code == 200 and ready.json()["status"] == "ready"
+        # every other /api/v1 path still needs the tenant
+        assert (await client.get("/api/v1/models")).status_code == 400
