@@ -32,7 +32,7 @@ async def backends(
         yield store, MemoryKeptPredictions(store, ttl_seconds=3600, max_kept=3)
         return
     redis_store = RedisStateStore(request.getfixturevalue("redis_url"))
-    yield redis_store, RedisKeptPredictions(redis_store.client, redis_store.call, 3600, 3)
+    yield redis_store, RedisKeptPredictions(redis_store.connection, 3600, 3)
     await redis_store.close()
 
 
