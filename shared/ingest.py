@@ -18,6 +18,7 @@ from shared.data_access import DataAccess
 from shared.errors import ApiError, not_found, unprocessable
 from shared.events import EventBus
 from shared.executors import run_in
+from shared.labels import Label
 from shared.lifecycle import Lifecycle
 from shared.numbers import check_number
 from shared.outbound import OutboundPolicy
@@ -36,6 +37,12 @@ from shared.state.series import Observed, SeriesState
 
 MAX_LAGS = 512
 SOURCE_ADAPTER: TypeAdapter[Any] = TypeAdapter(SourceSpec)
+
+
+def prediction_id_for(series: str, count: int) -> str:
+    """The prediction id that the series' `count`-th observation labels (README: delayed
+    labels through the ingest fan-out)."""
+    return f"{series}:{count}"
 
 
 def lag_features(lags: list[float]) -> dict[str, float]:
@@ -171,7 +178,9 @@ class Ingest:
                 if idempotency
                 else None
             )
-            entries.append(await self._fan_out(tenant, config, tasks, value, ts, observed, key))
+            entries.append(
+                await self._fan_out(tenant, name, config, tasks, value, ts, observed, key)
+            )
         await self.events.publish(
             tenant,
             "series.observed",
@@ -247,6 +256,7 @@ class Ingest:
     async def _fan_out(
         self,
         tenant: str,
+        name: str,
         config: dict[str, Any],
         tasks: dict[str, str | ApiError],
         value: float,
@@ -269,6 +279,16 @@ class Ingest:
                 else:
                     return model, None  # window not full yet: regressors wait
                 model_key = Idempotency(f"{key.key}:{model}", key.body_hash) if key else None
+                if x is not None:
+                    # A prediction made for this observation ("<series>:<count>", the id a
+                    # client predicts the next value with) is labelled by it: learned with the
+                    # features kept then, scored as then predicted (delayed labels).
+                    kept_id = prediction_id_for(name, observed.count)
+                    label = [Label(kept_id, value)]
+                    labelled = await self.serving.label(tenant, model, label, model_key)
+                    result = labelled["results"][0]
+                    if result.get("error", {}).get("code") != "prediction_not_found":
+                        return model, result
                 answer = await self.serving.predict_learn(tenant, model, x, value, model_key)
                 return model, answer
             except ApiError as exc:

@@ -300,3 +300,41 @@ async def test_observation_idempotency(
     assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_conflict"
     bad = await client.put("/api/v1/series/s/models", json={"models": [""]})
     assert bad.status_code == 422
+
+
+async def test_an_observation_labels_the_prediction_made_for_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """Delayed labels through the fan-out: a client predicts the next value with the id
+    "<series>:<count>"; when that observation arrives it labels the kept prediction (learned
+    with the features kept then) instead of a fresh predict_learn — the model ends equal to
+    River in-process, and the monitor scored the prediction the client was given."""
+    await make_model(client, "lin")
+    assert (await client.put("/api/v1/series/s", json={"n_lags": 2})).status_code == 200
+    subscribed = await client.put("/api/v1/series/s/models", json={"models": ["lin"]})
+    assert subscribed.status_code == 200
+    values = [3.0, 5.0, 4.0, 6.5, 7.0, 5.5]
+    reference = preprocessing.StandardScaler() | linear_model.LinearRegression()
+    for count, value in enumerate(values, start=1):
+        window = list(reversed(values[: count - 1]))[:2]
+        x = {f"in_{i + 1}": v for i, v in enumerate(window)}
+        given = None
+        if count in (4, 6):  # the client forecasts these two ahead of time
+            sent = {"x": x, "id": f"s:{count}"}
+            given = (await client.post("/api/v1/models/lin/predict", json=sent)).json()
+            assert given["prediction"] == reference.predict_one(x)
+        body = (await client.post("/api/v1/series/s/observations", json={"value": value})).json()
+        entry = body["observations"][0]["predictions"].get("lin")
+        if len(window) < 2:
+            assert entry is None  # the window is not full yet
+            continue
+        if given is not None:
+            assert entry == {"prediction_id": f"s:{count}", "seq": entry["seq"]}
+        else:
+            assert entry["prediction"] == reference.predict_one(x)
+        reference.learn_one(x, value)
+    probe = {"in_1": 5.5, "in_2": 7.0}
+    served = (await client.post("/api/v1/models/lin/predict", json={"x": probe})).json()
+    assert served["prediction"] == reference.predict_one(probe)
+    freshness = (await client.get("/api/v1/models/lin/freshness")).json()
+    assert freshness["pending_labels"] == 1  # only the probe's prediction waits
