@@ -9,7 +9,6 @@ prediction (so predictions/recent, latency and freshness see it).
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from compat.engine.features import latest_features, model_of
@@ -33,21 +32,19 @@ async def features(runtime: Runtime, symbol: str) -> dict[str, Any]:
 
 
 async def predict(runtime: Runtime, tenant: str, symbol: str) -> dict[str, Any]:
+    """The symbol's active release predicts today's features, through the data plane (as
+    frozen, monitored, kept under a `prediction_id` for a delayed label)."""
     model = model_of(symbol)
-    lifecycle = runtime.lifecycle
+    engineered = await features(runtime, symbol)
+    x = engineered["features"]
     try:
-        version = await lifecycle.resolve(tenant, model, None, "active")
+        answer = await runtime.serving.predict(tenant, model, x, alias="active")
     except ApiError as exc:
         if exc.status != 404:
             raise
         raise ApiError(
             404, "model_not_found", f"no model for symbol '{symbol}'; POST /admin/train first"
         ) from None
-    engineered = await features(runtime, symbol)
-    started = time.perf_counter()
-    x = engineered["features"]
-    answer = await lifecycle.predict_version(tenant, model, version, x)
-    runtime.monitor.predicted(tenant, model, "predict", started, x, answer)
     return {
         "symbol": symbol,
         "prediction": answer["prediction"],
@@ -56,6 +53,7 @@ async def predict(runtime: Runtime, tenant: str, symbol: str) -> dict[str, Any]:
         "features": x,
         "as_of": engineered["as_of"],
         "request_id": request_id_var.get(),
+        "prediction_id": answer["prediction_id"],
     }
 
 

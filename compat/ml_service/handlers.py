@@ -205,7 +205,12 @@ async def _ensure_model(
 def _answer(result: dict[str, Any]) -> dict[str, Any]:
     prediction, proba = result.get("prediction"), result.get("proba")
     confidence = proba.get(label_key(prediction)) if proba and prediction is not None else None
-    return {"prediction": prediction, "confidence": confidence}
+    # where to send the label later (POST /api/v1/models/{model_id}/labels)
+    return {
+        "prediction": prediction,
+        "confidence": confidence,
+        "prediction_id": result.get("prediction_id"),
+    }
 
 
 @api("compat", body=MlPredictIn, response=MlEnvelope)

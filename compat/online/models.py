@@ -89,7 +89,9 @@ async def predict(request: Request) -> Response:
     body = await parse_body(request, OnlineFeaturesIn)
     models = current_runtime().serving
     answer = await _call(tenant, name, lambda: models.predict(tenant, name, body.features))
-    return JSON({"forecast": [{"value": answer["prediction"]}]})
+    # the seed's shape, plus where to send the label later (POST …/labels)
+    point = {"value": answer["prediction"], "prediction_id": answer["prediction_id"]}
+    return JSON({"forecast": [point]})
 
 
 @api("compat", body=OnlineSampleIn, response=OnlinePredictionOut)

@@ -86,6 +86,7 @@ class OnlinePredictManyIn(Strict):
 
 class OnlineForecastPoint(BaseModel):
     value: float | None
+    prediction_id: str | None = None  # /predict's point: kept for a delayed label
 
 
 class OnlineForecastOut(BaseModel):

@@ -74,6 +74,10 @@ async def test_the_ticket_example_end_to_end(client: httpx.AsyncClient) -> None:
         json={"x": "Server down Production server is not responding"},
     )
     assert core.json()["proba"]["critical"] == predicted.json()["data"]["confidence"]
+    # kept for a delayed label: the ticket's real priority, once triaged
+    verdict = {"prediction_id": predicted.json()["data"]["prediction_id"], "y": "critical"}
+    labelled = await client.post("/api/v1/models/ticket_classifier/labels", json=verdict)
+    assert labelled.status_code == 200 and labelled.json()["learned"] == 1
 
 
 async def test_batch_list_get_deploy(client: httpx.AsyncClient) -> None:

@@ -43,7 +43,11 @@ async def test_seed_examples_on_a_preset_model(client: httpx.AsyncClient) -> Non
         json={"features": {"in_1": 130.0, "in_2": 125.0, "in_3": 120.0}},
     )
     [point] = predicted.json()["forecast"]
-    assert set(point) == {"value"} and isinstance(point["value"], float)
+    assert set(point) == {"value", "prediction_id"} and isinstance(point["value"], float)
+    # the forecast is kept: its truth, once known, is a delayed label
+    label = {"prediction_id": point["prediction_id"], "y": 131.0}
+    labelled = await client.post("/api/v1/models/linear_regression/labels", json=label)
+    assert labelled.status_code == 200 and labelled.json()["learned"] == 1
     learned = await client.post(
         f"{MODELS}/linear_regression/predict_learn",
         json={"features": {"in_1": 135.0, "in_2": 130.0, "in_3": 125.0}, "target": 140.0},
@@ -77,7 +81,8 @@ async def test_predict_and_predict_learn_equal_the_core(client: httpx.AsyncClien
     x = {"in_1": 150.0, "in_2": 148.0, "in_3": 146.0}
     compat = await client.post(f"{MODELS}/via_compat/predict", json={"features": x})
     core = await client.post("/api/v1/models/via_core/predict", json={"x": x})
-    assert compat.json() == {"forecast": [{"value": core.json()["prediction"]}]}
+    [point] = compat.json()["forecast"]
+    assert point["value"] == core.json()["prediction"] and point["prediction_id"]
 
 
 async def test_predict_many_is_the_recursive_forecast(client: httpx.AsyncClient) -> None:
