@@ -10,6 +10,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.routing import BaseRoute, Route
 
+from shared.edge.request import TENANT_IN_BODY
+
 F = TypeVar("F", bound=Callable[..., Any])
 REF = "#/components/schemas/{model}"
 # the only routes that need no X-Tenant-ID (architecture.md §3): probes, metrics, docs, the dashboard
@@ -78,7 +80,8 @@ def _operation(route: Route, method: str, doc: ApiDoc | None) -> dict[str, Any]:
                 "name": "X-Tenant-ID",
                 "in": "header",
                 # an admin route naming the tenant in its path (tenant keys) acts on that one
-                "required": "{tenant}" not in route.path,
+                # and pushed CloudEvents may name theirs in the `tenant` attribute instead
+                "required": "{tenant}" not in route.path and route.path not in TENANT_IN_BODY,
                 "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"},
             },
         )

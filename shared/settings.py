@@ -245,6 +245,15 @@ class Settings(BaseSettings):
         "inputs per request are bounded by MAX_FEATURES_PER_SAMPLE, the body by MAX_BODY_BYTES",
     )
 
+    # --- pushin: push ingestion of CloudEvents (shared/push_ingest.py) ---
+    events_max_per_batch: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="CloudEvents in one batched-mode POST /api/v1/events "
+        "(application/cloudevents-batch+json); the body is bounded by MAX_BODY_BYTES",
+    )
+
     @field_validator("state_url")
     @classmethod
     def _known_state_scheme(cls, value: str) -> str:

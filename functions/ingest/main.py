@@ -1,10 +1,13 @@
 """ingest: series observations → lag features → prequential learning of subscribed models;
-sources (data set, CSV, ticker) pulled through a cursor kept in the state store.
+sources (data set, CSV, ticker) pulled through a cursor kept in the state store; CloudEvents
+pushed by a broker (Knative Eventing, Pub/Sub push) applied exactly once.
 
 Entry point: `functions-framework --asgi --target app --source functions/ingest/main.py`.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import functions_framework.aio
 from pydantic import RootModel
@@ -19,7 +22,11 @@ from shared.edge.body import optional_body, parse_body
 from shared.edge.bridge import forward
 from shared.edge.codec import JSON
 from shared.edge.idempotency import idempotency_of
+from shared.edge.request import edge_request_of
+from shared.errors import ApiError
 from shared.openapi import api
+from shared.protocols.cloudevents_in import Received, parse_delivery
+from shared.push_ingest import PushIngest, TenantCheck
 from shared.runtime import current_runtime
 from shared.schemas import ObservationsRequest, PullRequest, SeriesRequest, SubscribeRequest
 from shared.sources import SourceSpec
@@ -106,7 +113,58 @@ async def reset(request: Request) -> Response:
     return JSON(await current_runtime().ingest.reset(tenant, name))
 
 
+@api("ingest")
+async def events(request: Request) -> Response:
+    """CloudEvents pushed by a broker: binary mode (`ce-*` headers), structured
+    (`application/cloudevents+json`), batched (`application/cloudevents-batch+json`) or a
+    Pub/Sub push envelope. Types `io.onlineml.observation` `{series, value, ts?}`,
+    `io.onlineml.sample` `{model, x, y}`, `io.onlineml.label` `{model, prediction_id, y}`;
+    the tenant is X-Tenant-ID or the `tenant` attribute. (source, id) is applied once: a
+    redelivery answers 200 and changes nothing. One event: its result, or a 4xx envelope (the
+    broker dead-letters it) or 503 (the broker retries). A batch: 200 with one result per
+    event (`status`, `result` or `error`), or 503 when any event met an outage (redeliver it
+    whole: the events applied are recognised)."""
+    runtime = current_runtime()
+    settings = runtime.settings
+    body = await request.body()
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    delivery = parse_delivery(headers, body, settings.events_max_per_batch)
+    per_minute = settings.rate_limit_per_minute
+
+    async def limit(tenant: str) -> int:
+        return await runtime.store.rate_limit(tenant, per_minute)
+
+    tenants = TenantCheck(
+        header_tenant=tenant_of(request) if edge_request_of(request.scope).tenant_sent else None,
+        tenant_key=headers.get("x-tenant-key"),
+        authenticate=runtime.tenant_auth.authenticate if settings.tenant_auth == "keys" else None,
+        rate_limit=limit if per_minute else None,
+        per_minute=per_minute,
+    )
+    push = PushIngest(runtime.ingest, runtime.serving)
+
+    async def apply(event: Received | ApiError) -> dict[str, Any]:
+        if isinstance(event, ApiError):
+            raise event
+        return await push.apply(await tenants.tenant_of(event), event)
+
+    if not delivery.batch:
+        return JSON(await apply(delivery.events[0]))
+    results = []
+    for index, event in enumerate(delivery.events):
+        named = {"id": event.id, "source": event.source} if isinstance(event, Received) else {}
+        try:
+            results.append({"index": index, **named, "status": 200, "result": await apply(event)})
+        except ApiError as exc:
+            if exc.status >= 500:
+                raise  # the broker retries the whole batch
+            error = {"code": exc.code, "message": exc.message}
+            results.append({"index": index, **named, "status": exc.status, "error": error})
+    return JSON({"results": results})
+
+
 ROUTES = [
+    Route("/api/v1/events", events, methods=["POST"]),
     Route("/api/v1/series", list_series, methods=["GET"]),
     Route("/api/v1/series/{series}", describe, methods=["GET"]),
     Route("/api/v1/series/{series}", put_series, methods=["PUT"]),

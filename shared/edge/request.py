@@ -21,6 +21,11 @@ API_PREFIX = "/api/v1/"
 TENANT_PREFIXES = (API_PREFIX, "/v2/models/")
 # ... except the probes, also served under /api/v1 (shared/edge/endpoints.py)
 UNSCOPED = frozenset({"/api/v1/health", "/api/v1/ready"})
+# ... and where the tenant may come with the body instead of X-Tenant-ID: pushed CloudEvents
+# name theirs in the `tenant` attribute (a broker sets no header). The handler checks that
+# tenant as the edge would (shared/push_ingest.py TenantCheck); a malformed X-Tenant-ID is
+# still refused here.
+TENANT_IN_BODY = frozenset({"/api/v1/events"})
 _SCOPE_KEY = "ml.edge"
 # What a CORS request is: not a preflight, a preflight to answer, one to refuse.
 NOT_PREFLIGHT, PREFLIGHT, PREFLIGHT_REFUSED = 0, 1, 2

@@ -27,7 +27,7 @@ from shared.deadline import deadline_var
 from shared.edge.body import limited, too_large
 from shared.edge.cors import CorsPolicy
 from shared.edge.idempotency import KEY_SHAPE, bad_idempotency_key
-from shared.edge.request import PREFLIGHT_REFUSED, EdgeRequest
+from shared.edge.request import PREFLIGHT_REFUSED, TENANT_IN_BODY, EdgeRequest
 from shared.errors import ApiError
 from shared.ratelimit import rate_limited
 from shared.security import check_admin_key
@@ -177,6 +177,8 @@ class TenantRequired(Step):
 
     def __call__(self, request: EdgeRequest) -> None:
         missing = request.api and request.tenant is None
+        if missing and not request.tenant_sent and request.path in TENANT_IN_BODY:
+            return
         if missing and (not request.admin_route or request.tenant_sent):
             raise tenant_error(request.tenant_sent)
 
