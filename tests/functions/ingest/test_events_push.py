@@ -175,7 +175,7 @@ async def test_redelivery_changes_nothing(
 
         # the same (source, id) asking something else is refused, never applied
         other = event(SAMPLE, {"model": "lin", "x": samples[0][0], "y": 99.0}, "s-0")
-        assert error_code(await push(client, "binary", [other]), 409)
+        assert error_code(await push(client, "binary", [other]), 409) == "idempotency_conflict"
         assert await seq(client) == 30
 
 
