@@ -122,8 +122,8 @@ async def events(request: Request) -> Response:
     the tenant is X-Tenant-ID or the `tenant` attribute. (source, id) is applied once: a
     redelivery answers 200 and changes nothing. One event: its result, or a 4xx envelope (the
     broker dead-letters it) or 503 (the broker retries). A batch: 200 with one result per
-    event (`status`, `result` or `error`), or 503 when any event met an outage (redeliver it
-    whole: the events applied are recognised)."""
+    event (`status`, `result` or `error`), or 503 (429) when any event met an outage (its
+    tenant's rate limit): redeliver it whole, the events applied are recognised."""
     runtime = current_runtime()
     settings = runtime.settings
     body = await request.body()
@@ -156,8 +156,8 @@ async def events(request: Request) -> Response:
         try:
             results.append({"index": index, **named, "status": 200, "result": await apply(event)})
         except ApiError as exc:
-            if exc.status >= 500:
-                raise  # the broker retries the whole batch
+            if exc.status >= 500 or exc.status == 429:
+                raise  # retry later: the broker redelivers the whole batch
             error = {"code": exc.code, "message": exc.message}
             results.append({"index": index, **named, "status": exc.status, "error": error})
     return JSON({"results": results})
