@@ -1,4 +1,10 @@
-"""JSON out of the edge: compact, and never NaN or Infinity (JSON has neither)."""
+"""JSON out of the edge: compact, and never NaN or Infinity (JSON has neither).
+
+orjson writes it (several times faster than `json` on an answer); it writes a non-finite
+float as null, keeps a dict's key order and writes a float's shortest round-trip repr, as
+`json` does. What orjson refuses (an int past 64 bits, a float subclass such as numpy's) goes
+through `json` with the same result.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,10 @@ import json
 import math
 from typing import Any
 
+import orjson
 from starlette.responses import Response
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS  # a classifier's proba may be keyed by int or bool labels
 
 
 def finite(value: Any) -> Any:
@@ -22,11 +31,11 @@ def finite(value: Any) -> Any:
 
 
 def dump_json(data: Any) -> bytes:
-    try:  # the common case pays for one dumps; only a non-finite value costs the walk
-        text = json.dumps(data, allow_nan=False, separators=(",", ":"))
-    except ValueError:
+    try:
+        return orjson.dumps(data, option=_OPTIONS)
+    except TypeError:  # the rare value orjson does not take: the standard library's walk
         text = json.dumps(finite(data), allow_nan=False, separators=(",", ":"))
-    return text.encode()
+        return text.encode()
 
 
 class JSON(Response):
