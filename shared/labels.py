@@ -9,6 +9,7 @@ and answers, not about models.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -69,3 +70,9 @@ def answer(
         "last_seq": learned[-1] if learned else None,
         "results": results,
     }
+
+
+def features_text(x: Any) -> str:
+    """The features a prediction is kept with, as they arrived: a dict keeps its key order
+    through JSON, which River's sums depend on."""
+    return json.dumps(x, separators=(",", ":"), allow_nan=False)

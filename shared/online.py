@@ -28,7 +28,13 @@ from shared import deadline, learning, limits, numbers
 from shared.catalog import Blueprint, build_model
 from shared.errors import ApiError, conflict, not_found, unavailable, unprocessable
 from shared.executors import run_in, run_to_end
-from shared.labels import PREDICTION_ID, Label, already_labelled, prediction_not_found
+from shared.labels import (
+    PREDICTION_ID,
+    Label,
+    already_labelled,
+    features_text,
+    prediction_not_found,
+)
 from shared.labels import answer as labels_answer
 from shared.monitoring.hooks import NullObserver, Observer
 from shared.monitoring.outcomes import encode_outcome
@@ -207,12 +213,24 @@ class OnlineModels:
 
     # ----- serving -----------------------------------------------------------------------
 
-    async def predict(self, tenant: str, name: str, x: Any) -> dict[str, Any]:
+    async def predict(
+        self,
+        tenant: str,
+        name: str,
+        x: Any,
+        keep: tuple[KeptPredictions, str] | None = None,
+    ) -> dict[str, Any]:
+        """Predict with the model caught up with its log. `keep` = (kept predictions, id):
+        keep the prediction and the x as sent under that id in the same round trip as the
+        freshness check (architecture.md §4), 409 if the id was labelled already."""
         started = time.perf_counter()
         async with self._locked(tenant, name) as live:
-            x = learning.check_x(live.blueprint, x)
-            await self._catch_up(live)
-            answer = self._answer(live, x, live.seq)
+            sent, x = x, learning.check_x(live.blueprint, x)
+            if keep is None:
+                await self._catch_up(live)
+                answer = self._answer(live, x, live.seq)
+            else:
+                answer = await self._answer_kept(live, x, sent, *keep)
             uid = live.uid
         self.observer.predicted(tenant, name, "predict", started, x, answer)
         await self._degraded(tenant, name, uid, answer, "predict")
@@ -571,6 +589,33 @@ class OnlineModels:
         answer["model_version"] = live.record.get("version", 0)
         answer["seq"] = seq
         return answer
+
+    async def _answer_kept(
+        self, live: LiveModel, x: Any, sent: Any, kept: KeptPredictions, prediction_id: str
+    ) -> dict[str, Any]:
+        """Predict on the copy as it is, then keep the prediction conditional on the log still
+        ending at the copy's seq: one round trip when the copy is current (the usual case),
+        else the missed entries come back instead, are applied, and the step is retried. So
+        the prediction kept and answered was always made on the whole log."""
+        features = ""  # encoded after the first prediction, as the keep has always been
+        for _ in range(MAX_APPEND_ATTEMPTS):
+            try:
+                answer = self._answer(live, x, live.seq)
+            except ApiError:  # maybe only the copy's lag: answer as the current model does
+                await self._catch_up(live)
+                answer = self._answer(live, x, live.seq)
+            features = features or features_text(sent)
+            item = (prediction_id, features, encode_outcome(answer, time.time()))
+            fresh = await kept.keep_fresh(live.tenant, live.name, live.uid, live.seq, item)
+            if fresh.status == "kept":
+                return answer
+            if fresh.status == "labelled":
+                raise already_labelled(prediction_id)
+            if fresh.status == "behind":
+                await self._apply_off_loop(live, fresh.entries)
+            else:
+                await self._resolve(live, fresh.status)
+        raise unavailable("too much contention on this model; retry", code="contention")
 
     async def _learn_then_append(
         self,
