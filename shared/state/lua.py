@@ -166,6 +166,32 @@ return result
 """
 )
 
+# Group commit (shared/online.py): several predict_learns of one instance, each predicted on
+# the state before it, appended in order with their outcomes in one atomic step.
+APPEND_OUTCOMES = (
+    """
+-- KEYS: state, log, idempotency (unused), outcomes; ARGV: n, n outcomes, then the append's
+-- (uid, after, expected, has_key = 0, '', '', ttl, n samples)
+local n = tonumber(ARGV[1])
+local outcomes = {unpack(ARGV, 2, n + 1)}
+local ARGV = {unpack(ARGV, n + 2, #ARGV)}
+local function append()
+"""
+    + APPEND
+    + """
+end
+local result = append()
+if result[1] == 'appended' then
+  local entries = {}
+  for i = 1, n do
+    entries[i] = '[' .. (result[2] + i - 1) .. ',' .. ARGV[7 + i] .. ',' .. outcomes[i] .. ']'
+  end
+  result[6] = redis.call('RPUSH', KEYS[4], unpack(entries))
+end
+return result
+"""
+)
+
 SAVE_OUTCOMES = """
 -- KEYS: state, fold, outcomes; ARGV: generation, consumed, state
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
