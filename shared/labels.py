@@ -9,12 +9,12 @@ and answers, not about models.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from shared.edge.codec import dump_text
 from shared.errors import ApiError, conflict
 from shared.schemas import PREDICTION_ID_PATTERN
 
@@ -74,5 +74,6 @@ def answer(
 
 def features_text(x: Any) -> str:
     """The features a prediction is kept with, as they arrived: a dict keeps its key order
-    through JSON, which River's sums depend on."""
-    return json.dumps(x, separators=(",", ":"), allow_nan=False)
+    through JSON, which River's sums depend on. (Only checked features get here: every
+    number finite and bounded, learning.check_x.)"""
+    return dump_text(x)

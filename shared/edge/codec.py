@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -36,6 +37,16 @@ def dump_json(data: Any) -> bytes:
     except TypeError:  # the rare value orjson does not take: the standard library's walk
         text = json.dumps(finite(data), allow_nan=False, separators=(",", ":"))
         return text.encode()
+
+
+def dump_text(data: Any, default: Callable[[Any], Any] | None = None) -> str:
+    """`dump_json` as text, for what the state store keeps (outcomes, kept features, audit
+    rows): parsed back, it gives the same values and the same key order as `json` would.
+    `default` turns a value neither codec knows into one it does (as json's `default`)."""
+    try:
+        return orjson.dumps(data, default=default, option=_OPTIONS).decode()
+    except TypeError:
+        return json.dumps(finite(data), allow_nan=False, separators=(",", ":"), default=default)
 
 
 class JSON(Response):
