@@ -16,8 +16,8 @@ label must learn the keys in that same order. `memory://` and `redis://` sit sid
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -143,7 +143,7 @@ class KeptLog(ModelLog, OutcomeLog, Protocol):
 
 
 def new_token() -> str:
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 # ----- memory:// ------------------------------------------------------------------------
