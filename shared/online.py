@@ -28,7 +28,13 @@ from shared import deadline, learning, limits, numbers
 from shared.catalog import Blueprint, build_model
 from shared.errors import ApiError, conflict, not_found, unavailable, unprocessable
 from shared.executors import run_in, run_to_end
-from shared.labels import PREDICTION_ID, Label, already_labelled, prediction_not_found
+from shared.labels import (
+    PREDICTION_ID,
+    Label,
+    already_labelled,
+    features_text,
+    prediction_not_found,
+)
 from shared.labels import answer as labels_answer
 from shared.monitoring.hooks import NullObserver, Observer
 from shared.monitoring.outcomes import encode_outcome
@@ -42,6 +48,7 @@ log = logging.getLogger("ml.online")
 COLD_LOADS = Counter("ml_model_cold_loads_total", "Models unpickled from a snapshot")
 SKIPPED_SAMPLES = Counter("ml_learn_skipped_total", "Logged samples whose learn_one raised")
 MAX_APPEND_ATTEMPTS = 64
+MAX_GROUP = 64  # predict_learns committed in one append (one Lua call) at most
 CONTENDED_SECONDS = 60.0
 # Learn batches, catch-ups and batch predictions longer than this run in the CPU pool, off
 # the event loop (shorter ones cost less than the hop to a thread).
@@ -119,6 +126,9 @@ class OnlineModels:
         self.idempotency_ttl = idempotency_ttl
         self._cache: OrderedDict[tuple[str, str], LiveModel] = OrderedDict()
         self._loading: dict[tuple[str, str], asyncio.Lock] = {}
+        # predict_learns without an Idempotency-Key waiting for the model, in arrival order
+        # (group commit: whoever holds the model's lock commits them all, see _commit_group)
+        self._queued: dict[tuple[str, str], list[_Queued]] = {}
         self._background: set[asyncio.Task[None]] = set()
 
     # ----- definitions -------------------------------------------------------------------
@@ -207,12 +217,24 @@ class OnlineModels:
 
     # ----- serving -----------------------------------------------------------------------
 
-    async def predict(self, tenant: str, name: str, x: Any) -> dict[str, Any]:
+    async def predict(
+        self,
+        tenant: str,
+        name: str,
+        x: Any,
+        keep: tuple[KeptPredictions, str] | None = None,
+    ) -> dict[str, Any]:
+        """Predict with the model caught up with its log. `keep` = (kept predictions, id):
+        keep the prediction and the x as sent under that id in the same round trip as the
+        freshness check (architecture.md §4), 409 if the id was labelled already."""
         started = time.perf_counter()
         async with self._locked(tenant, name) as live:
-            x = learning.check_x(live.blueprint, x)
-            await self._catch_up(live)
-            answer = self._answer(live, x, live.seq)
+            sent, x = x, learning.check_x(live.blueprint, x)
+            if keep is None:
+                await self._catch_up(live)
+                answer = self._answer(live, x, live.seq)
+            else:
+                answer = await self._answer_kept(live, x, sent, *keep)
             uid = live.uid
         self.observer.predicted(tenant, name, "predict", started, x, answer)
         await self._degraded(tenant, name, uid, answer, "predict")
@@ -325,6 +347,8 @@ class OnlineModels:
         self, tenant: str, name: str, x: Any, y: Any, idempotency: Idempotency | None
     ) -> dict[str, Any]:
         """Predict with the state before this sample (in log order), then learn it."""
+        if idempotency is None:
+            return await self._predict_learn_grouped(tenant, name, x, y)
         started = time.perf_counter()
         async with self._locked(tenant, name) as live:
             sent_x, sent_y = x, y
@@ -372,6 +396,120 @@ class OnlineModels:
         self.observer.scored(tenant, name, started, x, answer, pending)
         await self._degraded(tenant, name, uid, answer, "predict_learn")
         return answer
+
+    async def _predict_learn_grouped(
+        self, tenant: str, name: str, x: Any, y: Any
+    ) -> dict[str, Any]:
+        """predict_learn by group commit (architecture.md §4): the request queues its sample;
+        whichever request then holds the model's lock commits every queued sample in arrival
+        order — each predicted on the copy exactly as it stands before it, then learned — in
+        one conditional append. A request whose sample a leader already committed only reads
+        its answer."""
+        started = time.perf_counter()
+        key = (tenant, name)
+        mine = _Queued(x, y, asyncio.get_running_loop().create_future())
+        self._queued.setdefault(key, []).append(mine)
+        try:
+            async with self._locked(tenant, name) as live:
+                if not mine.future.done():
+                    queue = self._queued.get(key, [])
+                    group = queue[:MAX_GROUP]
+                    del queue[:MAX_GROUP]
+                    if not queue:
+                        self._queued.pop(key, None)
+                    await self._commit_group(live, group)
+        finally:
+            if not mine.future.done():  # left before any leader took it (deadline, cancel)
+                queue = self._queued.get(key, [])
+                if mine in queue:
+                    queue.remove(mine)
+        if not mine.future.done():  # deferred by a sample that failed to learn: lead again
+            return await self._predict_learn_grouped(tenant, name, x, y)
+        checked, answer, pending, uid = mine.future.result()
+        self.observer.scored(tenant, name, started, checked, answer, pending)
+        await self._degraded(tenant, name, uid, answer, "predict_learn")
+        return answer
+
+    async def _commit_group(self, live: LiveModel, group: list[_Queued]) -> None:
+        """Predict-then-learn each queued sample on the copy in order, then append them all
+        with their predictions in one atomic Lua call conditional on the log still ending at
+        the copy's seq (as `_learn_then_append` does for one). Each sample is predicted on
+        exactly the state before it in log order, so G1 holds per sample. A sample that is
+        invalid or cannot be predicted fails alone; one whose learn raises fails alone and
+        the others are deferred (the copy is dropped, nothing appended), to be committed by
+        their own requests on a reloaded copy."""
+        try:
+            for _ in range(MAX_APPEND_ATTEMPTS):
+                if live.contended_until > time.monotonic():
+                    await self._catch_up(live)
+                taken: list[tuple[_Queued, Any, str, dict[str, Any]]] = []
+                for entry in group:
+                    try:
+                        x = learning.check_x(live.blueprint, entry.x)
+                        y = learning.check_y(live.blueprint, entry.y)
+                        learning.check_vocabulary(live.model, live.blueprint, [x])
+                        answer = self._answer(live, x, live.seq + len(taken) + 1)
+                        data = encode_sample(x, y)
+                    except ApiError as exc:
+                        entry.future.set_exception(exc)
+                        continue
+                    try:
+                        self._trial_learn(live, [(x, y)])  # a failure drops the copy
+                    except ApiError as exc:
+                        entry.future.set_exception(exc)
+                        self._requeue(live, [e for e in group if not e.future.done()])
+                        return
+                    taken.append((entry, x, data, answer))
+                if not taken:
+                    return
+                now = time.time()
+                try:
+                    result, pending = await self.store.append_outcomes(
+                        live.tenant,
+                        live.name,
+                        live.uid,
+                        live.seq,
+                        [data for _, _, data, _ in taken],
+                        [encode_outcome(answer, now) for _, _, _, answer in taken],
+                    )
+                except BaseException:  # store down, timeout, cancelled: maybe appended
+                    self._evict(live)  # the next request reloads what the log really holds
+                    raise
+                if result.status == "appended":
+                    if result.first != live.seq + 1:
+                        self._evict(live)
+                        raise ApiError(503, "log_gap", "learn log gap; retry", {"Retry-After": "1"})
+                    live.seq = result.last
+                    for entry, x, _, answer in taken:
+                        entry.future.set_result((x, answer, pending, live.uid))
+                    self._maybe_compact(live)
+                    return
+                # nothing appended: the copy learned samples the log does not hold there
+                if result.status in ("behind", "stale"):
+                    live.contended_until = time.monotonic() + CONTENDED_SECONDS
+                    await self._resolve(live, "stale")  # reload in place, then redo them all
+                    group = [entry for entry, _, _, _ in taken]
+                    continue
+                self._evict(live)
+                await self._resolve(live, result.status)  # raises (missing)
+            raise unavailable("too much contention on this model; retry", code="contention")
+        except Exception as exc:
+            for entry in group:
+                if not entry.future.done():
+                    entry.future.set_exception(exc)
+        except BaseException:  # the leading request was cancelled: the others may retry
+            for entry in group:
+                if not entry.future.done():
+                    entry.future.set_exception(
+                        unavailable("the write was interrupted; retry", code="interrupted")
+                    )
+            raise
+
+    def _requeue(self, live: LiveModel, entries: list[_Queued]) -> None:
+        """Deferred samples go back to the front of the queue, in their order."""
+        if entries:
+            key = live_key(live)
+            self._queued[key] = [*entries, *self._queued.get(key, [])]
 
     async def learn(
         self, tenant: str, name: str, samples: list[Sample], idempotency: Idempotency | None
@@ -571,6 +709,33 @@ class OnlineModels:
         answer["model_version"] = live.record.get("version", 0)
         answer["seq"] = seq
         return answer
+
+    async def _answer_kept(
+        self, live: LiveModel, x: Any, sent: Any, kept: KeptPredictions, prediction_id: str
+    ) -> dict[str, Any]:
+        """Predict on the copy as it is, then keep the prediction conditional on the log still
+        ending at the copy's seq: one round trip when the copy is current (the usual case),
+        else the missed entries come back instead, are applied, and the step is retried. So
+        the prediction kept and answered was always made on the whole log."""
+        features = ""  # encoded after the first prediction, as the keep has always been
+        for _ in range(MAX_APPEND_ATTEMPTS):
+            try:
+                answer = self._answer(live, x, live.seq)
+            except ApiError:  # maybe only the copy's lag: answer as the current model does
+                await self._catch_up(live)
+                answer = self._answer(live, x, live.seq)
+            features = features or features_text(sent)
+            item = (prediction_id, features, encode_outcome(answer, time.time()))
+            fresh = await kept.keep_fresh(live.tenant, live.name, live.uid, live.seq, item)
+            if fresh.status == "kept":
+                return answer
+            if fresh.status == "labelled":
+                raise already_labelled(prediction_id)
+            if fresh.status == "behind":
+                await self._apply_off_loop(live, fresh.entries)
+            else:
+                await self._resolve(live, fresh.status)
+        raise unavailable("too much contention on this model; retry", code="contention")
 
     async def _learn_then_append(
         self,
@@ -811,6 +976,16 @@ def _finite_forecast(forecast: list[Any] | None, **rest: Any) -> dict[str, Any]:
         answer["forecast"] = [numbers.finite_or_none(v) for v in forecast]
         answer["degraded"] = True
     return answer
+
+
+@dataclass(eq=False)
+class _Queued:
+    """One predict_learn waiting for a group commit; its future gets (the checked x, the
+    answer, the outcomes waiting to be folded, the model's uid) or the request's error."""
+
+    x: Any
+    y: Any
+    future: asyncio.Future[tuple[Any, dict[str, Any], int, str]]
 
 
 class _ModelLock:

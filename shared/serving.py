@@ -18,11 +18,10 @@ features with the label through the same learn log, and the shadow learns them t
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Protocol
 
-from shared.labels import Label, already_labelled, new_prediction_id
+from shared.labels import Label, already_labelled, features_text, new_prediction_id
 from shared.monitoring.hooks import Observer
 from shared.monitoring.outcomes import encode_outcome
 from shared.online import OnlineModels
@@ -100,20 +99,22 @@ class Serving:
     ) -> dict[str, Any]:
         """Predict with the live model, or with a registered version or alias as frozen; the
         answer carries `prediction_id` (the client's, or a new one) under which it is kept
-        for a later label. One extra state round trip (the keep)."""
+        for a later label. Live: one state round trip, the keep and the freshness check in
+        one script; a pinned version: the keep."""
+        prediction_id = prediction_id or new_prediction_id()
         if version is None and alias is None:
-            answer = await self.models.predict(tenant, name, x)
+            # the keep rides in the live model's freshness check: one round trip in all
+            answer = await self.models.predict(tenant, name, x, (self.kept, prediction_id))
         else:
             started = time.perf_counter()
             pinned = await self.pinned.resolve(tenant, name, version, alias)
             answer = await self.pinned.predict_version(tenant, name, pinned, x)
             self.monitor.predicted(tenant, name, "predict", started, x, answer)  # audited too
-        prediction_id = prediction_id or new_prediction_id()
-        kept = await self.kept.keep(
-            tenant, name, [(prediction_id, _features(x), encode_outcome(answer, time.time()))]
-        )
-        if not kept[0]:
-            raise already_labelled(prediction_id)
+            kept = await self.kept.keep(
+                tenant, name, [(prediction_id, _features(x), encode_outcome(answer, time.time()))]
+            )
+            if not kept[0]:
+                raise already_labelled(prediction_id)
         return {**answer, "prediction_id": prediction_id}
 
     async def predict_batch(
@@ -214,6 +215,4 @@ class Serving:
         return await self.models.recursive_forecast(tenant, name, window, horizon)
 
 
-def _features(x: Any) -> str:
-    # as it arrived: a dict keeps its key order through JSON, which River's sums depend on
-    return json.dumps(x, separators=(",", ":"), allow_nan=False)
+_features = features_text

@@ -12,6 +12,8 @@ import json
 import time
 from typing import Any
 
+from shared.edge.codec import dump_text
+
 MAX_LIMIT = 1000
 
 # (tenant, model, route, request id, epoch seconds, latency ms, x, answer, is a batch)
@@ -19,7 +21,12 @@ MAX_LIMIT = 1000
 Pending = tuple[str, str, str, str, float, float, Any, dict[str, Any], bool]
 
 _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
-_compact = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
+def _compact(row: dict[str, Any]) -> str:
+    return dump_text(row, default=str)
+
+
 _OUTPUT_KEYS = ("prediction", "proba", "error")
 
 

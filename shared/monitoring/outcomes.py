@@ -10,17 +10,18 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from shared.edge.codec import dump_text
+
 
 def encode_outcome(answer: dict[str, Any], now: float) -> str:
     """The prediction part of one outcome (the store adds seq and the sample)."""
-    return json.dumps(
+    return dump_text(
         {
             "v": answer["model_version"],
             "t": round(now, 3),
             "p": answer["prediction"],
             "q": answer.get("proba"),
-        },
-        separators=(",", ":"),
+        }
     )
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -93,11 +94,23 @@ AUDIT_DROPPED = Counter(
 )
 
 
+# (route, method, status) → the two children: `labels()` takes a lock and builds a tuple on
+# every call; the keys are route templates, methods and statuses, so they stay few.
+_request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
     """Count one HTTP request; `route` is the route template (`/api/v1/models/{model}/...`),
     never the raw path, so the series stay few."""
-    HTTP_REQUESTS.labels(route, method, str(status)).inc()
-    HTTP_SECONDS.labels(route, method).observe(seconds)
+    children = _request_children.get((route, method, status))
+    if children is None:
+        children = (
+            HTTP_REQUESTS.labels(route, method, str(status)),
+            HTTP_SECONDS.labels(route, method),
+        )
+        _request_children[route, method, status] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def count_state_error(error: str) -> None:

@@ -130,6 +130,12 @@ class OutcomeLog(Protocol):
         (the prediction made for this sample) as `[seq, sample, outcome]` in the same atomic
         step. Returns the append's result and how many outcomes wait to be folded."""
 
+    async def append_outcomes(
+        self, tenant: str, name: str, uid: str, after: int, samples: list[str], outcomes: list[str]
+    ) -> tuple[AppendResult, int]:
+        """Group commit: `append(samples, expected=True)` logging `outcomes[i]` for
+        `samples[i]`, all in one atomic step (no Idempotency-Key)."""
+
 
 @runtime_checkable
 class OutcomeFolds(Protocol):

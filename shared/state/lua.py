@@ -166,6 +166,32 @@ return result
 """
 )
 
+# Group commit (shared/online.py): several predict_learns of one instance, each predicted on
+# the state before it, appended in order with their outcomes in one atomic step.
+APPEND_OUTCOMES = (
+    """
+-- KEYS: state, log, idempotency (unused), outcomes; ARGV: n, n outcomes, then the append's
+-- (uid, after, expected, has_key = 0, '', '', ttl, n samples)
+local n = tonumber(ARGV[1])
+local outcomes = {unpack(ARGV, 2, n + 1)}
+local ARGV = {unpack(ARGV, n + 2, #ARGV)}
+local function append()
+"""
+    + APPEND
+    + """
+end
+local result = append()
+if result[1] == 'appended' then
+  local entries = {}
+  for i = 1, n do
+    entries[i] = '[' .. (result[2] + i - 1) .. ',' .. ARGV[7 + i] .. ',' .. outcomes[i] .. ']'
+  end
+  result[6] = redis.call('RPUSH', KEYS[4], unpack(entries))
+end
+return result
+"""
+)
+
 SAVE_OUTCOMES = """
 -- KEYS: state, fold, outcomes; ARGV: generation, consumed, state
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -273,23 +299,51 @@ local function sweep(kept, pending, labelled, before)
 end
 """
 
-KEEP_PREDICTION = (
+# keep(kept, pending, labelled, id, value, now, ttl, max_kept): 1 kept, 0 labelled already.
+KEEP = (
     KEPT_SWEEP
     + """
--- KEYS: kept, pending, labelled; ARGV: id, value, now, ttl, max_kept
-local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
-sweep(KEYS[1], KEYS[2], KEYS[3], now - ttl)
-local at = redis.call('ZSCORE', KEYS[3], ARGV[1])
-if at and tonumber(at) + ttl > now then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[2], now, ARGV[1])
-local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[5])
-if over > 0 then
-  local popped = redis.call('ZPOPMIN', KEYS[2], over)
-  for i = 1, #popped, 2 do redis.call('HDEL', KEYS[1], popped[i]) end
+local function keep(kept, pending, labelled, id, value, now, ttl, max_kept)
+  sweep(kept, pending, labelled, now - ttl)
+  local at = redis.call('ZSCORE', labelled, id)
+  if at and tonumber(at) + ttl > now then return 0 end
+  redis.call('HSET', kept, id, value)
+  redis.call('ZADD', pending, now, id)
+  local over = redis.call('ZCARD', pending) - max_kept
+  if over > 0 then
+    local popped = redis.call('ZPOPMIN', pending, over)
+    for i = 1, #popped, 2 do redis.call('HDEL', kept, popped[i]) end
+  end
+  for _, key in ipairs({kept, pending, labelled}) do redis.call('EXPIRE', key, ttl + 1) end
+  return 1
 end
-for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ttl + 1) end
-return 1
+"""
+)
+
+KEEP_PREDICTION = (
+    KEEP
+    + """
+-- KEYS: kept, pending, labelled; ARGV: id, value, now, ttl, max_kept
+return keep(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]),
+  tonumber(ARGV[5]))
+"""
+)
+
+# A warm predict's one round trip: keep its prediction only if it was made on the whole log
+# (the log still ends at `after` in this lineage); else the tail it missed, and nothing kept.
+KEEP_FRESH_PREDICTION = (
+    TAIL
+    + KEEP
+    + """
+-- KEYS: state, log, kept, pending, labelled; ARGV: uid, after, id, value, now, ttl, max_kept
+local st = redis.call('HMGET', KEYS[1], 'uid', 'seq', 'trimmed')
+if not st[1] then return {'missing'} end
+local seq, after = tonumber(st[2]), tonumber(ARGV[2])
+if st[1] ~= ARGV[1] or after < tonumber(st[3]) then return {'stale'} end
+if seq ~= after then return {'behind', tail(KEYS[2], after, seq)} end
+local done = keep(KEYS[3], KEYS[4], KEYS[5], ARGV[3], ARGV[4], tonumber(ARGV[5]),
+  tonumber(ARGV[6]), tonumber(ARGV[7]))
+return {done == 1 and 'kept' or 'labelled'}
 """
 )
 

@@ -258,6 +258,22 @@ class MemoryStateStore:
         monitoring.outcomes.append(f"[{result.last},{sample},{outcome}]")
         return result, len(monitoring.outcomes)
 
+    async def append_outcomes(
+        self, tenant: str, name: str, uid: str, after: int, samples: list[str], outcomes: list[str]
+    ) -> tuple[AppendResult, int]:
+        # append() never awaits anything pending, so this stays one atomic step
+        result = await self.append(
+            tenant, name, uid, after, samples, expected=True, idempotency=None
+        )
+        if result.status != "appended":
+            return result, 0
+        monitoring = self._monitoring.setdefault((tenant, name), _Monitoring())
+        for seq, sample, outcome in zip(
+            range(result.first, result.last + 1), samples, outcomes, strict=True
+        ):
+            monitoring.outcomes.append(f"[{seq},{sample},{outcome}]")
+        return result, len(monitoring.outcomes)
+
     async def read_outcomes(self, tenant: str, name: str, limit: int) -> OutcomeBatch:
         monitoring = self._monitoring.get((tenant, name)) or _Monitoring()
         return OutcomeBatch(monitoring.generation, monitoring.state, monitoring.outcomes[:limit])

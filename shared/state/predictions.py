@@ -16,15 +16,15 @@ label must learn the keys in that same order. `memory://` and `redis://` sit sid
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from shared.state import lua
 from shared.state.base import AppendResult, Idempotency, LogEntry
-from shared.state.interfaces import OutcomeLog, StateStore
+from shared.state.interfaces import ModelLog, OutcomeLog, StateStore
 from shared.state.redis_connection import RedisConnection
 from shared.state.redis_store import RedisStateStore
 
@@ -79,11 +79,30 @@ class Pending:
 # (prediction id, x as JSON, outcome as JSON)
 KeepItem = tuple[str, str, str]
 
+FreshStatus = Literal["kept", "labelled", "behind", "stale", "missing"]
+
+
+@dataclass(frozen=True)
+class FreshKeep:
+    """`keep_fresh`'s answer: kept; not kept because the id was labelled already; or not kept
+    because the prediction was not made on the whole log — `behind` with the entries after
+    `after` (apply them, predict again), `stale` (another lineage: reload) or `missing`."""
+
+    status: FreshStatus
+    entries: list[LogEntry] = field(default_factory=list)
+
 
 class KeptPredictions(Protocol):
     async def keep(self, tenant: str, name: str, items: list[KeepItem]) -> list[bool]:
         """Keep predictions (one round trip), each replacing an unlabelled one under its id;
         False for an id labelled already (nothing kept for it)."""
+
+    async def keep_fresh(
+        self, tenant: str, name: str, uid: str, after: int, item: KeepItem
+    ) -> FreshKeep:
+        """A warm predict's one round trip: atomically, if the model's log (lineage `uid`)
+        still ends at `after` — the prediction was made on all of it — keep `item`; else
+        keep nothing and answer the entries after `after` (or stale / missing)."""
 
     async def fetch(
         self,
@@ -119,8 +138,12 @@ class KeptPredictions(Protocol):
         """Drop the model's kept predictions (the model was deleted)."""
 
 
+class KeptLog(ModelLog, OutcomeLog, Protocol):
+    """What the memory kept predictions use of the memory store."""
+
+
 def new_token() -> str:
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 # ----- memory:// ------------------------------------------------------------------------
@@ -144,8 +167,9 @@ class MemoryKeptPredictions:
     """In one process, next to MemoryStateStore; its methods never suspend while mutating,
     so each is atomic on the event loop like a Lua call."""
 
-    def __init__(self, store: OutcomeLog, ttl_seconds: int, max_kept: int) -> None:
-        self.store = store  # the memory store's outcome log: a label appends through it
+    def __init__(self, store: KeptLog, ttl_seconds: int, max_kept: int) -> None:
+        # the memory store: a label appends through its outcome log, a predict reads its tail
+        self.store = store
         self.ttl, self.max_kept = ttl_seconds, max_kept
         self._models: dict[tuple[str, str], _Model] = {}
 
@@ -168,6 +192,17 @@ class MemoryKeptPredictions:
                 model.kept.popitem(last=False)
             done.append(True)
         return done
+
+    async def keep_fresh(
+        self, tenant: str, name: str, uid: str, after: int, item: KeepItem
+    ) -> FreshKeep:
+        read = await self.store.read_log(tenant, name, uid, after)  # never suspends
+        if read.status != "ok":
+            return FreshKeep(read.status)
+        if read.entries:
+            return FreshKeep("behind", read.entries)
+        (done,) = await self.keep(tenant, name, [item])
+        return FreshKeep("kept" if done else "labelled")
 
     async def fetch(
         self,
@@ -279,6 +314,7 @@ class RedisKeptPredictions:
         self._redis = connection.client
         self.ttl, self.max_kept = ttl_seconds, max_kept
         self._keep = connection.script(lua.KEEP_PREDICTION)
+        self._keep_fresh = connection.script(lua.KEEP_FRESH_PREDICTION)
         self._fetch = connection.script(lua.FETCH_PREDICTIONS)
         self._label = connection.script(lua.LABEL_PREDICTIONS)
         self._pending = connection.script(lua.PENDING_PREDICTIONS)
@@ -309,6 +345,18 @@ class RedisKeptPredictions:
             return await pipe.execute()
 
         return [bool(done) for done in await self._call(many)]
+
+    async def keep_fresh(
+        self, tenant: str, name: str, uid: str, after: int, item: KeepItem
+    ) -> FreshKeep:
+        tag = f"ml:{{{tenant}:{name}}}"
+        keys = [f"{tag}:state", f"{tag}:log", *self._keys(tenant, name)]
+        prediction_id, x, outcome = item
+        value = f"{new_token()}\n{outcome}\n{x}"
+        args = [uid, after, prediction_id, value, repr(time.time()), self.ttl, self.max_kept]
+        raw = await self._call(lambda: self._keep_fresh(keys=keys, args=args))
+        status = raw[0].decode()
+        return FreshKeep(status, _entries(raw[1]) if status == "behind" else [])  # type: ignore[arg-type]
 
     async def fetch(
         self,

@@ -52,6 +52,7 @@ class RedisStateStore:
         self._save_snapshot = script(lua.SAVE_SNAPSHOT)
         self._replace = script(lua.REPLACE)
         self._append_outcome = script(lua.APPEND_OUTCOME)
+        self._append_outcomes = script(lua.APPEND_OUTCOMES)
         self._save_outcomes = script(lua.SAVE_OUTCOMES)
         self._touch_monitor = script(lua.TOUCH_MONITOR)
         self._gcra = script(lua.GCRA)
@@ -313,6 +314,22 @@ class RedisStateStore:
             return AppendResult(status), 0  # type: ignore[arg-type]
         if status == "replay":
             return AppendResult("replay", int(raw[1]), int(raw[2]), response=raw[3].decode()), 0
+        result = AppendResult(status, int(raw[1]), int(raw[2]), entries=_entries(raw[4]))  # type: ignore[arg-type]
+        return result, int(raw[5]) if len(raw) > 5 else 0
+
+    async def append_outcomes(
+        self, tenant: str, name: str, uid: str, after: int, samples: list[str], outcomes: list[str]
+    ) -> tuple[AppendResult, int]:
+        state, _, log = self._keys(tenant, name)
+        _, outcome_list, _ = self._monitor_keys(tenant, name)
+        unused = f"ml:{{{tenant}:{name}}}:idem:{uid}:"
+        # expected: each prediction was made on the state before its sample
+        args: list[Any] = [len(outcomes), *outcomes, uid, after, 1, 0, "", "", 0, *samples]
+        keys = [state, log, unused, outcome_list]
+        raw = await self.connection.call(lambda: self._append_outcomes(keys=keys, args=args))
+        status = raw[0].decode()
+        if status in ("missing", "stale"):
+            return AppendResult(status), 0  # type: ignore[arg-type]
         result = AppendResult(status, int(raw[1]), int(raw[2]), entries=_entries(raw[4]))  # type: ignore[arg-type]
         return result, int(raw[5]) if len(raw) > 5 else 0
 

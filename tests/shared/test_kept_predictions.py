@@ -162,3 +162,31 @@ async def test_tenants_and_models_are_apart(backends: tuple[StateStore, KeptPred
     await kept.keep("a", "m", [("p", X, outcome(1.0))])
     assert (await kept.fetch("b", "m", "u", ["p"], time.time(), None)).kept["p"] == "missing"
     assert (await kept.fetch("a", "n", "u", ["p"], time.time(), None)).kept["p"] == "missing"
+
+
+async def test_keep_fresh_keeps_only_a_prediction_made_on_the_whole_log(
+    backends: tuple[StateStore, KeptPredictions],
+) -> None:
+    store, kept = backends
+    await store.create_model("t", "m", "u", "{}", b"snap0")
+    assert (await kept.keep_fresh("t", "m", "u", 0, ("p1", X, outcome(1.0)))).status == "kept"
+    assert isinstance(await fetch_one(kept, "p1"), Kept)
+
+    await store.append("t", "m", "u", 0, [f"[{X},1.0]"], expected=True, idempotency=None)
+    behind = await kept.keep_fresh("t", "m", "u", 0, ("p2", X, outcome(2.0)))
+    assert behind.status == "behind" and [(e.seq, e.data) for e in behind.entries] == [
+        (1, f"[{X},1.0]")
+    ]
+    assert await fetch_one(kept, "p2") == "missing"  # nothing kept for a stale prediction
+    assert (await kept.keep_fresh("t", "m", "u", 1, ("p2", X, outcome(2.0)))).status == "kept"
+
+    assert (await kept.keep_fresh("t", "m", "other", 1, ("p3", X, outcome(3.0)))).status == (
+        "stale"
+    )
+    assert (await kept.keep_fresh("t", "gone", "u", 0, ("p3", X, outcome(3.0)))).status == (
+        "missing"
+    )
+    found = await fetch_one(kept, "p1")
+    assert isinstance(found, Kept)
+    await kept.label("t", "m", "u", 1, [write("p1", found, 3.0)], time.time(), None, "", 60)
+    assert (await kept.keep_fresh("t", "m", "u", 2, ("p1", X, outcome(4.0)))).status == ("labelled")
