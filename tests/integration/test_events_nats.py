@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -81,11 +80,9 @@ async def test_events_published_while_nats_is_down_arrive_once_it_is_back(
     assert await bus.flush() == 1
 
     nats_server.stop()
-    started = time.monotonic()
-    for i in range(20):
+    for i in range(20):  # publishing never waits for NATS (tests/shared/test_events.py)
         event = await bus.publish("acme", "model.trained", {"i": i}, subject="m1")
         ids.append(event["id"])
-    assert time.monotonic() - started < 2  # publishing never waited for NATS
     assert await bus.flush(timeout=0.5) == 0
     assert await bus.backlog() == 20
     if store == "redis":
