@@ -254,6 +254,28 @@ class Settings(BaseSettings):
         "(application/cloudevents-batch+json); the body is bounded by MAX_BODY_BYTES",
     )
 
+    # --- scale: clustered state and events (issue 16; shared/state, shared/events/jetstream.py) ---
+    state_min_replicas: int = Field(
+        0,
+        ge=0,
+        le=5,
+        description="replicas that must confirm an append (Redis WAIT on the append's own "
+        "connection) before it is acknowledged; not confirmed in time -> 503. 0 acknowledges "
+        "on the primary alone (a primary failover can then lose acknowledged learns)",
+    )
+    state_replica_timeout_ms: int = Field(
+        500,
+        ge=1,
+        le=60_000,
+        description="how long an append waits for STATE_MIN_REPLICAS confirmations",
+    )
+    events_replicas: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="JetStream replicas of the event stream (3 on a 3-node NATS cluster)",
+    )
+
     @field_validator("state_url")
     @classmethod
     def _known_state_scheme(cls, value: str) -> str:
