@@ -153,14 +153,24 @@ def new_token() -> str:
 class _Model:
     kept: OrderedDict[str, tuple[float, Kept]] = field(default_factory=OrderedDict)
     labelled: OrderedDict[str, float] = field(default_factory=OrderedDict)
-    answers: dict[tuple[str, str], tuple[str, str, float]] = field(default_factory=dict)
+    # (uid, Idempotency-Key) → (body hash, answer, expires at); one TTL for all, so insertion
+    # order is expiry order and the expired ones lead
+    answers: OrderedDict[tuple[str, str], tuple[str, str, float]] = field(
+        default_factory=OrderedDict
+    )
 
-    def prune(self, now: float, ttl: int) -> None:
+    def prune(self, now: float, ttl: int, max_labelled: int) -> None:
         # both are in predict order (a re-kept id moves to the end): expired ones lead
         while self.kept and next(iter(self.kept.values()))[0] + ttl <= now:
             self.kept.popitem(last=False)
-        while self.labelled and next(iter(self.labelled.values())) + ttl <= now:
+        # a labelled id forgotten early is no longer kept either, so a second label of it is
+        # still refused (as missing rather than labelled): the bound costs no correctness
+        while self.labelled and (
+            len(self.labelled) > max_labelled or next(iter(self.labelled.values())) + ttl <= now
+        ):
             self.labelled.popitem(last=False)
+        while self.answers and next(iter(self.answers.values()))[2] <= now:
+            self.answers.popitem(last=False)
 
 
 class MemoryKeptPredictions:
@@ -175,7 +185,7 @@ class MemoryKeptPredictions:
 
     def _model(self, tenant: str, name: str, now: float) -> _Model:
         model = self._models.setdefault((tenant, name), _Model())
-        model.prune(now, self.ttl)
+        model.prune(now, self.ttl, self.max_kept)
         return model
 
     async def keep(self, tenant: str, name: str, items: list[KeepItem]) -> list[bool]:
@@ -279,8 +289,10 @@ class MemoryKeptPredictions:
         for write in writes:
             at, _ = model.kept.pop(write.prediction_id)
             model.labelled[write.prediction_id] = at
+        model.prune(now, self.ttl, self.max_kept)
         if idempotency is not None:
             expires = now + idempotency_ttl
+            model.answers.pop((uid, idempotency.key), None)  # to the end: expiry order
             model.answers[uid, idempotency.key] = (idempotency.body_hash, response, expires)
         last = first.first + len(writes) - 1
         return LabelAppend(

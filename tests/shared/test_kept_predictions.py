@@ -190,3 +190,26 @@ async def test_keep_fresh_keeps_only_a_prediction_made_on_the_whole_log(
     assert isinstance(found, Kept)
     await kept.label("t", "m", "u", 1, [write("p1", found, 3.0)], time.time(), None, "", 60)
     assert (await kept.keep_fresh("t", "m", "u", 2, ("p1", X, outcome(4.0)))).status == ("labelled")
+
+
+async def test_memory_records_stay_bounded() -> None:
+    """In one process nothing else expires the records: labelled ids are bounded by the kept
+    bound and TTL, Idempotency-Key answers by their TTL — and the forgotten stay refused."""
+    store = MemoryStateStore()
+    kept = MemoryKeptPredictions(store, ttl_seconds=3600, max_kept=3)
+    await store.create_model("t", "m", "u", "{}", b"snap0")
+    now = time.time()
+    for i in range(6):
+        await kept.keep("t", "m", [(f"p{i}", X, outcome(float(i)))])
+        found = await fetch_one(kept, f"p{i}")
+        assert isinstance(found, Kept)
+        key = Idempotency(f"k{i}", "h")
+        done = await kept.label("t", "m", "u", i, [write(f"p{i}", found, 1.0)], now, key, "A", 60)
+        assert done.result.status == "appended"
+    model = kept._models["t", "m"]
+    assert len(model.labelled) <= 3 and len(model.answers) == 6
+    # an early-forgotten labelled id is refused all the same (it is no longer kept)
+    again = await kept.label("t", "m", "u", 6, [write("p0", found, 1.0)], now, None, "", 60)
+    assert again.gone == "p0" and await store.log_length("t", "m") == 6
+    await kept.pending("t", "m", now + 61)  # any access prunes
+    assert len(model.answers) == 0
