@@ -3,7 +3,6 @@ service's `{success, ...}` envelope."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable, Iterable
 
 from starlette.requests import Request
@@ -12,46 +11,10 @@ from starlette.routing import Route
 
 from shared.context import request_id_var
 from shared.edge.codec import JSON
-from shared.edge.request import edge_request_of
+from shared.edge.router import TenantScopedRoute
 from shared.errors import ApiError, envelope
-from shared.ratelimit import rate_limited
-from shared.runtime import current_runtime
-from shared.state.interfaces import RateLimits
-from shared.tenancy import claimed_tenant
-from shared.tenant_auth import TENANT_KEY_HEADER
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-async def outside_api_edge(request: Request) -> str:
-    """What the edge does for /api/v1 paths (shared/edge/steps.py), for a seed path outside
-    it: the tenant (whose shape the edge checked) is required, with TENANT_AUTH=keys its
-    X-Tenant-Key too (admin routes: the admin key, which the edge has checked), and the
-    tenant's rate limit applies. Returns the tenant."""
-    tenant = claimed_tenant(request)
-    runtime = current_runtime()
-    edge = edge_request_of(request.scope)
-    if edge.keys_required and not edge.admin:
-        await runtime.tenant_auth.authenticate(tenant, request.headers.get(TENANT_KEY_HEADER))
-        edge.authenticated = tenant
-    limit = runtime.settings.rate_limit_per_minute
-    if limit:
-        rate_limits: RateLimits = runtime.store  # all the edge uses of the state store
-        wait = await rate_limits.rate_limit(tenant, limit)
-        if wait:
-            raise rate_limited(limit, wait)
-    return tenant
-
-
-def outside_api(handler: Handler) -> Handler:
-    """`handler` served at a seed path without the /api/v1 prefix."""
-
-    @functools.wraps(handler)  # keeps the docstring and the OpenAPI description (__api__)
-    async def wrapped(request: Request) -> Response:
-        await outside_api_edge(request)
-        return await handler(request)
-
-    return wrapped
 
 
 def mounted(
@@ -70,7 +33,8 @@ def mounted(
         for prefix in prefixes
     ]
     if root:
-        routes.append(Route(path, outside_api(handler), methods=methods, name=f"{name}_root"))
+        # the edge scopes it as it does /api/v1: tenant, tenant key, rate limit
+        routes.append(TenantScopedRoute(path, handler, methods=methods, name=f"{name}_root"))
     return routes
 
 

@@ -36,8 +36,8 @@ def tenant_of(request: Request) -> str:
     edge = edge_request_of(request.scope)
     tenant = claimed_tenant(request)
     if edge.keys_required and edge.authenticated != tenant and not edge.admin:
-        # Fail closed: a route the edge did not authenticate (a path outside /api/v1 that
-        # does not go through compat.edge.outside_api) never serves a claimed tenant.
+        # Fail closed: a route the edge did not authenticate (a path outside the tenant
+        # prefixes that is not a TenantScopedRoute) never serves a claimed tenant.
         raise ApiError(
             401, "tenant_not_authenticated", "this route needs the tenant's X-Tenant-Key"
         )

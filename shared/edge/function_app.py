@@ -21,7 +21,7 @@ from shared.deadline import deadline_var
 from shared.edge.endpoints import operational_routes
 from shared.edge.errors import as_api_error, error_response, log
 from shared.edge.request import EdgeRequest
-from shared.edge.router import ROUTE_KEY, RouteIndex
+from shared.edge.router import ROUTE_KEY, RouteIndex, ScopedPaths
 from shared.edge.steps import EdgeStep, Services, check_steps, context_steps
 from shared.logs import ACCESS, configure_logging, log_access, trace_id_of
 from shared.metrics_auth import warn_if_closed
@@ -67,6 +67,7 @@ class FunctionApp:
         self.group = group
         self.routes = list(routes)
         self.router = RouteIndex(self.routes)
+        self.scoped_paths = ScopedPaths(self.routes)
         self.admin_prefixes = admin_prefixes(r.path for r in self.routes)
         self._services = services
         self._steps: _Steps | None = None
@@ -85,7 +86,7 @@ class FunctionApp:
         if steps is None or steps.settings is not settings:  # start-up, or tests swapped them
             _configure_process(settings)
             steps = self._steps = _Steps(settings, self._services)
-        request = EdgeRequest(scope, receive, self._is_admin_path)
+        request = EdgeRequest(scope, receive, self._is_admin_path, self.scoped_paths)
         for step in steps.context:  # these never refuse (nor await)
             step(request)
         exchange = _Exchange(send, request.response_headers)

@@ -54,7 +54,11 @@ class EdgeRequest:
     )
 
     def __init__(
-        self, scope: Scope, receive: Receive, is_admin_path: Callable[[str], bool]
+        self,
+        scope: Scope,
+        receive: Receive,
+        is_admin_path: Callable[[str], bool],
+        is_scoped_path: Callable[[str], bool] = lambda path: False,
     ) -> None:
         self.scope = scope
         self.receive = receive  # the body limit wraps it
@@ -64,7 +68,9 @@ class EdgeRequest:
         self.method: str = scope["method"]
         self.path = get_route_path(scope)
         # tenant-scoped (architecture.md §3)
-        self.api = self.path.startswith(TENANT_PREFIXES) and self.path not in UNSCOPED
+        self.api = (
+            self.path.startswith(TENANT_PREFIXES) and self.path not in UNSCOPED
+        ) or is_scoped_path(self.path)  # a TenantScopedRoute outside them
         self.admin_route = is_admin_path(self.path)
         self.request_id = ""
         self.traceparent: str | None = None

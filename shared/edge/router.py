@@ -21,6 +21,26 @@ from shared.errors import ApiError
 ROUTE_KEY = "ml.route"  # the matched route on the scope, for the access log and the span
 
 
+class TenantScopedRoute(Route):
+    """A route outside the tenant prefixes (architecture.md §3) that the edge scopes all the
+    same: tenant required, its key, its rate limit — a seed API's bare path."""
+
+
+class ScopedPaths:
+    """Which paths outside the tenant prefixes the group's TenantScopedRoutes serve: a static
+    path by one set lookup, the parameterised ones by their patterns."""
+
+    __slots__ = ("patterns", "static")
+
+    def __init__(self, routes: Sequence[Route]) -> None:
+        scoped = [r for r in routes if isinstance(r, TenantScopedRoute)]
+        self.static = frozenset(r.path for r in scoped if not r.param_convertors)
+        self.patterns = [r.path_regex for r in scoped if r.param_convertors]
+
+    def __call__(self, path: str) -> bool:
+        return path in self.static or any(p.match(path) for p in self.patterns)
+
+
 class RouteIndex:
     __slots__ = ("dynamic", "routes", "static")
 

@@ -12,7 +12,8 @@ from starlette.routing import Route
 from starlette.types import Message
 
 from shared.edge.codec import JSON
-from shared.edge.router import ROUTE_KEY, RouteIndex
+from shared.edge.request import EdgeRequest
+from shared.edge.router import ROUTE_KEY, RouteIndex, ScopedPaths, TenantScopedRoute
 from shared.errors import ApiError
 from tests.shared.edge.conftest import no_body, scope_of
 
@@ -115,3 +116,20 @@ async def test_the_index_agrees_with_starlette_ordered_matching_on_every_route()
                 (r for r in index.candidates(path) if r.matches(scope)[0] is Match.FULL), None
             )
             assert indexed is ordered, (method, path)
+
+
+def test_tenant_scoped_routes_outside_the_prefixes_are_scoped_by_the_edge() -> None:
+    routes = [
+        *ROUTES,
+        TenantScopedRoute("/predict", _answer("seed_predict"), methods=["POST"]),
+        TenantScopedRoute("/models/{release}", _answer("seed_model"), methods=["GET"]),
+    ]
+    scoped = ScopedPaths(routes)
+    assert scoped("/predict") and scoped("/models/v1")
+    assert not scoped("/health") and not scoped("/predict/x") and not scoped("/models/")
+
+    def edge(path: str) -> EdgeRequest:
+        return EdgeRequest(scope_of(path, "GET", {}), no_body, lambda p: False, scoped)
+
+    assert edge("/predict").api and edge("/models/v1").api and edge("/api/v1/models").api
+    assert not edge("/health").api and not edge("/api/v1/health").api
