@@ -221,7 +221,18 @@ class Checks:
         knative = [d for d in docs if is_knative(d)]
         if len(knative) != len(parity.GROUPS):
             raise StepFailed(f"kustomize rendered {len(knative)} Knative Services")
-        return f"kubectl kustomize renders {len(docs)} objects ({len(knative)} Knative Services)"
+        # The optional push-ingestion overlays (they need the Knative Eventing CRDs).
+        overlays = []
+        for overlay in (self.k8s_dir / "eventing", self.k8s_dir / "eventing" / "kafka"):
+            result = _run([kubectl, "kustomize", str(overlay)])
+            if result.returncode != 0:
+                raise StepFailed(f"{overlay}: {result.stderr}")
+            kinds = [d["kind"] for d in yaml.safe_load_all(result.stdout) if d]
+            overlays.append(f"{overlay.relative_to(self.k8s_dir)}: {len(kinds)}")
+        return (
+            f"kubectl kustomize renders {len(docs)} objects ({len(knative)} Knative Services); "
+            f"overlays {', '.join(overlays)}"
+        )
 
 
 STEPS: dict[str, Callable[[Checks], str]] = {

@@ -397,6 +397,116 @@ def knative_side(k8s_dir: Path = K8S_DIR) -> tuple[dict[str, dict[str, Any]], li
 
 
 # ---------------------------------------------------------------------------------------
+# Push ingestion: Pub/Sub push subscription (Terraform) and Knative Eventing (infra/k8s/eventing)
+# ---------------------------------------------------------------------------------------
+
+PUSH_SUBSCRIPTION = "google_pubsub_subscription"
+_PUSH_ENDPOINT = re.compile(
+    r"^\$\{google_cloud_run_v2_service\.function\[(?:\"(?P<group>[\w-]+)\"|var\.push\.function)\]"
+    r"\.uri\}(?P<path>.*)$"
+)
+
+
+def terraform_push(tf_dir: Path = TERRAFORM_DIR) -> dict[str, Any]:
+    """Where the one Pub/Sub push subscription delivers, with what retries and filter."""
+    tf = parse_terraform(tf_dir)
+    scope = Scope(tf)
+    pushing = {
+        name: body
+        for name, body in tf["resources"].get(PUSH_SUBSCRIPTION, {}).items()
+        if body.get("push_config")
+    }
+    if len(pushing) != 1:
+        raise ParityError(f"terraform: expected one {PUSH_SUBSCRIPTION} with push_config")
+    body = next(iter(pushing.values()))
+    push = _one(body.get("push_config"), "push_config")
+    endpoint = str(scope.resolve(push.get("push_endpoint"), deep=False))
+    for name, value in tf["locals"].items():  # push_endpoint = local.x: look it up
+        if endpoint == f"${{local.{name}}}":
+            endpoint = str(value)
+    match = _PUSH_ENDPOINT.match(endpoint)
+    if match is None:
+        raise ParityError(f"terraform: push_endpoint {endpoint!r} is not a function's uri + path")
+    group = match.group("group") or scope.resolve("${var.push.function}")
+    retry = _one(body.get("retry_policy"), "retry_policy")
+    dead_letter = _one(body.get("dead_letter_policy"), "dead_letter_policy")
+    return {
+        "function": group,
+        "path": scope.resolve(match.group("path")),
+        "oidc": bool(push.get("oidc_token")),
+        "max_delivery_attempts": scope.resolve(dead_letter.get("max_delivery_attempts")),
+        "min_backoff_seconds": _seconds(scope.resolve(retry.get("minimum_backoff"))),
+        "filter": scope.resolve(body.get("filter")),
+    }
+
+
+def knative_push(k8s_dir: Path = K8S_DIR) -> dict[str, Any]:
+    """Every Trigger and KafkaSource: its destination, retries and (Trigger) event type."""
+    docs = k8s_documents(k8s_dir)
+    services = {
+        (d.get("metadata") or {}).get("name"): (d.get("metadata") or {}).get("labels", {})
+        for d in docs
+        if is_knative(d)
+    }
+    brokers = {(d.get("metadata") or {}).get("name") for d in docs if d.get("kind") == "Broker"}
+    out: dict[str, Any] = {"triggers": {}, "sources": {}, "problems": []}
+    for doc in docs:
+        kind, spec = doc.get("kind"), doc.get("spec") or {}
+        name = (doc.get("metadata") or {}).get("name")
+        if kind == "Trigger":
+            destination = spec.get("subscriber") or {}
+            if spec.get("broker") not in brokers:
+                out["problems"].append(
+                    f"knative Trigger {name}: Broker {spec.get('broker')} is not defined"
+                )
+        elif kind == "KafkaSource":
+            destination = spec.get("sink") or {}
+        else:
+            continue
+        ref = destination.get("ref") or {}
+        if not is_knative({"apiVersion": ref.get("apiVersion"), "kind": ref.get("kind")}):
+            out["problems"].append(f"knative {kind} {name}: does not deliver to a Knative Service")
+        delivery = spec.get("delivery") or {}
+        backoff = re.fullmatch(r"PT(\d+)S", str(delivery.get("backoffDelay", "")))
+        entry = {
+            "function": (services.get(ref.get("name")) or {}).get("app.kubernetes.io/component"),
+            "path": destination.get("uri"),
+            "max_delivery_attempts": int(delivery.get("retry", 0)) + 1,
+            "min_backoff_seconds": int(backoff.group(1)) if backoff else None,
+        }
+        if kind == "Trigger":
+            entry["type"] = ((spec.get("filter") or {}).get("attributes") or {}).get("type")
+            out["triggers"][name] = entry
+        else:
+            out["sources"][name] = entry
+    return out
+
+
+def compare_push(terraform: dict[str, Any], knative: dict[str, Any], types: list[str]) -> list[str]:
+    """Both sides deliver to the same function and path with the same attempts and backoff;
+    Knative has one Trigger per event type the table names; Pub/Sub pushes with an OIDC
+    token and no filter (a filtered-out message is acknowledged unseen)."""
+    problems = list(knative["problems"])
+    if not terraform["oidc"]:
+        problems.append("terraform push subscription: no oidc_token (ingest is private)")
+    if terraform["filter"]:
+        problems.append("terraform push subscription: a filter would drop events unseen")
+    if not knative["sources"]:
+        problems.append("knative: no KafkaSource")
+    seen = sorted(t["type"] for t in knative["triggers"].values())
+    if seen != sorted(types):
+        problems.append(f"knative Trigger types {seen} != push.event_types {sorted(types)}")
+    fields = ("function", "path", "max_delivery_attempts", "min_backoff_seconds")
+    for name, entry in {**knative["triggers"], **knative["sources"]}.items():
+        for field in fields:
+            if entry[field] != terraform[field]:
+                problems.append(
+                    f"push {name}: {field}: terraform {terraform[field]!r} != knative {entry[field]!r}"
+                )
+    return problems
+
+
+# ---------------------------------------------------------------------------------------
 # Comparison
 # ---------------------------------------------------------------------------------------
 
@@ -440,9 +550,19 @@ def check(tf_dir: Path = TERRAFORM_DIR, k8s_dir: Path = K8S_DIR) -> list[str]:
     try:
         terraform = terraform_side(tf_dir)
         knative, problems = knative_side(k8s_dir)
+        push = compare_push(terraform_push(tf_dir), knative_push(k8s_dir), push_event_types(tf_dir))
     except ParityError as exc:
         return [str(exc)]
-    return problems + compare(terraform, knative)
+    return problems + compare(terraform, knative) + push
+
+
+def push_event_types(tf_dir: Path) -> list[str]:
+    """The event types deploy/functions.yaml names (beside the Terraform directory's repo)."""
+    table = tf_dir.parent.parent / "deploy" / "functions.yaml"
+    try:
+        return list(yaml.safe_load(table.read_text())["push"]["event_types"])
+    except (OSError, KeyError, TypeError) as exc:
+        raise ParityError(f"{table}: no push.event_types ({exc})") from None
 
 
 def main() -> int:

@@ -28,6 +28,20 @@ TFVARS = "infra/terraform/functions.auto.tfvars.json"
 K8S_FUNCTIONS = "infra/k8s/functions"
 PLATFORM_CONFIG = "infra/k8s/platform-config.yaml"
 KUSTOMIZATION = "infra/k8s/kustomization.yaml"
+# Push ingestion on Knative: an optional overlay (it needs the Knative Eventing CRDs, which
+# the base, applicable with Knative Serving alone, must not).
+EVENTING = "infra/k8s/eventing"
+EVENTING_KAFKA = "infra/k8s/eventing/kafka"
+PUSH_KEYS = {
+    "function",
+    "path",
+    "event_types",
+    "max_delivery_attempts",
+    "min_backoff_seconds",
+    "max_backoff_seconds",
+    "broker",
+    "kafka",
+}
 PLATFORM_CONFIGMAP = "online-ml-platform"
 REGISTRY_CLAIM = "online-ml-registry"
 # Hand-written manifests kustomize applies before the generated ones.
@@ -157,7 +171,31 @@ def load_table(path: Path = TABLE) -> dict[str, Any]:
         _check_env(f"{where}.env", spec["env"])
         clash = set(spec["env"]) & (set(platform_keys) | set(secrets))
         _require(not clash, f"{where}.env sets platform or secret keys {sorted(clash)}")
+    _check_push(table)
     return table
+
+
+def _check_push(table: dict[str, Any]) -> None:
+    push = table.get("push")
+    _require(isinstance(push, dict) and set(push) == PUSH_KEYS, f"push needs {sorted(PUSH_KEYS)}")
+    _require(push["function"] in GROUPS, "push.function must be a function group")
+    _require(str(push["path"]).startswith("/api/"), "push.path must be an /api/ path")
+    types = push["event_types"]
+    _require(isinstance(types, list) and len(types) == len(set(types)) > 0, "push.event_types")
+    for key in ("max_delivery_attempts", "min_backoff_seconds", "max_backoff_seconds"):
+        _require(isinstance(push[key], int) and push[key] >= 1, f"push.{key} >= 1")
+    # Pub/Sub's bounds: 5..100 delivery attempts, backoff 0..600 s.
+    _require(5 <= push["max_delivery_attempts"] <= 100, "push.max_delivery_attempts 5..100")
+    _require(push["min_backoff_seconds"] <= push["max_backoff_seconds"] <= 600, "push backoff")
+    _require(DNS_LABEL.match(push["broker"]) is not None, "push.broker")
+    kafka = push["kafka"]
+    _require(
+        isinstance(kafka, dict)
+        and set(kafka) == {"bootstrap_servers", "topics", "consumer_group"}
+        and bool(kafka["bootstrap_servers"])
+        and bool(kafka["topics"]),
+        "push.kafka needs bootstrap_servers, topics, consumer_group",
+    )
 
 
 def function_env(table: dict[str, Any], group: str) -> dict[str, str]:
@@ -202,6 +240,13 @@ def terraform_vars(table: dict[str, Any]) -> dict[str, Any]:
                 "env": function_env(table, group),
             }
             for group, spec in table["functions"].items()
+        },
+        "push": {
+            "function": table["push"]["function"],
+            "path": table["push"]["path"],
+            "max_delivery_attempts": table["push"]["max_delivery_attempts"],
+            "min_backoff_seconds": table["push"]["min_backoff_seconds"],
+            "max_backoff_seconds": table["push"]["max_backoff_seconds"],
         },
         "train_job": {
             "name": job["name"],
@@ -359,8 +404,106 @@ def kustomization(table: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _delivery(push: dict[str, Any]) -> dict[str, Any]:
+    """Knative's DeliverySpec for the same attempts and backoff as the Pub/Sub subscription:
+    `retry` counts the attempts after the first."""
+    return {
+        "retry": push["max_delivery_attempts"] - 1,
+        "backoffPolicy": "exponential",
+        "backoffDelay": f"PT{push['min_backoff_seconds']}S",
+    }
+
+
+def _push_destination(table: dict[str, Any]) -> dict[str, Any]:
+    """The ingest Knative Service, at the push path (a uri is resolved against the ref)."""
+    push = table["push"]
+    return {
+        "ref": {
+            "apiVersion": "serving.knative.dev/v1",
+            "kind": "Service",
+            "name": service_name(table, push["function"]),
+        },
+        "uri": push["path"],
+    }
+
+
+def _eventing_meta(table: dict[str, Any], name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": table["k3d"]["namespace"],
+        "labels": _labels(table, table["push"]["function"]),
+    }
+
+
+def broker(table: dict[str, Any]) -> dict[str, Any]:
+    meta = _eventing_meta(table, table["push"]["broker"])
+    meta["annotations"] = {"eventing.knative.dev/broker.class": "MTChannelBasedBroker"}
+    return {
+        "apiVersion": "eventing.knative.dev/v1",
+        "kind": "Broker",
+        "metadata": meta,
+        "spec": {"delivery": _delivery(table["push"])},
+    }
+
+
+def triggers(table: dict[str, Any]) -> list[dict[str, Any]]:
+    """One Trigger per event type (a Trigger's attribute filter is an exact match)."""
+    push = table["push"]
+    out = []
+    for event_type in push["event_types"]:
+        suffix = event_type.rsplit(".", 1)[-1]
+        name = f"{service_name(table, push['function'])}-{suffix}"
+        out.append(
+            {
+                "apiVersion": "eventing.knative.dev/v1",
+                "kind": "Trigger",
+                "metadata": _eventing_meta(table, name),
+                "spec": {
+                    "broker": push["broker"],
+                    "filter": {"attributes": {"type": event_type}},
+                    "subscriber": _push_destination(table),
+                    "delivery": _delivery(push),
+                },
+            }
+        )
+    return out
+
+
+def kafka_source(table: dict[str, Any]) -> dict[str, Any]:
+    push = table["push"]
+    kafka = push["kafka"]
+    return {
+        "apiVersion": "sources.knative.dev/v1beta1",
+        "kind": "KafkaSource",
+        "metadata": _eventing_meta(table, f"{service_name(table, push['function'])}-kafka"),
+        "spec": {
+            "consumerGroup": kafka["consumer_group"],
+            "bootstrapServers": list(kafka["bootstrap_servers"]),
+            "topics": list(kafka["topics"]),
+            "initialOffset": "earliest",
+            "delivery": _delivery(push),
+            "sink": _push_destination(table),
+        },
+    }
+
+
+def _overlay(table: dict[str, Any], resources: list[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": table["k3d"]["namespace"],
+        "resources": resources,
+    }
+
+
 def _yaml(document: dict[str, Any]) -> str:
     return HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=100)
+
+
+def _yaml_all(documents: list[dict[str, Any]]) -> str:
+    return HEADER + yaml.safe_dump_all(
+        documents, sort_keys=False, default_flow_style=False, width=100
+    )
 
 
 def render(table: dict[str, Any]) -> dict[str, str]:
@@ -370,6 +513,13 @@ def render(table: dict[str, Any]) -> dict[str, str]:
         files[f"{K8S_FUNCTIONS}/{group}.yaml"] = _yaml(knative_service(table, group))
     files[PLATFORM_CONFIG] = _yaml(platform_config(table))
     files[KUSTOMIZATION] = _yaml(kustomization(table))
+    files[f"{EVENTING}/broker.yaml"] = _yaml(broker(table))
+    files[f"{EVENTING}/triggers.yaml"] = _yaml_all(triggers(table))
+    files[f"{EVENTING}/kustomization.yaml"] = _yaml(
+        _overlay(table, ["broker.yaml", "triggers.yaml"])
+    )
+    files[f"{EVENTING_KAFKA}/kafka-source.yaml"] = _yaml(kafka_source(table))
+    files[f"{EVENTING_KAFKA}/kustomization.yaml"] = _yaml(_overlay(table, ["kafka-source.yaml"]))
     return files
 
 

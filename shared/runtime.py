@@ -78,6 +78,7 @@ def current_runtime() -> Runtime:
             settings.state_url,
             events_dir=settings.events_dir,
             executor=executors.io,
+            replicas=settings.events_replicas,
         )
         monitor = Monitor(store, events, audit_max_rows=settings.audit_max_rows, cpu=executors.cpu)
         degraded = DegradedModels(store, events)

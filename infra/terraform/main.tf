@@ -9,12 +9,14 @@ locals {
   # The environment bound to this platform: the same keys as k3d's ConfigMap
   # (deploy/functions.yaml platform_env), with Cloud Run's values.
   platform_env = {
-    STATE_URL            = var.redis_url
+    STATE_URL            = local.state_url
     MODEL_REGISTRY_URI   = "gs://${google_storage_bucket.registry.name}/${var.registry_prefix}"
     NATS_URL             = var.nats_url
     GOOGLE_CLOUD_PROJECT = var.project
     TRAIN_JOB_NAME       = var.train_job.name
     TRAIN_JOB_REGION     = var.region
+    STATE_MIN_REPLICAS   = tostring(var.state_min_replicas)
+    EVENTS_REPLICAS      = tostring(var.events_replicas)
   }
 
   runtime_member = "serviceAccount:${google_service_account.functions.email}"

@@ -24,12 +24,51 @@ variable "image_registry" {
 }
 
 variable "redis_url" {
-  description = "STATE_URL of the Memorystore (Redis / Valkey) instance on a private IP, e.g. redis://10.0.0.3:6379/0, reached through var.vpc_network. It becomes a plain env var: put no password in it."
+  description = "STATE_URL of an existing state store on a private IP, reached through var.vpc_network: redis://10.0.0.3:6379/0 (one primary, e.g. Memorystore for Redis) or redis+cluster://host:port[,host:port...] (a cluster's discovery endpoint or seed nodes). Leave null to create a Memorystore for Valkey cluster (var.valkey_cluster). It becomes a plain env var: put no password in it."
   type        = string
+  default     = null
 
   validation {
-    condition     = can(regex("^rediss?://", var.redis_url))
-    error_message = "redis_url must start with redis:// or rediss://."
+    condition     = var.redis_url == null || can(regex("^(rediss?|redis\\+cluster)://", var.redis_url))
+    error_message = "redis_url must start with redis://, rediss:// or redis+cluster://."
+  }
+}
+
+variable "valkey_cluster" {
+  description = "Memorystore for Valkey cluster created when redis_url is null (memorystore.tf), reached over Private Service Connect on var.vpc_network / var.vpc_subnetwork. STATE_URL becomes redis+cluster://<discovery endpoint>. replica_count >= state_min_replicas: WAIT needs that many replicas per shard."
+  type = object({
+    shard_count    = optional(number, 3)
+    replica_count  = optional(number, 1)
+    node_type      = optional(string, "HIGHMEM_MEDIUM")
+    engine_version = optional(string, "VALKEY_8_0")
+  })
+  default = {}
+
+  validation {
+    condition     = var.valkey_cluster.shard_count >= 1 && var.valkey_cluster.replica_count >= 0 && var.valkey_cluster.replica_count <= 5
+    error_message = "valkey_cluster needs shard_count >= 1 and replica_count 0..5."
+  }
+}
+
+variable "state_min_replicas" {
+  description = "STATE_MIN_REPLICAS: replicas that must confirm an append (WAIT) before it is acknowledged; not confirmed in STATE_REPLICA_TIMEOUT_MS -> 503. 1 with the default valkey_cluster (one replica per shard): an acknowledged learn survives its primary's failover. 0 acknowledges on the primary alone."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.state_min_replicas >= 0 && var.state_min_replicas <= 5
+    error_message = "state_min_replicas must be 0..5."
+  }
+}
+
+variable "events_replicas" {
+  description = "EVENTS_REPLICAS: JetStream replicas of the event stream; 3 on a 3-node NATS cluster (at most its node count), 1 on a single server."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.events_replicas >= 1 && var.events_replicas <= 5
+    error_message = "events_replicas must be 1..5."
   }
 }
 
@@ -200,6 +239,17 @@ variable "functions" {
     condition     = alltrue([for f in var.functions : f.min_scale <= f.max_scale && f.concurrency >= 1])
     error_message = "Every function needs min_scale <= max_scale and concurrency >= 1."
   }
+}
+
+variable "push" {
+  description = "Push ingestion (pubsub.tf): the function and path Pub/Sub pushes CloudEvents to, delivery attempts before the dead-letter topic, retry backoff."
+  type = object({
+    function              = string
+    path                  = string
+    max_delivery_attempts = number
+    min_backoff_seconds   = number
+    max_backoff_seconds   = number
+  })
 }
 
 variable "train_job" {

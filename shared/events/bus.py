@@ -126,9 +126,11 @@ class OutboxRelay:
         connect_timeout: float = 2.0,
         backoff: tuple[float, float] = (0.2, 5.0),
         close_timeout: float = 1.0,
+        replicas: int = 1,
     ) -> None:
         self.nats_url = nats_url
         self.outbox = outbox
+        self._replicas = replicas  # EVENTS_REPLICAS: the stream's replica count
         # With a shared (Redis) outbox, poll now and then so events left by an instance that
         # died are relayed even when this one publishes nothing.
         self._poll_seconds = poll_seconds
@@ -270,7 +272,7 @@ class OutboxRelay:
             self._stream_ready = False
         assert self._js is not None
         if not self._stream_ready:
-            await ensure_stream(self._js)
+            await ensure_stream(self._js, self._replicas)
             self._stream_ready = True
         return self._js
 
@@ -281,10 +283,12 @@ def open_event_bus(
     *,
     events_dir: str = ".data/events",
     executor: Executor | None = None,
+    replicas: int = 1,
 ) -> EventBus:
-    """The bus for this configuration; no I/O until the first publish."""
+    """The bus for this configuration; no I/O until the first publish. `replicas`
+    (EVENTS_REPLICAS) is the JetStream stream's replica count."""
     if not nats_url:
         return LocalEventLog(events_dir, executor)
     outbox = open_outbox(state_url)
     poll = None if isinstance(outbox, MemoryOutbox) else 2.0
-    return OutboxRelay(nats_url, outbox, poll_seconds=poll)
+    return OutboxRelay(nats_url, outbox, poll_seconds=poll, replicas=replicas)

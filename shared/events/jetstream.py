@@ -9,7 +9,7 @@ import logging
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from shared.events.cloudevent import STREAM, SUBJECT_PREFIX
 
@@ -39,10 +39,13 @@ async def connect_nats(url: str, *, name: str, connect_timeout: float = 2.0) -> 
     instead of buffering: the outbox is the buffer.
     """
     nc = NATS()
+    # NATS_URL may list several seed servers of a cluster, comma-separated (as the nats CLI
+    # takes them); the client learns the others from the cluster once connected.
+    servers = [u.strip() for u in url.split(",") if u.strip()]
     try:
         await asyncio.wait_for(
             nc.connect(
-                url,
+                servers,
                 name=name,
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
@@ -62,11 +65,16 @@ async def connect_nats(url: str, *, name: str, connect_timeout: float = 2.0) -> 
     return nc
 
 
-async def ensure_stream(js: JetStreamContext) -> None:
+async def ensure_stream(js: JetStreamContext, replicas: int | None = None) -> None:
     """Create ML_EVENTS on `ml.events.>`, or add that subject to an existing ML_EVENTS.
 
-    An existing stream keeps the rest of its configuration (retention, limits, replicas), so
-    an operator can tune it without start-up undoing it.
+    `replicas` (EVENTS_REPLICAS) is the stream's replica count: a new stream is created with
+    it, and an existing one with another count is updated to it (JetStream moves a stream
+    between R1 and R3 online). If the server refuses (a single server cannot hold R3), the
+    stream keeps its count and a warning says so: events still flow, less replicated.
+    `None` (the subscriber CLI) creates R1 and never changes an existing stream's count.
+    The rest of an existing stream's configuration (retention, limits) is kept, so an
+    operator can tune it without start-up undoing it.
     """
     try:
         info = await js.stream_info(STREAM)
@@ -77,13 +85,41 @@ async def ensure_stream(js: JetStreamContext) -> None:
                 name=STREAM,
                 subjects=[STREAM_SUBJECTS],
                 storage=StorageType.FILE,
+                num_replicas=replicas or 1,
                 description="online-ml lifecycle events (CloudEvents 1.0 JSON)",
             )
         )
         return
-    subjects = info.config.subjects or []
-    if STREAM_SUBJECTS not in subjects:
+    config = info.config
+    subjects = config.subjects or []
+    new_subjects = STREAM_SUBJECTS not in subjects
+    if new_subjects:
         # Narrower subjects under ml.events would overlap the wildcard: replace them.
         keep = [s for s in subjects if not s.startswith(f"{SUBJECT_PREFIX}.")]
-        info.config.subjects = [*keep, STREAM_SUBJECTS]
-        await js.update_stream(info.config)
+        config.subjects = [*keep, STREAM_SUBJECTS]
+    current = config.num_replicas or 1
+    rescale = replicas is not None and current != replicas
+    if rescale:
+        config.num_replicas = replicas
+    if not (new_subjects or rescale):
+        return
+    try:
+        await js.update_stream(config)
+    except APIError as exc:
+        if not rescale:
+            raise
+        log.warning(
+            "stream %s has %d replicas and EVENTS_REPLICAS is %d, but the update was refused "
+            "(%s); keeping %d",
+            STREAM,
+            current,
+            replicas,
+            exc.description or exc,
+            current,
+        )
+        config.num_replicas = current
+        if new_subjects:
+            await js.update_stream(config)
+        return
+    if rescale:
+        log.info("stream %s: replicas %d -> %d (EVENTS_REPLICAS)", STREAM, current, replicas)
