@@ -73,8 +73,9 @@ def tenant_mismatch() -> ApiError:
 class TenantCheck:
     """The tenant of an event: X-Tenant-ID as the edge checked it (shape, key, rate limit),
     which a `tenant` attribute must then equal; without the header, the `tenant` attribute,
-    checked here as the edge would have: its shape, with TENANT_AUTH=keys the X-Tenant-Key
-    sent must be its key, and its rate limit (once per tenant per request)."""
+    checked here as the edge would have: its shape, with TENANT_AUTH=keys its key (the
+    X-Tenant-Key header, else the event's `tenantkey` attribute, as a broker pushes it), and
+    its rate limit (once per tenant per request: a key proven once covers the batch)."""
 
     header_tenant: str | None
     tenant_key: str | None
@@ -97,7 +98,8 @@ class TenantCheck:
             )
         if tenant not in self._checked:
             if self.authenticate is not None:
-                await self.authenticate(tenant, self.tenant_key)
+                sent = self.tenant_key if self.tenant_key is not None else event.tenant_key
+                await self.authenticate(tenant, sent)
             if self.rate_limit is not None:
                 wait = await self.rate_limit(tenant)
                 if wait:

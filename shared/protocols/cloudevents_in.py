@@ -26,6 +26,9 @@ from shared.errors import ApiError, bad_request
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 TENANT_ATTRIBUTE = "tenant"  # the CloudEvents extension attribute naming the tenant
+# ... and the one carrying its X-Tenant-Key (TENANT_AUTH=keys): a Pub/Sub push or a Knative
+# Trigger cannot add a header, but the producer can set an attribute
+TENANT_KEY_ATTRIBUTE = "tenantkey"
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class Received:
     source: str
     type: str
     tenant: str | None  # the `tenant` extension attribute, when sent
+    tenant_key: str | None  # the `tenantkey` extension attribute, when sent
     data: Any
 
 
@@ -148,9 +152,10 @@ def _require(attributes: Mapping[str, Any]) -> None:
             raise bad_event(f"the CloudEvent attribute '{name}' is required (a non-empty string)")
     if attributes["specversion"] != "1.0":
         raise bad_event(f"specversion '{attributes['specversion']}' is not 1.0")
-    tenant = attributes.get(TENANT_ATTRIBUTE)
-    if tenant is not None and not isinstance(tenant, str):
-        raise bad_event("the 'tenant' attribute is a string")
+    for name in (TENANT_ATTRIBUTE, TENANT_KEY_ATTRIBUTE):
+        value = attributes.get(name)
+        if value is not None and not isinstance(value, str):
+            raise bad_event(f"the '{name}' attribute is a string")
 
 
 def _received(event: CloudEvent) -> Received:
@@ -162,5 +167,6 @@ def _received(event: CloudEvent) -> Received:
         source=event["source"],
         type=event["type"],
         tenant=event.get(TENANT_ATTRIBUTE),
+        tenant_key=event.get(TENANT_KEY_ATTRIBUTE),
         data=data,
     )

@@ -246,6 +246,28 @@ async def test_tenant_keys_must_belong_to_the_events_tenant(
         assert (await client.get("/api/v1/models/lin", headers=mine)).json()["seq"] == 1
 
 
+@pytest.mark.parametrize("mode", ["binary", "structured", "pubsub"])
+async def test_a_broker_carries_the_tenant_key_as_the_tenantkey_attribute(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mode: str
+) -> None:
+    """A Pub/Sub push or a Knative Trigger cannot add X-Tenant-Key; the producer sets the
+    `tenantkey` attribute, checked as the header would be."""
+    env = {"TENANT_AUTH": "keys", "ADMIN_API_KEY": ADMIN}
+    async with edge_client(monkeypatch, tmp_path, env, headers={}) as client:
+        admin = {"X-API-Key": ADMIN}
+        acme = (await client.post("/api/v1/admin/tenants/acme/keys", headers=admin)).json()["key"]
+        other = (await client.post("/api/v1/admin/tenants/other/keys", headers=admin)).json()["key"]
+        mine = {"X-Tenant-ID": "acme", "X-Tenant-Key": acme}
+        spec = {"name": "lin", **LINEAR}
+        assert (await client.post("/api/v1/models", json=spec, headers=mine)).status_code == 201
+        sample = {"model": "lin", "x": {"a": 1.0}, "y": 1.0}
+        ok = await push(client, mode, [event(SAMPLE, sample, "t1", tenant="acme", tenantkey=acme)])
+        assert ok.status_code == 200, ok.text
+        wrong = event(SAMPLE, sample, "t2", tenant="acme", tenantkey=other)
+        assert (await push(client, mode, [wrong])).status_code in (401, 403)
+        assert (await client.get("/api/v1/models/lin", headers=mine)).json()["seq"] == 1
+
+
 async def test_the_tenant_attributes_rate_limit_refuses_a_batch_whole(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
