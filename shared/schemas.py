@@ -150,6 +150,10 @@ class CatalogKind(BaseModel):
     params: dict[str, str]
     required: list[str]
     text_input: bool
+    nested: dict[str, str] = Field(
+        default_factory=dict,
+        description="parameters that take a spec (or a list of specs) and the role it must have",
+    )
     bounds: dict[str, str] = Field(default_factory=dict, description="allowed parameter ranges")
 
 

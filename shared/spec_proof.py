@@ -109,6 +109,8 @@ def synthetic(blueprint: Blueprint, spec: dict[str, Any]) -> list[tuple[Any, Any
     elif blueprint.binary_only:
         ys = [True, False]
     else:
-        classes = spec["steps"][-1].get("params", {}).get("classes")
+        params = spec["steps"][-1].get("params", {})
+        # a sampler learns only the labels of its desired_dist
+        classes = params.get("classes") or list(params.get("desired_dist") or {})
         ys = list(classes[:2]) if isinstance(classes, list) and len(classes) >= 2 else ["a", "b"]
     return list(zip(xs, ys, strict=True))
