@@ -109,6 +109,11 @@ class ModelInfo(BaseModel):
     degraded: dict[str, Any] | None = Field(
         None, description="set once the model predicted a non-finite number: since, seq, route"
     )
+    preferred: dict[str, Any] | None = Field(
+        None,
+        description="a model selector's current choice: index into params.models, the "
+        "candidate's spec, and (successive halving) whether it is decided",
+    )
 
 
 class PredictionOut(BaseModel):
