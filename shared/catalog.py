@@ -403,8 +403,8 @@ KINDS.update(
             "regressor",
             families.bandit_regressor,
             "Bandit model selection among regressors (River model_selection.BanditRegressor); "
-            f"metric one of {_REGRESSION_METRICS}; policy a bandit policy spec "
-            "(default epsilon_greedy)",
+            f"metric one of {_REGRESSION_METRICS} (default r2: the policy maximises it); "
+            "policy a bandit policy spec (default epsilon_greedy)",
             overrides={**_MODELS, "metric": "str"},
             nested={"models": "regressor", "policy": "policy"},
         ),

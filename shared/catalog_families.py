@@ -114,8 +114,10 @@ def _two_or_more(models: list[Any]) -> list[Any]:
 
 
 def bandit_regressor(
-    models: list[Any], policy: bandit.base.Policy | None = None, metric: str = "mae"
+    models: list[Any], policy: bandit.base.Policy | None = None, metric: str = "r2"
 ) -> model_selection.BanditRegressor:
+    # r2 by default: River's policies maximise the metric they are given as reward, so an
+    # error (mae, mse, rmse) would make the bandit favour the worst candidate
     return model_selection.BanditRegressor(
         _two_or_more(models), regression_metric(metric), policy or epsilon_greedy()
     )

@@ -58,7 +58,10 @@ def test_bandit_regressor_over_three_linear_models_equals_river(app_url: str) ->
         "name": "bandit",
         "steps": [
             {"kind": "standard_scaler"},
-            {"kind": "bandit_regressor", "params": {"models": models, "policy": policy}},
+            {
+                "kind": "bandit_regressor",
+                "params": {"models": models, "policy": policy, "metric": "r2"},
+            },
         ],
     }
     samples = list(datasets.TrumpApproval())
@@ -66,7 +69,7 @@ def test_bandit_regressor_over_three_linear_models_equals_river(app_url: str) ->
 
     selector = model_selection.BanditRegressor(
         [linear_model.LinearRegression(optimizer=optim.SGD(lr=r)) for r in RATES],
-        metrics.MAE(),
+        metrics.R2(),
         bandit.EpsilonGreedy(epsilon=0.2, seed=3),
     )
     local = preprocessing.StandardScaler() | selector
