@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from river import (
@@ -27,11 +27,12 @@ from river import (
 from river.compat import convert_sklearn_to_river
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
+from shared import catalog_families as families
 from shared import param_bounds
 from shared.errors import unprocessable
 from shared.settings import get_settings
 
-Role = Literal["transformer", "regressor", "classifier", "forecaster", "optimizer"]
+Role = Literal["transformer", "regressor", "classifier", "forecaster", "optimizer", "policy"]
 Task = Literal["regression", "classification", "forecasting"]
 TASK_OF_ROLE: dict[str, Task] = {
     "regressor": "regression",
@@ -50,6 +51,9 @@ ParamType = Literal[
     "number_or_str",
     "label_list",
     "spec",
+    "spec_list",  # a list of nested specs (a selector's or an ensemble's models)
+    "label_float_map",  # label -> number (a class distribution)
+    "str_or_str_list",  # a feature name or a list of them (agg's `by`)
 ]
 
 
@@ -139,7 +143,7 @@ def _kind(
     params, required = _infer(factory)
     params.update(overrides or {})
     nested = extra.pop("nested", {})
-    params.update({p: "spec" for p in nested})
+    params.update({p: "spec" for p in nested if p not in (overrides or {})})
     extra.setdefault("required", required)
     return Kind(name, role, factory, doc, params=params, nested=nested, **extra)
 
@@ -376,6 +380,219 @@ KINDS: dict[str, Kind] = {
         _kind("rmsprop", "optimizer", optim.RMSProp, "RMSProp", overrides={"lr": "float"}),
     ]
 }
+# --- model selection, ensembles, wrappers, features (issue 17) ---
+_SEEDED = {"seed": families.SEED}  # River draws at random: seeded, two builds agree
+_MODELS = {"models": "spec_list"}
+_POLICY_DOC = " (a bandit policy, the `policy` of a bandit selector)"
+_REGRESSION_METRICS = ", ".join(families.REGRESSION_METRICS)
+_CLASSIFICATION_METRICS = ", ".join(families.CLASSIFICATION_METRICS)
+KINDS.update(
+    (k.name, k)
+    for k in [
+        # bandit policies (only as the `policy` parameter of bandit_regressor / _classifier);
+        # not thompson_sampling: River's selectors give it their metric as its reward, and it
+        # samples from a distribution (it fails at the first learn)
+        _kind("epsilon_greedy", "policy", families.epsilon_greedy, "ε-greedy" + _POLICY_DOC),
+        _kind("ucb", "policy", families.ucb, "Upper confidence bound" + _POLICY_DOC),
+        _kind("exp3", "policy", families.exp3, "Exp3" + _POLICY_DOC),
+        _kind("bayes_ucb", "policy", families.bayes_ucb, "Bayes-UCB" + _POLICY_DOC),
+        _kind("random_policy", "policy", families.random_policy, "Uniform random" + _POLICY_DOC),
+        # model selection: `models` is a list of specs of the selector's own task
+        _kind(
+            "bandit_regressor",
+            "regressor",
+            families.bandit_regressor,
+            "Bandit model selection among regressors (River model_selection.BanditRegressor); "
+            f"metric one of {_REGRESSION_METRICS} (default r2: the policy maximises it); "
+            "policy a bandit policy spec (default epsilon_greedy)",
+            overrides={**_MODELS, "metric": "str"},
+            nested={"models": "regressor", "policy": "policy"},
+        ),
+        _kind(
+            "bandit_classifier",
+            "classifier",
+            families.bandit_classifier,
+            "Bandit model selection among classifiers (model_selection.BanditClassifier); "
+            f"metric one of {_CLASSIFICATION_METRICS}",
+            overrides={**_MODELS, "metric": "str"},
+            nested={"models": "classifier", "policy": "policy"},
+        ),
+        _kind(
+            "successive_halving_regressor",
+            "regressor",
+            families.successive_halving_regressor,
+            "Successive halving among regressors within a budget of learns; "
+            f"metric one of {_REGRESSION_METRICS}",
+            overrides={**_MODELS, "metric": "str"},
+            nested={"models": "regressor"},
+        ),
+        _kind(
+            "successive_halving_classifier",
+            "classifier",
+            families.successive_halving_classifier,
+            "Successive halving among classifiers within a budget of learns; "
+            f"metric one of {_CLASSIFICATION_METRICS}",
+            overrides={**_MODELS, "metric": "str"},
+            nested={"models": "classifier"},
+        ),
+        _kind(
+            "greedy_regressor",
+            "regressor",
+            families.greedy_regressor,
+            "Greedy selection: every regressor learns, the best so far predicts; "
+            f"metric one of {_REGRESSION_METRICS}",
+            overrides={**_MODELS, "metric": "str"},
+            nested={"models": "regressor"},
+        ),
+        # ensembles
+        _kind(
+            "adwin_bagging_classifier",
+            "classifier",
+            ensemble.ADWINBaggingClassifier,
+            "Online bagging with ADWIN change detection",
+            nested={"model": "classifier"},
+            defaults=_SEEDED,
+            required=("model",),
+        ),
+        _kind(
+            "leveraging_bagging_classifier",
+            "classifier",
+            ensemble.LeveragingBaggingClassifier,
+            "Leveraging bagging",
+            overrides={"w": "float"},
+            nested={"model": "classifier"},
+            defaults=_SEEDED,
+            required=("model",),
+        ),
+        _kind(
+            "srp_classifier",
+            "classifier",
+            ensemble.SRPClassifier,
+            "Streaming random patches (default model: a Hoeffding tree)",
+            overrides={"subspace_size": "number_or_str"},
+            nested={"model": "classifier"},
+            defaults=_SEEDED,
+            required=(),
+        ),
+        _kind(
+            "srp_regressor",
+            "regressor",
+            ensemble.SRPRegressor,
+            "Streaming random patches regressor (default model: a Hoeffding tree)",
+            overrides={"subspace_size": "number_or_str", "seed": "int_or_none"},
+            nested={"model": "regressor"},
+            defaults=_SEEDED,
+            required=(),
+        ),
+        _kind(
+            "stacking_classifier",
+            "classifier",
+            families.stacking_classifier,
+            "Stacking: meta_classifier learns from the models' predictions",
+            overrides=_MODELS,
+            nested={"models": "classifier", "meta_classifier": "classifier"},
+        ),
+        _kind(
+            "voting_classifier",
+            "classifier",
+            families.voting_classifier,
+            "Voting among classifiers",
+            overrides=_MODELS,
+            nested={"models": "classifier"},
+        ),
+        _kind(
+            "ewa_regressor",
+            "regressor",
+            families.ewa_regressor,
+            "Exponentially weighted average of regressors",
+            overrides=_MODELS,
+            nested={"models": "regressor"},
+        ),
+        # multiclass (a binary classifier per class, per pair, per code bit) and imbalance
+        _kind(
+            "one_vs_rest_classifier",
+            "classifier",
+            families.one_vs_rest_classifier,
+            "One-vs-rest: a multiclass classifier from a binary one (MAX_MULTICLASS_LABELS)",
+            nested={"classifier": "classifier"},
+        ),
+        _kind(
+            "one_vs_one_classifier",
+            "classifier",
+            families.one_vs_one_classifier,
+            "One-vs-one: a binary classifier per pair of classes (MAX_MULTICLASS_LABELS)",
+            nested={"classifier": "classifier"},
+        ),
+        _kind(
+            "output_code_classifier",
+            "classifier",
+            families.output_code_classifier,
+            "Output codes: code_size binary classifiers",
+            overrides={"code_size": "int"},
+            nested={"classifier": "classifier"},
+        ),
+        _kind(
+            "random_under_sampler",
+            "classifier",
+            families.random_under_sampler,
+            "Under-sample the stream to desired_dist (label -> share, summing to 1)",
+            overrides={"desired_dist": "label_float_map"},
+            nested={"classifier": "classifier"},
+        ),
+        _kind(
+            "random_over_sampler",
+            "classifier",
+            families.random_over_sampler,
+            "Over-sample the stream to desired_dist (label -> share, summing to 1)",
+            overrides={"desired_dist": "label_float_map"},
+            nested={"classifier": "classifier"},
+        ),
+        _kind(
+            "random_sampler",
+            "classifier",
+            families.random_sampler,
+            "Under- and over-sample the stream to desired_dist at sampling_rate",
+            overrides={"desired_dist": "label_float_map"},
+            nested={"classifier": "classifier"},
+        ),
+        # feature extraction
+        _kind(
+            "polynomial_extender",
+            "transformer",
+            families.polynomial_extender,
+            "Polynomial and interaction features (MAX_POLYNOMIAL_FEATURES per x)",
+        ),
+        _kind(
+            "rbf_sampler",
+            "transformer",
+            families.rbf_sampler,
+            "Random Fourier features approximating an RBF kernel",
+        ),
+        _kind(
+            "target_agg",
+            "transformer",
+            families.target_agg,
+            "Running statistic of the target per group of `by` (e.g. mean y per user); how one "
+            f"of {', '.join(families.STATISTICS)}",
+            overrides={"by": "str_or_str_list", "how": "str", "target_name": "str"},
+            handles_strings=True,  # groups by string features; outputs numbers
+        ),
+        _kind(
+            "agg",
+            "transformer",
+            families.agg,
+            "Running statistic of feature `on` per group of `by`; how one of "
+            f"{', '.join(families.STATISTICS)}",
+            overrides={"on": "str", "by": "str_or_str_list", "how": "str"},
+            required=("on",),
+            handles_strings=True,
+        ),
+    ]
+)
+# the wrappers that turn a multiclass problem into binary ones: their labels may be anything
+BINARY_REDUCTIONS = frozenset(
+    {"one_vs_rest_classifier", "one_vs_one_classifier", "output_code_classifier"}
+)
 # the kinds that hold `n_models` estimators: nested ensembles multiply (MAX_ENSEMBLE_MODELS)
 ENSEMBLES = frozenset(
     name
@@ -400,6 +617,7 @@ def describe() -> list[dict[str, Any]]:
             "params": dict(k.params),
             "required": list(k.required),
             "text_input": k.text_input,
+            "nested": dict(k.nested),
             "bounds": param_bounds.describe(k.params),
         }
         for k in KINDS.values()
@@ -451,6 +669,22 @@ def _check_value(kind: str, param: str, expected: ParamType, value: Any) -> Any:
                 or not all(isinstance(v, str | int | bool) for v in value)
             ):
                 raise wrong("a list of at least two labels")
+        case "label_float_map":
+            if (
+                not isinstance(value, dict)
+                or len(value) < 2
+                or not all(
+                    isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()
+                )
+            ):
+                raise wrong("an object of at least two labels -> share")
+        case "str_or_str_list":
+            if not (
+                value is None
+                or isinstance(value, str)
+                or (isinstance(value, list) and value and all(isinstance(v, str) for v in value))
+            ):
+                raise wrong("a feature name, a non-empty list of feature names, or null")
     return value
 
 
@@ -468,6 +702,7 @@ def build_step(step: Mapping[str, Any], role: Role | None = None) -> tuple[Kind,
     if not isinstance(given, dict):
         raise unprocessable(f"{kind.name}.params must be an object", "invalid_parameter")
     params: dict[str, Any] = {}
+    binary_inside = False  # a nested classifier takes only booleans
     for param, value in given.items():
         expected = kind.params.get(param)
         if expected is None:
@@ -476,8 +711,9 @@ def build_step(step: Mapping[str, Any], role: Role | None = None) -> tuple[Kind,
                 f"known: {', '.join(sorted(kind.params)) or 'none'}",
                 "unknown_parameter",
             )
-        if expected == "spec":
-            _, params[param] = build_model(_as_spec(value, kind.name, param), kind.nested[param])
+        if expected in ("spec", "spec_list"):
+            params[param], binary = _build_nested(kind, param, value)
+            binary_inside = binary_inside or binary
         else:
             params[param] = _check_value(kind.name, param, expected, value)
     missing = [p for p in kind.required if p not in params]
@@ -488,10 +724,27 @@ def build_step(step: Mapping[str, Any], role: Role | None = None) -> tuple[Kind,
     for param, value in kind.defaults.items():
         params.setdefault(param, value)
     param_bounds.bound_defaults(params, kind.params, get_settings())
+    if binary_inside and kind.role == "classifier" and kind.name not in BINARY_REDUCTIONS:
+        kind = replace(kind, binary_only=True)  # it hands its labels to the binary one as they are
     try:
         return kind, kind.factory(**params)
     except (TypeError, ValueError, AssertionError) as exc:
         raise unprocessable(f"cannot build '{kind.name}': {exc}", "invalid_parameter") from None
+
+
+def _build_nested(kind: Kind, param: str, value: Any) -> tuple[Any, bool]:
+    """A nested spec (or, for a `spec_list`, each of a list of them) built for the role the
+    parameter takes; and whether any of them is a binary-only classifier."""
+    role = kind.nested[param]
+    if kind.params[param] == "spec":
+        blueprint, model = build_model(_as_spec(value, kind.name, param), role)
+        return model, blueprint is not None and blueprint.binary_only
+    if not isinstance(value, list) or not value:
+        raise unprocessable(
+            f"{kind.name}.params.{param} must be a non-empty list of specs", "invalid_parameter"
+        )
+    built = [build_model(_as_spec(item, kind.name, param), role) for item in value]
+    return [model for _, model in built], any(bp is not None and bp.binary_only for bp, _ in built)
 
 
 def _as_spec(value: Any, kind: str, param: str) -> dict[str, Any]:
@@ -521,10 +774,11 @@ def build_model(spec: Mapping[str, Any], role: Role | None = None) -> tuple[Blue
         raise unprocessable("spec.steps must be a non-empty list", "invalid_spec")
     if role is None:  # the whole spec, nested ones included, before anything is built
         check_bounds([s for s in steps if isinstance(s, Mapping)])
-    if role == "optimizer":
+    if role in ("optimizer", "policy"):
         if len(steps) != 1:
-            raise unprocessable("an optimizer is a single step", "invalid_spec")
-        return None, build_step(steps[0], "optimizer")[1]
+            article = "an" if role == "optimizer" else "a"
+            raise unprocessable(f"{article} {role} is a single step", "invalid_spec")
+        return None, build_step(steps[0], role)[1]
     built = [build_step(step) for step in steps]
     *transformers, (last, estimator) = built
     for position, (kind, _) in enumerate(transformers):

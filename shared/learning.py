@@ -204,7 +204,10 @@ def predict(model: Any, blueprint: Blueprint, x: Any) -> tuple[Any, dict[str, fl
         forecast = forecast_steps(model, 1, [x] if x else None)
         return (forecast[0] if forecast else None), None
     if blueprint.task == "classification":
-        proba = model.predict_proba_one(x)
+        try:
+            proba = model.predict_proba_one(x)
+        except NotImplementedError:  # voting, one-vs-one, output codes: a label, no proba
+            return model.predict_one(x), None
         label = max(proba, key=proba.get) if proba else None
         return label, {label_key(k): v for k, v in proba.items()}
     return model.predict_one(x), None

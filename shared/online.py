@@ -24,7 +24,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from shared import deadline, learning, limits, numbers
+from shared import deadline, learning, limits, numbers, selectors
 from shared.catalog import Blueprint, build_model
 from shared.errors import ApiError, conflict, not_found, unavailable, unprocessable
 from shared.executors import run_in, run_to_end
@@ -244,9 +244,13 @@ class OnlineModels:
         """What the live model is and the features it has learned (caught up with the log)."""
         async with self._locked(tenant, name) as live:
             await self._catch_up(live)
-            return describe_model(
+            described = describe_model(
                 live.model, live.blueprint, live.record.get("version", 0), live.seq
             )
+            choice = selectors.preferred(live.model, live.record.get("spec"))
+            if choice is not None:  # a model selector: the candidate it predicts with
+                described["preferred"] = choice
+            return described
 
     async def predict_batch(
         self, tenant: str, name: str, instances: list[Any], *, vectorised: bool = True

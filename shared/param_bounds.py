@@ -24,7 +24,8 @@ MAX_CLASSES = 1000  # labels listed in an MLP classifier's classes
 MAX_PATTERN_CHARS = 256  # a tokenizer_pattern
 MAX_STRING_CHARS = 256  # any other string parameter
 MAX_INT = 2**31 - 1  # an integer parameter without a range of its own
-ENSEMBLE_SIZE = {"n_models": 10, "n_estimators": 10}  # River's defaults
+# River's defaults; an output code classifier holds `code_size` binary classifiers
+ENSEMBLE_SIZE = {"n_models": 10, "n_estimators": 10, "code_size": 10}
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,16 @@ RANGES: dict[str, Range] = {
     "seed": Range(0, 2**32 - 1),
     "random_state": Range(0, 2**32 - 1),
     "mode": Range(0, 2),
+    # model selection, ensembles, wrappers, feature extraction (issue 17)
+    "code_size": Range(1, "max_ensemble_models"),
+    "lam": Range(1, 100),  # Poisson rate of SRP, as lambda_value
+    "w": Range(1, 100, integer=False),  # Poisson rate of leveraging bagging
+    "budget": Range(1, 1_000_000_000),
+    "eta": Range(2, 100),
+    "burn_in": Range(0, 100_000),
+    "sampling_rate": Range(0.0001, 10, integer=False),  # Poisson rate of over-sampling
+    "degree": Range(1, 5),
+    "n_components": Range(1, "max_rbf_components"),
 }
 # `null` (River: no limit) is replaced by the bound.
 BOUND_WHEN_NULL = frozenset({"max_depth"})
@@ -115,6 +126,8 @@ def _check_param(where: str, param: str, value: Any, settings: Settings) -> None
         return
     if isinstance(value, list):
         _check_list(where, param, value, settings)
+    elif isinstance(value, Mapping) and param == "desired_dist":
+        _check_distribution(where, value, settings)
 
 
 def _check_pattern(where: str, pattern: str) -> None:
@@ -156,8 +169,25 @@ def _check_list(where: str, param: str, value: list[Any], settings: Settings) ->
                 )
             if is_number(label) and not within(label, settings.max_abs_value):
                 raise _refuse(where, "holds a label out of range (MAX_ABS_VALUE)")
+    elif param == "by":
+        if len(value) > settings.max_agg_by:
+            raise _refuse(where, f"lists more than {settings.max_agg_by} features (MAX_AGG_BY)")
+        for name in value:
+            if isinstance(name, str) and len(name) > settings.max_feature_name_chars:
+                raise _refuse(where, "names a feature longer than MAX_FEATURE_NAME_CHARS")
     elif len(value) > MAX_CLASSES:
         raise _refuse(where, f"lists more than {MAX_CLASSES} items")
+
+
+def _check_distribution(where: str, value: Mapping[str, Any], settings: Settings) -> None:
+    """A class distribution (label -> share): at most MAX_CLASSES labels, shares in (0, 1]."""
+    if len(value) > MAX_CLASSES:
+        raise _refuse(where, f"lists more than {MAX_CLASSES} labels")
+    for label, share in value.items():
+        if len(str(label)) > settings.max_feature_name_chars:
+            raise _refuse(where, "holds a label longer than MAX_FEATURE_NAME_CHARS")
+        if not is_number(share) or not 0 < share <= 1:
+            raise _refuse(where, f"gives {str(label)[:32]!r} a share out of range: allowed (0, 1]")
 
 
 def _nested(value: Any) -> list[Mapping[str, Any]] | None:
@@ -183,18 +213,36 @@ def _walk(
         if not isinstance(params, Mapping):
             continue  # the catalog says what is wrong with it
         size = ENSEMBLE_SIZE["n_models"] if kind in ensembles else 1
-        inner = 1
+        inner = 0  # the estimators one sample reaches below this step, nested specs summed
         for param, value in params.items():
             where = f"{kind}.params.{param}"
             nested = _nested(value)
-            if nested is not None:
-                inner = max(inner, _walk(nested, depth + 1, settings, ensembles))
+            if nested is not None and param != "desired_dist":
+                inner += _walk(nested, depth + 1, settings, ensembles)
+                continue
+            specs = _spec_list(where, value, settings)
+            if specs is not None:  # a list of models: each is reached
+                inner += sum(_walk(s, depth + 1, settings, ensembles) for s in specs)
                 continue
             _check_param(where, str(param), value, settings)
             if param in ENSEMBLE_SIZE and is_number(value):
                 size = int(value)
-        widest = max(widest, size * inner)
+        widest = max(widest, size * max(inner, 1))
     return widest
+
+
+def _spec_list(where: str, value: Any, settings: Settings) -> list[list[Mapping[str, Any]]] | None:
+    """The specs of a list of models (MAX_NESTED_MODELS at most), else None."""
+    if not isinstance(value, list) or not value:
+        return None
+    specs = [_nested(item) for item in value]
+    if all(s is None for s in specs):
+        return None
+    if len(value) > settings.max_nested_models:
+        raise _refuse(
+            where, f"lists {len(value)} models; MAX_NESTED_MODELS is {settings.max_nested_models}"
+        )
+    return [s for s in specs if s is not None]  # a non-spec item: the catalog says what
 
 
 def check_spec(
@@ -229,4 +277,11 @@ def describe(params: Mapping[str, Any], settings: Settings | None = None) -> dic
         shown["ngram_range"] = f"[low, high], 1 <= low <= high <= {settings.max_ngram} (MAX_NGRAM)"
     if "hidden_layer_sizes" in params:
         shown["hidden_layer_sizes"] = f"<= {MAX_LAYERS} layers of 1..{MAX_LAYER_SIZE}"
+    for param, kind in params.items():
+        if kind == "spec_list":
+            shown[param] = f"2..{settings.max_nested_models} specs (MAX_NESTED_MODELS)"
+    if "by" in params:
+        shown["by"] = f"a feature or <= {settings.max_agg_by} features (MAX_AGG_BY)"
+    if "desired_dist" in params:
+        shown["desired_dist"] = f"label -> share in (0, 1], summing to 1, <= {MAX_CLASSES} labels"
     return shown

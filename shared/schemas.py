@@ -109,6 +109,11 @@ class ModelInfo(BaseModel):
     degraded: dict[str, Any] | None = Field(
         None, description="set once the model predicted a non-finite number: since, seq, route"
     )
+    preferred: dict[str, Any] | None = Field(
+        None,
+        description="a model selector's current choice: index into params.models, the "
+        "candidate's spec, and (successive halving) whether it is decided",
+    )
 
 
 class PredictionOut(BaseModel):
@@ -150,6 +155,10 @@ class CatalogKind(BaseModel):
     params: dict[str, str]
     required: list[str]
     text_input: bool
+    nested: dict[str, str] = Field(
+        default_factory=dict,
+        description="parameters that take a spec (or a list of specs) and the role it must have",
+    )
     bounds: dict[str, str] = Field(default_factory=dict, description="allowed parameter ranges")
 
 

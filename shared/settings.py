@@ -276,6 +276,30 @@ class Settings(BaseSettings):
         description="JetStream replicas of the event stream (3 on a 3-node NATS cluster)",
     )
 
+    # --- ensembles: model selection, ensembles, wrappers, feature extraction (issue 17;
+    # shared/catalog_families.py, shared/param_bounds.py) ---
+    max_nested_models: int = Field(
+        10,
+        ge=2,
+        le=100,
+        description="specs in one list of models (a selector's or an ensemble's `models`)",
+    )
+    max_multiclass_labels: int = Field(
+        100,
+        ge=2,
+        le=10_000,
+        description="classes a one_vs_rest / one_vs_one classifier learns (one binary "
+        "classifier per class, per pair of classes)",
+    )
+    max_polynomial_features: int = Field(
+        10_000, ge=1, description="features a polynomial_extender may make of one x"
+    )
+    max_rbf_components: int = Field(1000, ge=1, description="n_components of an rbf_sampler")
+    max_agg_groups: int = Field(
+        100_000, ge=1, description="groups (distinct `by` values) an agg / target_agg keeps"
+    )
+    max_agg_by: int = Field(8, ge=1, le=100, description="features an agg / target_agg groups by")
+
     @field_validator("state_url")
     @classmethod
     def _known_state_scheme(cls, value: str) -> str:

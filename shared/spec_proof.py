@@ -103,12 +103,31 @@ def synthetic(blueprint: Blueprint, spec: dict[str, Any]) -> list[tuple[Any, Any
     else:
         # numbers only: a spec declares no features, and every kind takes numbers (string
         # features are checked per sample: a learn that raises is refused, learn_failed)
-        xs = [{"f0": 0.5, "f1": -1.25}, {"f0": 1.5, "f1": 0.75}]
+        named = _named_features(spec)  # features a step reads by name (agg's on / by)
+        xs = [
+            {"f0": 0.5, "f1": -1.25, **dict.fromkeys(named, 1.0)},
+            {"f0": 1.5, "f1": 0.75, **dict.fromkeys(named, 2.0)},
+        ]
     if blueprint.task == "regression":
         ys: list[Any] = [1.0, 2.0]
     elif blueprint.binary_only:
         ys = [True, False]
     else:
-        classes = spec["steps"][-1].get("params", {}).get("classes")
+        params = spec["steps"][-1].get("params", {})
+        # a sampler learns only the labels of its desired_dist
+        classes = params.get("classes") or list(params.get("desired_dist") or {})
         ys = list(classes[:2]) if isinstance(classes, list) and len(classes) >= 2 else ["a", "b"]
     return list(zip(xs, ys, strict=True))
+
+
+def _named_features(spec: dict[str, Any]) -> list[str]:
+    """The feature names a spec's steps read by name: agg's `on`, agg / target_agg's `by`."""
+    names: list[str] = []
+    for step in spec["steps"]:
+        params = step.get("params") or {}
+        for value in (params.get("on"), params.get("by")):
+            if isinstance(value, str):
+                names.append(value)
+            elif isinstance(value, list):
+                names.extend(v for v in value if isinstance(v, str))
+    return names

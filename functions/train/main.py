@@ -41,6 +41,7 @@ from shared.schemas import (
     ModelSpec,
     TrainRequest,
 )
+from shared.selectors import selects
 from shared.tenancy import path_name, tenant_of
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -71,12 +72,17 @@ async def list_models(request: Request) -> Response:
 
 @api("train", response=ModelInfo)
 async def get_model(request: Request) -> Response:
-    """Show a model: spec, task, version and samples learned (seq)."""
+    """Show a model: spec, task, version and samples learned (seq); for a model selector,
+    the candidate it prefers now (`preferred`)."""
     tenant, name = tenant_of(request), path_name(request)
     runtime = current_runtime()
     record = await runtime.lifecycle.record(tenant, name)
     seq = await runtime.models.seq_of(tenant, name)
     degraded = await runtime.degraded.status(tenant, name, record.get("uid"))
+    if selects(record.get("spec")):  # a model selector: which candidate it prefers now
+        described = await runtime.serving.describe(tenant, name)
+        extra = {"seq": described["seq"], "preferred": described.get("preferred")}
+        return JSON(public_record(record, degraded=degraded, **extra))
     return JSON(public_record(record, seq=seq, degraded=degraded))
 
 

@@ -14,6 +14,13 @@ from shared.catalog import KINDS, build_model
 from shared.errors import ApiError
 from shared.learning import learn, predict
 
+LINEAR = {"kind": "linear_regression"}
+RIDGE = {"kind": "linear_regression", "params": {"l2": 0.1}}
+PA = {"kind": "pa_regressor"}
+LOGISTIC = {"steps": [{"kind": "standard_scaler"}, {"kind": "logistic_regression"}]}
+NB = {"kind": "gaussian_nb"}
+TREE = {"kind": "hoeffding_tree_classifier"}
+POLICIES = [k for k, v in KINDS.items() if v.role == "policy"]
 PARAMS: dict[str, dict[str, Any]] = {
     "bagging_regressor": {"model": {"kind": "linear_regression"}, "n_models": 3},
     "mlp_classifier": {"classes": [False, True], "hidden_layer_sizes": [8]},
@@ -24,6 +31,32 @@ PARAMS: dict[str, dict[str, Any]] = {
     "adaptive_random_forest_regressor": {"n_models": 3},
     "amf_regressor": {"n_estimators": 3},
     "amf_classifier": {"n_estimators": 3},
+    # issue 17: model selection, ensembles, wrappers, feature extraction
+    **{
+        kind: {"models": [LINEAR, RIDGE, PA]}
+        for kind in ("bandit_regressor", "greedy_regressor", "ewa_regressor")
+    },
+    "successive_halving_regressor": {"models": [LINEAR, RIDGE, PA], "budget": 60},
+    **{
+        kind: {"models": [LOGISTIC, NB, TREE]}
+        for kind in ("bandit_classifier", "voting_classifier")
+    },
+    "successive_halving_classifier": {"models": [LOGISTIC, NB, TREE], "budget": 60},
+    "stacking_classifier": {"models": [NB, TREE], "meta_classifier": LOGISTIC},
+    "adwin_bagging_classifier": {"model": LOGISTIC, "n_models": 3},
+    "leveraging_bagging_classifier": {"model": LOGISTIC, "n_models": 3},
+    "srp_classifier": {"n_models": 3},
+    "srp_regressor": {"n_models": 3},
+    "one_vs_rest_classifier": {"classifier": LOGISTIC},
+    "one_vs_one_classifier": {"classifier": LOGISTIC},
+    "output_code_classifier": {"classifier": LOGISTIC, "code_size": 4},
+    **{
+        kind: {"classifier": LOGISTIC, "desired_dist": {"true": 0.5, "false": 0.5}}
+        for kind in ("random_under_sampler", "random_over_sampler", "random_sampler")
+    },
+    "rbf_sampler": {"n_components": 20},
+    "agg": {"on": "ordinal_date", "how": "mean"},
+    "target_agg": {"by": None, "how": "mean"},
 }
 TICKETS = [
     ("server down in production", "critical"),
@@ -53,7 +86,7 @@ def spec_for(kind: str) -> dict[str, Any]:
     return {"steps": [step]}
 
 
-ESTIMATORS = [k for k, v in KINDS.items() if v.role != "optimizer"]
+ESTIMATORS = [k for k, v in KINDS.items() if v.role not in ("optimizer", "policy")]
 
 
 @pytest.mark.parametrize("kind", ESTIMATORS)
@@ -71,6 +104,28 @@ def test_snapshot_mid_stream_replays_exactly(kind: str) -> None:
         learn(restored, blueprint, x, y)
     probe = tail[-1][0]
     assert predict(model, blueprint, probe) == predict(restored, blueprint, probe)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_every_bandit_policy_replays_exactly(policy: str) -> None:
+    spec = {
+        "steps": [
+            {
+                "kind": "bandit_regressor",
+                "params": {"models": [LINEAR, RIDGE, PA], "policy": {"kind": policy}},
+            }
+        ]
+    }
+    blueprint, model = build_model(spec)
+    assert blueprint is not None
+    samples = stream("regression", False, 80)
+    for x, y in samples[:40]:
+        learn(model, blueprint, x, y)
+    restored = pickle.loads(pickle.dumps(model))
+    for x, y in samples[40:]:
+        assert predict(model, blueprint, x) == predict(restored, blueprint, x)
+        learn(model, blueprint, x, y)
+        learn(restored, blueprint, x, y)
 
 
 def test_two_builds_of_a_seeded_spec_agree() -> None:
