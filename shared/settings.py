@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.outbound import parse_allowed
 
-STATE_SCHEMES = ("memory", "redis", "rediss", "unix")
+STATE_SCHEMES = ("memory", "redis", "rediss", "unix", "redis+cluster")
 # What a browser sends in `Origin`: scheme://host[:port], no path, no trailing slash.
 _ORIGIN = re.compile(
     r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$"

@@ -135,3 +135,21 @@ def own_valkey() -> Iterator[ValkeyServer]:
     yield server
     if server.is_running():
         server.stop()
+
+
+from tests.valkey_cluster import ValkeyCluster  # noqa: E402  (appended with its fixture)
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyCluster]:
+    """A Valkey Cluster (3 primaries, 3 replicas) shared by the session; never killed."""
+    cluster = ValkeyCluster(tmp_path_factory.mktemp("valkey-cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster_url(valkey_cluster: ValkeyCluster) -> str:
+    """A `redis+cluster://` STATE_URL with every shard empty for this test."""
+    valkey_cluster.flushall()
+    return valkey_cluster.url

@@ -26,7 +26,7 @@ from shared.state import lua
 from shared.state.base import AppendResult, Idempotency, LogEntry
 from shared.state.interfaces import ModelLog, OutcomeLog, StateStore
 from shared.state.redis_connection import RedisConnection
-from shared.state.redis_store import RedisStateStore
+from shared.state.redis_store import RedisStateStore, report_rewound
 
 
 @dataclass(frozen=True)
@@ -356,6 +356,7 @@ class RedisKeptPredictions:
         args = [uid, after, prediction_id, value, repr(time.time()), self.ttl, self.max_kept]
         raw = await self._call(lambda: self._keep_fresh(keys=keys, args=args))
         status = raw[0].decode()
+        report_rewound(raw, tenant, name, after)
         return FreshKeep(status, _entries(raw[1]) if status == "behind" else [])  # type: ignore[arg-type]
 
     async def fetch(
@@ -435,8 +436,11 @@ class RedisKeptPredictions:
             0,
             *(w.sample for w in writes),
         ]
-        raw = await self._call(lambda: self._label(keys=keys, args=args))
+        raw = await self.connection.write(
+            self._label, keys, args, lambda raw: raw[0] in (b"appended", b"replay")
+        )
         status = raw[0].decode()
+        report_rewound(raw, tenant, name, after)
         if status == "gone":
             reason: FetchStatus = "labelled" if raw[2] == b"labelled" else "missing"
             return LabelAppend(AppendResult("missing"), gone=raw[1].decode(), reason=reason)
