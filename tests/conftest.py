@@ -153,3 +153,20 @@ def cluster_url(valkey_cluster: ValkeyCluster) -> str:
     """A `redis+cluster://` STATE_URL with every shard empty for this test."""
     valkey_cluster.flushall()
     return valkey_cluster.url
+
+
+# The state-store contract tests run on every backend: one process, one Valkey, a Valkey
+# Cluster (a script or command that crosses hash slots fails there with CROSSSLOT), and a
+# Cluster with STATE_MIN_REPLICAS=1 (every append followed by WAIT on its own connection).
+STATE_BACKENDS = ["memory", "redis", "cluster", "cluster-wait"]
+
+
+def redis_store_for(request: pytest.FixtureRequest, backend: str) -> RedisStateStore:
+    """The Redis-backed store of a STATE_BACKENDS entry other than memory, on an empty state."""
+    if backend == "redis":
+        return RedisStateStore(request.getfixturevalue("redis_url"))
+    url = request.getfixturevalue("cluster_url")
+    return RedisStateStore(url, min_replicas=1 if backend == "cluster-wait" else 0)
+
+
+from shared.state import RedisStateStore  # noqa: E402

@@ -339,10 +339,7 @@ class RedisKeptPredictions:
             return [bool(await self._call(lambda: self._keep(keys=keys, args=args(items[0]))))]
 
         async def many() -> list[Any]:
-            pipe = self._redis.pipeline(transaction=False)
-            for item in items:
-                await self._keep(keys=keys, args=args(item), client=pipe)
-            return await pipe.execute()
+            return await self.connection.scripts([(self._keep, keys, args(item)) for item in items])
 
         return [bool(done) for done in await self._call(many)]
 

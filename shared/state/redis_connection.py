@@ -12,6 +12,7 @@ script touches the keys of one hash slot, so both run the same scripts.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -22,7 +23,7 @@ from redis.exceptions import (
     ClusterDownError,
     NoScriptError,
     ReadOnlyError,
-    RedisClusterException,
+    SlotNotCoveredError,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -47,7 +48,7 @@ UNAVAILABLE = (
     TryAgainError,
     ReadOnlyError,
     AskError,
-    RedisClusterException,
+    SlotNotCoveredError,
 )
 
 
@@ -100,6 +101,23 @@ class RedisConnection:
             raise
         self.breaker.succeeded()
         return result
+
+    async def scripts(
+        self, calls: Sequence[tuple[AsyncScript, Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
+        """Several script calls in one round trip: a pipeline on one server; on a Cluster,
+        whose pipelines refuse EVALSHA, concurrent calls (each to its slot's node). To be
+        run inside `call`."""
+        if self.is_cluster:
+            return list(
+                await asyncio.gather(
+                    *(script(keys=keys, args=args) for script, keys, args in calls)
+                )
+            )
+        pipe = self.client.pipeline(transaction=False)
+        for script, keys, args in calls:
+            await script(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]
+        return await pipe.execute()  # type: ignore[no-any-return]
 
     async def write(
         self,

@@ -9,6 +9,7 @@ tags. The learn log is a Stream whose ids are `<seq>-0`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -404,6 +405,7 @@ class RedisStateStore:
                 key = self._audit_key(tenant)
                 pipe.lpush(key, *rows)  # newest ends up first
                 pipe.ltrim(key, 0, audit_max_rows - 1)
+            touches: list[Any] = []
             for tenant, name in batch.latest.keys() | batch.counts.keys():
                 latest = batch.latest.get((tenant, name), {})
                 args: list[Any] = [len(latest)]
@@ -411,8 +413,8 @@ class RedisStateStore:
                     for field_name, value in pairs.items():
                         args += [field_name, repr(float(value))]
                 keys = [self._keys(tenant, name)[0], self._monitor_keys(tenant, name)[2]]
-                await self._touch_monitor(keys=keys, args=args, client=pipe)
-            await pipe.execute()
+                touches.append((self._touch_monitor, keys, args))
+            await asyncio.gather(pipe.execute(), self.connection.scripts(touches))
 
         await self.connection.call(write)
 
