@@ -58,10 +58,14 @@ def app_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[.
 
 @pytest.fixture(params=["memory", "redis"])
 def app_url(request: pytest.FixtureRequest, app_factory: Callable[..., AppProcess]) -> str:
-    """A running gateway over memory:// or over a real Valkey."""
+    """A running gateway over memory:// or over a real Valkey (a test may add "cluster":
+    a Valkey Cluster with STATE_MIN_REPLICAS=1, by `parametrize("app_url", …, indirect=True)`)."""
     env = {"STATE_URL": "memory://"}
     if request.param == "redis":
         env["STATE_URL"] = request.getfixturevalue("redis_url")
+    if request.param == "cluster":
+        env["STATE_URL"] = request.getfixturevalue("cluster_url")
+        env["STATE_MIN_REPLICAS"] = "1"
     return app_factory(env).url
 
 
