@@ -77,6 +77,7 @@ class Traffic:
         self.acked: dict[int, str] = {}  # sample index → model
         self.statuses: Counter[int] = Counter()
         self.unexpected: list[tuple[int, str]] = []
+        self.a_third_acked = asyncio.Event()  # when the primary is killed
 
     async def run(self) -> None:
         queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
@@ -108,6 +109,8 @@ class Traffic:
                 self.statuses[answer.status_code] += 1
                 if answer.status_code < 300:
                     self.acked[i] = model
+                    if len(self.acked) >= LEARNS // 3:
+                        self.a_third_acked.set()
                     break
                 if answer.status_code != 503:
                     self.unexpected.append((answer.status_code, answer.text))
@@ -154,11 +157,10 @@ def test_a_primary_failover_mid_stream(
 
         async def scenario() -> None:
             running = asyncio.create_task(traffic.run())
-            while len(traffic.acked) < LEARNS // 3 and not running.done():
-                await asyncio.sleep(0.02)
+            await traffic.a_third_acked.wait()
             victim.kill()
             killed_at = len(traffic.acked)
-            await asyncio.sleep(4)  # the replica is elected; N=1 answers 503 on that shard
+            await asyncio.sleep(3)  # the replica is elected; N=1 answers 503 on that shard
             victim.start()  # rejoins from its nodes.conf, as a replica of the new primary
             await running
             assert killed_at < LEARNS  # the kill happened mid-stream
