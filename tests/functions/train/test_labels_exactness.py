@@ -57,7 +57,6 @@ def over_http(
     return answers
 
 
-@pytest.mark.parametrize("app_url", ["memory", "redis", "cluster"], indirect=True)
 @pytest.mark.parametrize("delay", [1, 5, 50])
 def test_regressor_delayed_labels_equal_river(app_url: str, delay: int) -> None:
     samples = list(itertools.islice(datasets.TrumpApproval(), 300))
