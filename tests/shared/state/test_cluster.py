@@ -164,6 +164,7 @@ def test_cluster_url_is_a_state_url_and_wait_fits_in_the_socket_timeout(
     monkeypatch.setenv("STATE_URL", "redis+cluster://10.0.0.1:6379,10.0.0.2:6379")
     monkeypatch.setenv("STATE_MIN_REPLICAS", "1")
     assert load_settings().state_min_replicas == 1
-    monkeypatch.setenv("STATE_REPLICA_TIMEOUT_MS", "2000")  # STATE_TIMEOUT_SECONDS is 2
+    monkeypatch.setenv("STATE_TIMEOUT_SECONDS", "2")
+    monkeypatch.setenv("STATE_REPLICA_TIMEOUT_MS", "2000")
     with pytest.raises(ConfigError, match="STATE_REPLICA_TIMEOUT_MS"):
         load_settings()
