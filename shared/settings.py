@@ -349,7 +349,10 @@ def load_settings() -> Settings:
             "invalid configuration: STATE_URL: memory:// holds state in one process; "
             f"WEB_CONCURRENCY={settings.web_concurrency} needs redis://"
         )
-    if settings.state_replica_timeout_ms >= settings.state_timeout_seconds * 1000:
+    if (
+        settings.state_min_replicas
+        and settings.state_replica_timeout_ms >= settings.state_timeout_seconds * 1000
+    ):
         # WAIT blocks the append's connection that long: the socket would time out first
         raise ConfigError(
             "invalid configuration: STATE_REPLICA_TIMEOUT_MS: "
