@@ -71,6 +71,8 @@ def current_runtime() -> Runtime:
             settings.state_url,
             settings.state_timeout_seconds,
             settings.state_breaker_cooldown_seconds,
+            min_replicas=settings.state_min_replicas,
+            replica_timeout_ms=settings.state_replica_timeout_ms,
         )
         registry = open_registry(settings.model_registry_uri, executor=executors.io)
         events = open_event_bus(

@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.outbound import parse_allowed
 
-STATE_SCHEMES = ("memory", "redis", "rediss", "unix")
+STATE_SCHEMES = ("memory", "redis", "rediss", "unix", "redis+cluster")
 # What a browser sends in `Origin`: scheme://host[:port], no path, no trailing slash.
 _ORIGIN = re.compile(
     r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$"
@@ -372,6 +372,16 @@ def load_settings() -> Settings:
         raise ConfigError(
             "invalid configuration: STATE_URL: memory:// holds state in one process; "
             f"WEB_CONCURRENCY={settings.web_concurrency} needs redis://"
+        )
+    if (
+        settings.state_min_replicas
+        and settings.state_replica_timeout_ms >= settings.state_timeout_seconds * 1000
+    ):
+        # WAIT blocks the append's connection that long: the socket would time out first
+        raise ConfigError(
+            "invalid configuration: STATE_REPLICA_TIMEOUT_MS: "
+            f"{settings.state_replica_timeout_ms} must be below STATE_TIMEOUT_SECONDS "
+            f"({settings.state_timeout_seconds} s)"
         )
     _check_profile(settings)
     return settings

@@ -1,7 +1,9 @@
 """Loss detection: tell a state store that came back empty from a model that is simply gone.
 
-The state store holds an epoch marker (`ml:epoch`), set with SET NX by the first instance to
-use an empty store. The registry's state.json records, per model, the epoch of the store the
+The state store holds an epoch marker per model (`ml:{<tenant>:<model>}:epoch`, in the
+model's hash slot), set with SET NX by the first instance to use it on an empty store: on a
+Cluster a shard that comes back empty loses exactly the markers of the models it held, so
+its loss is seen by those models and only by them (one global key would live on one shard). The registry's state.json records, per model, the epoch of the store the
 model was last seen in and the highest seq known there (written at create, version,
 activation and every compaction). When a model the registry knows is missing from the store
 and the store's epoch is not the one recorded, the store lost it: the model is recovered from
@@ -29,13 +31,13 @@ class StateLoss:
         self.store = store
         self.registry = registry
 
-    async def epoch(self) -> str:
-        """The store's epoch (a new one if the store is empty: first use, or lost)."""
-        return await self.store.epoch(uuid.uuid4().hex)
+    async def epoch(self, tenant: str, name: str) -> str:
+        """The store's epoch for this model (a new one if it is empty: first use, or lost)."""
+        return await self.store.epoch(tenant, name, uuid.uuid4().hex)
 
     async def remember(self, tenant: str, name: str, *, incarnation: int, seq: int) -> None:
         """Record in the registry that the store of this epoch holds the model at `seq`."""
-        epoch = await self.epoch()
+        epoch = await self.epoch(tenant, name)
 
         def change(doc: dict[str, Any]) -> None:
             same = doc.get("epoch") == epoch and doc.get("incarnation") == incarnation
@@ -49,7 +51,7 @@ class StateLoss:
         saw if the store lost it (another epoch), else None (the same store: not a loss)."""
         doc = (await self.registry.read_doc(tenant, name, STATE)).doc
         recorded = doc.get("epoch")
-        if not recorded or recorded == await self.epoch():
+        if not recorded or recorded == await self.epoch(tenant, name):
             return None
         return int(doc.get("seq", 0)) if doc.get("incarnation") == incarnation else 0
 

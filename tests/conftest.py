@@ -58,10 +58,14 @@ def app_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[.
 
 @pytest.fixture(params=["memory", "redis"])
 def app_url(request: pytest.FixtureRequest, app_factory: Callable[..., AppProcess]) -> str:
-    """A running gateway over memory:// or over a real Valkey."""
+    """A running gateway over memory:// or over a real Valkey (a test may add "cluster":
+    a Valkey Cluster with STATE_MIN_REPLICAS=1, by `parametrize("app_url", …, indirect=True)`)."""
     env = {"STATE_URL": "memory://"}
     if request.param == "redis":
         env["STATE_URL"] = request.getfixturevalue("redis_url")
+    if request.param == "cluster":
+        env["STATE_URL"] = request.getfixturevalue("cluster_url")
+        env["STATE_MIN_REPLICAS"] = "1"
     return app_factory(env).url
 
 
@@ -135,3 +139,38 @@ def own_valkey() -> Iterator[ValkeyServer]:
     yield server
     if server.is_running():
         server.stop()
+
+
+from tests.valkey_cluster import ValkeyCluster  # noqa: E402  (appended with its fixture)
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyCluster]:
+    """A Valkey Cluster (3 primaries, 3 replicas) shared by the session; never killed."""
+    cluster = ValkeyCluster(tmp_path_factory.mktemp("valkey-cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster_url(valkey_cluster: ValkeyCluster) -> str:
+    """A `redis+cluster://` STATE_URL with every shard empty for this test."""
+    valkey_cluster.flushall()
+    return valkey_cluster.url
+
+
+# The state-store contract tests run on every backend: one process, one Valkey, a Valkey
+# Cluster (a script or command that crosses hash slots fails there with CROSSSLOT), and a
+# Cluster with STATE_MIN_REPLICAS=1 (every append followed by WAIT on its own connection).
+STATE_BACKENDS = ["memory", "redis", "cluster", "cluster-wait"]
+
+
+def redis_store_for(request: pytest.FixtureRequest, backend: str) -> RedisStateStore:
+    """The Redis-backed store of a STATE_BACKENDS entry other than memory, on an empty state."""
+    if backend == "redis":
+        return RedisStateStore(request.getfixturevalue("redis_url"))
+    url = request.getfixturevalue("cluster_url")
+    return RedisStateStore(url, min_replicas=1 if backend == "cluster-wait" else 0)
+
+
+from shared.state import RedisStateStore  # noqa: E402

@@ -1,28 +1,38 @@
 """The outbox: events waiting for NATS, kept in the state store named by STATE_URL.
 
 Two backends side by side behind one tiny interface (append / pending / ack / backlog):
-`memory://` keeps them in this process; `redis://` keeps them in the Stream `ml:outbox`, so an
-event survives the instance that wrote it and any instance's relay can send it.
+`memory://` keeps them in this process; `redis://` and `redis+cluster://` keep them in
+OUTBOX_PARTITIONS Streams `ml:outbox:{<n>}`, so an event survives the instance that wrote it
+and any instance's relay can send it. A tenant's events always go to the same partition
+(CRC32 of the tenant), so they stay in order; the hash tags spread the partitions over a
+Cluster's shards instead of putting every instance's events on one.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable
+import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
-
-from redis import asyncio as aioredis
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
+from typing import Any, Protocol, TypeVar
 
 from shared.events.cloudevent import Envelope
 from shared.state.base import StateUnavailable
+from shared.state.redis_client import open_redis
+from shared.state.redis_connection import UNAVAILABLE
 
-OUTBOX_KEY = "ml:outbox"
+OUTBOX_PARTITIONS = 16
+OUTBOX_KEYS = tuple(f"ml:outbox:{{{n}}}" for n in range(OUTBOX_PARTITIONS))
 T = TypeVar("T")
+
+
+def outbox_partition(tenant: str) -> int:
+    return zlib.crc32(tenant.encode()) % OUTBOX_PARTITIONS
+
+
+def _stream_order(key: str) -> tuple[int, int]:
+    ms, _, seq = key.partition("-")
+    return int(ms), int(seq)
 
 
 @dataclass(frozen=True)
@@ -76,18 +86,13 @@ class MemoryOutbox:
 
 
 class RedisOutbox:
-    """`redis://`: the Stream `ml:outbox` (XADD; XRANGE to read; XDEL after the PubAck)."""
+    """The Streams `ml:outbox:{<n>}` (XADD; XRANGE to read; XDEL after the PubAck). A pending
+    event's key is `<partition>/<stream id>`."""
 
     def __init__(self, url: str, timeout_seconds: float = 2.0) -> None:
         # No client retries: an XADD resent after a lost reply would store the event twice
         # (harmless, JetStream de-duplicates by id, but pointless).
-        self._redis = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout_seconds,
-            socket_connect_timeout=timeout_seconds,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
-        )
+        self._redis = open_redis(url, timeout_seconds)
 
     async def append(self, envelope: Envelope) -> None:
         fields = {
@@ -96,13 +101,22 @@ class RedisOutbox:
             "subject": envelope.subject,
             "event": envelope.payload,
         }
-        await self._call(self._redis.xadd(OUTBOX_KEY, fields))  # type: ignore[arg-type]
+        key = OUTBOX_KEYS[outbox_partition(envelope.tenant)]
+        await self._call(self._redis.xadd(key, fields))  # type: ignore[arg-type]
 
     async def pending(self, limit: int) -> list[Pending]:
-        rows = await self._call(self._redis.xrange(OUTBOX_KEY, "-", "+", count=limit))
+        """The oldest `limit` over every partition (each read in its own order, merged by
+        stream id: a tenant's events keep theirs)."""
+        parts = await self._each(lambda pipe, key: pipe.xrange(key, "-", "+", count=limit))
+        rows = [
+            (_stream_order(key.decode()), f"{n}/{key.decode()}", fields)
+            for n, part in enumerate(parts)
+            for key, fields in part
+        ]
+        rows.sort(key=lambda row: row[0])
         return [
             Pending(
-                key.decode(),
+                key,
                 Envelope(
                     id=f[b"id"].decode(),
                     tenant=f[b"tenant"].decode(),
@@ -110,24 +124,47 @@ class RedisOutbox:
                     payload=f[b"event"],
                 ),
             )
-            for key, f in rows
+            for _, key, f in rows[:limit]
         ]
 
     async def ack(self, keys: list[str]) -> None:
-        if keys:
-            await self._call(self._redis.xdel(OUTBOX_KEY, *keys))
+        by_partition: dict[int, list[str]] = {}
+        for key in keys:
+            partition, _, entry = key.partition("/")
+            by_partition.setdefault(int(partition), []).append(entry)
+        if not by_partition:
+            return
+
+        async def delete() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
+            for partition, entries in by_partition.items():
+                pipe.xdel(OUTBOX_KEYS[partition], *entries)
+            return await pipe.execute()  # type: ignore[no-any-return]
+
+        await self._call(delete())
 
     async def backlog(self) -> int:
-        return int(await self._call(self._redis.xlen(OUTBOX_KEY)))
+        return sum(int(n) for n in await self._each(lambda pipe, key: pipe.xlen(key)))
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+    async def _each(self, command: Callable[[Any, str], Any]) -> list[Any]:
+        """One command per partition, pipelined (one round trip per node)."""
+
+        async def run() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
+            for key in OUTBOX_KEYS:
+                command(pipe, key)
+            return await pipe.execute()  # type: ignore[no-any-return]
+
+        return await self._call(run())
 
     @staticmethod
     async def _call(operation: Awaitable[T]) -> T:
         try:
             return await operation
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except UNAVAILABLE as exc:
             raise StateUnavailable(f"state store unreachable: {exc.__class__.__name__}") from exc
 
 

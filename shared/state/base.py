@@ -96,3 +96,9 @@ class MonitorWrite:
 
 class StateUnavailable(Exception):
     """The state store cannot be reached; callers answer 503 with Retry-After."""
+
+
+class ReplicasUnconfirmed(StateUnavailable):
+    """An append reached the primary but fewer than STATE_MIN_REPLICAS replicas confirmed it
+    within STATE_REPLICA_TIMEOUT_MS: not acknowledged (503). It may still be in the log; a
+    retry with the same Idempotency-Key finds it there and does not append it again."""

@@ -102,8 +102,10 @@ class StoreEpoch(Protocol):
     """The marker that tells a store that lost its models from one that never had them
     (shared/state_loss.py)."""
 
-    async def epoch(self, candidate: str) -> str:
-        """The store's epoch: set to `candidate` if it has none (first use, or empty again)."""
+    async def epoch(self, tenant: str, name: str, candidate: str) -> str:
+        """The epoch of the store's part that holds this model: set to `candidate` if it has
+        none (first use, or empty again). On Redis it is kept in the model's own hash slot,
+        so on a Cluster the wipe of one shard is seen by exactly the models on it."""
 
 
 # ----- monitoring (shared/monitoring) ------------------------------------------------------

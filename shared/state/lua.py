@@ -36,11 +36,17 @@ local st = redis.call('HMGET', KEYS[1], 'uid', 'seq', 'trimmed')
 if not st[1] then return {'missing'} end
 local seq, after = tonumber(st[2]), tonumber(ARGV[2])
 if st[1] ~= ARGV[1] or after < tonumber(st[3]) then return {'stale'} end
+-- the log ends before what the caller applied from it: the store lost acknowledged writes
+-- (a failover with STATE_MIN_REPLICAS=0); the caller reloads what the log really holds
+if after > seq then return {'stale', 'rewound', seq} end
 if ARGV[4] == '1' then
   local seen = redis.call('GET', KEYS[3])
   if seen then
     local rec = cjson.decode(seen)
     if rec[1] ~= ARGV[5] then return {'conflict'} end
+    -- written again as it is: a write of this connection, so a WAIT after this script
+    -- confirms the replicas hold the first append too (STATE_MIN_REPLICAS)
+    redis.call('SET', KEYS[3], seen, 'KEEPTTL')
     return {'replay', rec[2], rec[3], rec[4]}
   end
 end
@@ -69,6 +75,7 @@ local st = redis.call('HMGET', KEYS[1], 'uid', 'seq', 'trimmed')
 if not st[1] then return {'missing'} end
 local after = tonumber(ARGV[2])
 if st[1] ~= ARGV[1] or after < tonumber(st[3]) then return {'stale'} end
+if after > tonumber(st[2]) then return {'stale', 'rewound', tonumber(st[2])} end
 return {'ok', tail(KEYS[2], after, tonumber(st[2]))}
 """
 )
@@ -112,7 +119,7 @@ return existed
 """
 
 EPOCH = """
--- KEYS: epoch; ARGV: a fresh epoch, kept only if the store has none yet
+-- KEYS: the model's epoch; ARGV: a fresh epoch, kept only if its slot has none yet
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 return redis.call('GET', KEYS[1])
 """
@@ -340,6 +347,7 @@ local st = redis.call('HMGET', KEYS[1], 'uid', 'seq', 'trimmed')
 if not st[1] then return {'missing'} end
 local seq, after = tonumber(st[2]), tonumber(ARGV[2])
 if st[1] ~= ARGV[1] or after < tonumber(st[3]) then return {'stale'} end
+if after > seq then return {'stale', 'rewound', seq} end
 if seq ~= after then return {'behind', tail(KEYS[2], after, seq)} end
 local done = keep(KEYS[3], KEYS[4], KEYS[5], ARGV[3], ARGV[4], tonumber(ARGV[5]),
   tonumber(ARGV[6]), tonumber(ARGV[7]))
@@ -389,6 +397,7 @@ if ARGV[3] == '1' then
   if seen then
     local rec = cjson.decode(seen)
     if rec[1] ~= ARGV[4] then return {'conflict'} end
+    redis.call('SET', KEYS[8], seen, 'KEEPTTL')  -- for WAIT, as in APPEND
     return {'replay', 0, 0, rec[2]}
   end
 end

@@ -92,7 +92,7 @@ class MemoryStateStore:
     async def incarnation(self, tenant: str, name: str) -> tuple[int, bool]:
         return self._incarnations.get((tenant, name), (0, False))
 
-    async def epoch(self, candidate: str) -> str:
+    async def epoch(self, tenant: str, name: str, candidate: str) -> str:
         if self._epoch is None:
             self._epoch = candidate
         return self._epoch

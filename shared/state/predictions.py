@@ -26,7 +26,7 @@ from shared.state import lua
 from shared.state.base import AppendResult, Idempotency, LogEntry
 from shared.state.interfaces import ModelLog, OutcomeLog, StateStore
 from shared.state.redis_connection import RedisConnection
-from shared.state.redis_store import RedisStateStore
+from shared.state.redis_store import RedisStateStore, report_rewound
 
 
 @dataclass(frozen=True)
@@ -351,10 +351,7 @@ class RedisKeptPredictions:
             return [bool(await self._call(lambda: self._keep(keys=keys, args=args(items[0]))))]
 
         async def many() -> list[Any]:
-            pipe = self._redis.pipeline(transaction=False)
-            for item in items:
-                await self._keep(keys=keys, args=args(item), client=pipe)
-            return await pipe.execute()
+            return await self.connection.scripts([(self._keep, keys, args(item)) for item in items])
 
         return [bool(done) for done in await self._call(many)]
 
@@ -368,6 +365,7 @@ class RedisKeptPredictions:
         args = [uid, after, prediction_id, value, repr(time.time()), self.ttl, self.max_kept]
         raw = await self._call(lambda: self._keep_fresh(keys=keys, args=args))
         status = raw[0].decode()
+        report_rewound(raw, tenant, name, after)
         return FreshKeep(status, _entries(raw[1]) if status == "behind" else [])  # type: ignore[arg-type]
 
     async def fetch(
@@ -447,8 +445,11 @@ class RedisKeptPredictions:
             0,
             *(w.sample for w in writes),
         ]
-        raw = await self._call(lambda: self._label(keys=keys, args=args))
+        raw = await self.connection.write(
+            self._label, keys, args, lambda raw: raw[0] in (b"appended", b"replay")
+        )
         status = raw[0].decode()
+        report_rewound(raw, tenant, name, after)
         if status == "gone":
             reason: FetchStatus = "labelled" if raw[2] == b"labelled" else "missing"
             return LabelAppend(AppendResult("missing"), gone=raw[1].decode(), reason=reason)

@@ -5,41 +5,71 @@ and the tenant key records (shared/state/tenant_keys.py) each hold this object, 
 by the model store: one client, one breaker and one error mapping, so a store that just
 failed fails every caller at once, whichever of them it is. Nobody reaches into another
 module's client: they all call through here.
+
+STATE_URL picks the client (shared/state/redis_client.py): one server or a Cluster. Every
+script touches the keys of one hash slot, so both run the same scripts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
-from redis import asyncio as aioredis
-from redis.backoff import NoBackoff
+from redis.asyncio.cluster import PipelineCommand, RedisCluster
 from redis.commands.core import AsyncScript
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    NoScriptError,
+    ReadOnlyError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from shared.monitoring.prometheus import count_state_error
-from shared.state.base import StateUnavailable
+from shared.state.base import ReplicasUnconfirmed, StateUnavailable
 from shared.state.breaker import CircuitBreaker
+from shared.state.redis_client import open_redis
 
 T = TypeVar("T")
+
+# What a store that is down, or a cluster in the middle of a failover, answers. None of these
+# executed the command (a connection error might have: the caller drops its copy, and a retry
+# with the Idempotency-Key is exactly-once). MOVED/ASK (AskError) reach us only from the
+# pipelines sent to one node below; the cluster client follows them itself elsewhere.
+UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    ClusterDownError,
+    TryAgainError,
+    ReadOnlyError,
+    AskError,
+    SlotNotCoveredError,
+)
 
 
 class RedisConnection:
     def __init__(
-        self, url: str, timeout_seconds: float = 2.0, breaker_cooldown_seconds: float = 0.0
+        self,
+        url: str,
+        timeout_seconds: float = 2.0,
+        breaker_cooldown_seconds: float = 0.0,
+        *,
+        min_replicas: int = 0,
+        replica_timeout_ms: int = 500,
     ) -> None:
-        # No automatic retries: a resent append could apply twice. Clients retry with an
-        # Idempotency-Key instead, which is exactly-once.
-        self.client = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout_seconds,
-            socket_connect_timeout=timeout_seconds,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
-        )
+        self.client = open_redis(url, timeout_seconds)
         self.breaker = CircuitBreaker(breaker_cooldown_seconds)
+        self.min_replicas = min_replicas
+        self.replica_timeout_ms = replica_timeout_ms
+
+    @property
+    def is_cluster(self) -> bool:
+        return isinstance(self.client, RedisCluster)
 
     def script(self, source: str) -> AsyncScript:
         """A script of shared/state/lua.py, registered on this connection (EVALSHA)."""
@@ -56,7 +86,10 @@ class RedisConnection:
             )
         try:
             result = await operation()
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except StateUnavailable:
+            self.breaker.succeeded()  # the store answered (replicas did not confirm in time)
+            raise
+        except UNAVAILABLE as exc:
             self.breaker.failed()
             count_state_error(exc.__class__.__name__)
             raise StateUnavailable(f"state store unreachable: {exc.__class__.__name__}") from exc
@@ -68,6 +101,93 @@ class RedisConnection:
             raise
         self.breaker.succeeded()
         return result
+
+    async def scripts(
+        self, calls: Sequence[tuple[AsyncScript, Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
+        """Several script calls in one round trip: a pipeline on one server; on a Cluster,
+        whose pipelines refuse EVALSHA, concurrent calls (each to its slot's node). To be
+        run inside `call`."""
+        if self.is_cluster:
+            return list(
+                await asyncio.gather(
+                    *(script(keys=keys, args=args) for script, keys, args in calls)
+                )
+            )
+        pipe = self.client.pipeline(transaction=False)
+        for script, keys, args in calls:
+            await script(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]
+        return await pipe.execute()  # type: ignore[no-any-return]
+
+    async def write(
+        self,
+        script: AsyncScript,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        confirmed: Callable[[Any], bool],
+    ) -> Any:
+        """Run a writing script; with STATE_MIN_REPLICAS=N ≥ 1, follow it on the SAME
+        connection by `WAIT N timeout` (WAIT counts the writes of its own connection, so
+        another connection from the pool would confirm nothing). `confirmed(result)` says
+        whether the result is one that must be replicated before it is answered (an append,
+        a replay of one); if fewer than N replicas confirm, ReplicasUnconfirmed (503)."""
+        if self.min_replicas == 0:
+            return await self.call(lambda: script(keys=keys, args=args))
+        if self.is_cluster:
+            result, replicas = await self.call(
+                lambda: self._script_then_wait_on_node(script, keys, args)
+            )
+        else:
+            result, replicas = await self.call(lambda: self._script_then_wait(script, keys, args))
+        if confirmed(result) and int(replicas) < self.min_replicas:
+            raise ReplicasUnconfirmed(
+                f"append confirmed by {replicas} of {self.min_replicas} replicas "
+                f"within {self.replica_timeout_ms} ms"
+            )
+        return result
+
+    async def _script_then_wait(
+        self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]
+    ) -> list[Any]:
+        # a pipeline holds one connection from the pool for all its commands
+        pipe = self.client.pipeline(transaction=False)
+        await script(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]
+        pipe.wait(self.min_replicas, self.replica_timeout_ms)
+        return await pipe.execute()  # type: ignore[no-any-return]
+
+    async def _script_then_wait_on_node(
+        self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]
+    ) -> list[Any]:
+        """On a Cluster: EVALSHA and WAIT as one pipeline on one connection to the primary of
+        the keys' slot (the cluster pipeline cannot route a keyless WAIT to that node)."""
+        cluster = self.client
+        assert isinstance(cluster, RedisCluster)
+        await cluster.initialize()  # a no-op unless a node error asked for a new slot map
+        node = cluster.get_node_from_key(keys[0])
+        wait = ("WAIT", self.min_replicas, self.replica_timeout_ms)
+        for _ in range(2):
+            commands = [
+                PipelineCommand(0, "EVALSHA", script.sha, len(keys), *keys, *args),
+                PipelineCommand(1, *wait),
+            ]
+            try:
+                await node.execute_pipeline(commands)
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                cluster._initialize = True  # as the client does itself: re-read the slot map
+                raise
+            result, replicas = commands[0].result, commands[1].result
+            if isinstance(result, NoScriptError):  # a node that never ran it (a new primary)
+                await node.execute_command("SCRIPT", "LOAD", script.script)
+                continue
+            if isinstance(result, AskError | ClusterDownError | TryAgainError | ReadOnlyError):
+                cluster._initialize = True  # the slot moved (a failover): nothing executed
+                raise result
+            if isinstance(result, Exception):
+                raise result
+            if isinstance(replicas, Exception):
+                raise replicas
+            return [result, replicas]
+        raise StateUnavailable("state store: the script could not be loaded on its node")
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -1,14 +1,20 @@
-"""`redis://`: the state store shared by every instance (Redis, Valkey, Memorystore).
+"""`redis://` / `redis+cluster://`: the state store shared by every instance (Redis, Valkey,
+Memorystore; one server or a Cluster).
 
 Each model's keys carry the hash tag `{<tenant>:<model>}` so its Lua scripts run unchanged on
-Redis Cluster. The learn log is a Stream whose ids are `<seq>-0`.
+Redis Cluster, and models spread over the shards by it; a tenant's own keys (rate limit, key
+records, documents, audit, model index) carry `{<tenant>}`. No command or script touches two
+tags. The learn log is a Stream whose ids are `<seq>-0`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import shared.state.lua as lua
+from shared.monitoring.prometheus import count_state_error
 from shared.ratelimit import bucket_key, gcra_params
 from shared.state.base import (
     AppendResult,
@@ -22,9 +28,7 @@ from shared.state.base import (
 from shared.state.breaker import CircuitBreaker
 from shared.state.redis_connection import RedisConnection
 
-# Set once (SET NX) by the first instance to use an empty store: a store that comes back
-# empty gets another epoch, which is how a lost state is told from a missing model.
-_EPOCH_KEY = "ml:epoch"
+log = logging.getLogger("ml.state")
 
 
 def _entries(flat: list[Any]) -> list[LogEntry]:
@@ -34,13 +38,47 @@ def _entries(flat: list[Any]) -> list[LogEntry]:
     ]
 
 
+def _applied(raw: Any) -> bool:
+    """An append script's answer that acknowledges samples (appended, or the replay of an
+    earlier append): with STATE_MIN_REPLICAS it is answered only once replicas hold it."""
+    return raw[0] in (b"appended", b"replay")
+
+
+def report_rewound(raw: Any, tenant: str, name: str, after: int) -> None:
+    """A script found the model's log ending before the seq the caller had applied from it
+    (`['stale', 'rewound', seq]`): the store lost acknowledged writes — a primary failed over
+    before its replica had them (STATE_MIN_REPLICAS=0). The caller reloads; this reports it."""
+    if raw[0] == b"stale" and len(raw) > 2 and raw[1] == b"rewound":
+        count_state_error("LogRewound")
+        log.error(
+            "state store lost writes of %s/%s: its log ends at seq %d, an instance had applied "
+            "it up to %d (a failover before replication; see STATE_MIN_REPLICAS)",
+            tenant,
+            name,
+            int(raw[2]),
+            after,
+        )
+
+
 class RedisStateStore:
     def __init__(
-        self, url: str, timeout_seconds: float = 2.0, breaker_cooldown_seconds: float = 0.0
+        self,
+        url: str,
+        timeout_seconds: float = 2.0,
+        breaker_cooldown_seconds: float = 0.0,
+        *,
+        min_replicas: int = 0,
+        replica_timeout_ms: int = 500,
     ) -> None:
         # Shared with the series windows and tenant key records on the same Redis
         # (open_series_state, open_key_records): one client, one breaker.
-        self.connection = RedisConnection(url, timeout_seconds, breaker_cooldown_seconds)
+        self.connection = RedisConnection(
+            url,
+            timeout_seconds,
+            breaker_cooldown_seconds,
+            min_replicas=min_replicas,
+            replica_timeout_ms=replica_timeout_ms,
+        )
         script = self.connection.script
         self._append = script(lua.APPEND)
         self._read = script(lua.READ)
@@ -70,6 +108,11 @@ class RedisStateStore:
     @staticmethod
     def _incarnation_key(tenant: str, name: str) -> str:
         return f"ml:{{{tenant}:{name}}}:incarnation"
+
+    @staticmethod
+    def _epoch_key(tenant: str, name: str) -> str:
+        # in the model's slot, never deleted (like the incarnation): shared/state_loss.py
+        return f"ml:{{{tenant}:{name}}}:epoch"
 
     @staticmethod
     def _index(tenant: str) -> str:
@@ -112,8 +155,9 @@ class RedisStateStore:
         )
         return int(gen or 0), deleted == b"1"
 
-    async def epoch(self, candidate: str) -> str:
-        raw = await self.connection.call(lambda: self._epoch(keys=[_EPOCH_KEY], args=[candidate]))
+    async def epoch(self, tenant: str, name: str, candidate: str) -> str:
+        keys = [self._epoch_key(tenant, name)]
+        raw = await self.connection.call(lambda: self._epoch(keys=keys, args=[candidate]))
         return raw.decode()
 
     async def get_record(self, tenant: str, name: str) -> str | None:
@@ -151,6 +195,7 @@ class RedisStateStore:
         state, _, log = self._keys(tenant, name)
         raw = await self.connection.call(lambda: self._read(keys=[state, log], args=[uid, after]))
         status = raw[0].decode()
+        report_rewound(raw, tenant, name, after)
         if status != "ok":
             return LogRead(status)  # type: ignore[arg-type]
         return LogRead("ok", _entries(raw[1]))
@@ -180,10 +225,9 @@ class RedisStateStore:
             ttl_seconds,
             *samples,
         ]
-        raw = await self.connection.call(
-            lambda: self._append(keys=[state, log, idem_key], args=args)
-        )
+        raw = await self.connection.write(self._append, [state, log, idem_key], args, _applied)
         status = raw[0].decode()
+        report_rewound(raw, tenant, name, after)
         if status in ("missing", "stale", "conflict"):
             return AppendResult(status)  # type: ignore[arg-type]
         if status == "replay":
@@ -308,8 +352,9 @@ class RedisStateStore:
             outcome,
         ]
         keys = [state, log, idem_key, outcomes]
-        raw = await self.connection.call(lambda: self._append_outcome(keys=keys, args=args))
+        raw = await self.connection.write(self._append_outcome, keys, args, _applied)
         status = raw[0].decode()
+        report_rewound(raw, tenant, name, after)
         if status in ("missing", "stale", "conflict"):
             return AppendResult(status), 0  # type: ignore[arg-type]
         if status == "replay":
@@ -326,8 +371,9 @@ class RedisStateStore:
         # expected: each prediction was made on the state before its sample
         args: list[Any] = [len(outcomes), *outcomes, uid, after, 1, 0, "", "", 0, *samples]
         keys = [state, log, unused, outcome_list]
-        raw = await self.connection.call(lambda: self._append_outcomes(keys=keys, args=args))
+        raw = await self.connection.write(self._append_outcomes, keys, args, _applied)
         status = raw[0].decode()
+        report_rewound(raw, tenant, name, after)
         if status in ("missing", "stale"):
             return AppendResult(status), 0  # type: ignore[arg-type]
         result = AppendResult(status, int(raw[1]), int(raw[2]), entries=_entries(raw[4]))  # type: ignore[arg-type]
@@ -359,6 +405,7 @@ class RedisStateStore:
                 key = self._audit_key(tenant)
                 pipe.lpush(key, *rows)  # newest ends up first
                 pipe.ltrim(key, 0, audit_max_rows - 1)
+            touches: list[Any] = []
             for tenant, name in batch.latest.keys() | batch.counts.keys():
                 latest = batch.latest.get((tenant, name), {})
                 args: list[Any] = [len(latest)]
@@ -366,8 +413,8 @@ class RedisStateStore:
                     for field_name, value in pairs.items():
                         args += [field_name, repr(float(value))]
                 keys = [self._keys(tenant, name)[0], self._monitor_keys(tenant, name)[2]]
-                await self._touch_monitor(keys=keys, args=args, client=pipe)
-            await pipe.execute()
+                touches.append((self._touch_monitor, keys, args))
+            await asyncio.gather(pipe.execute(), self.connection.scripts(touches))
 
         await self.connection.call(write)
 

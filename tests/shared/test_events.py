@@ -150,11 +150,12 @@ def test_open_event_bus_picks_the_backend() -> None:
     assert isinstance(redis, OutboxRelay) and isinstance(redis.outbox, RedisOutbox)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def outbox(request: pytest.FixtureRequest) -> AsyncIterator[Outbox]:
     box: Outbox = MemoryOutbox()
-    if request.param == "redis":
-        box = RedisOutbox(request.getfixturevalue("redis_url"))
+    if request.param != "memory":
+        url = request.getfixturevalue("redis_url" if request.param == "redis" else "cluster_url")
+        box = RedisOutbox(url)
     yield box
     await box.close()
 

@@ -16,16 +16,17 @@ from shared.online import OnlineModels
 from shared.schemas import ModelSpec
 from shared.state import MemoryStateStore, RedisStateStore
 from shared.state.interfaces import StateStore
+from tests.conftest import STATE_BACKENDS, redis_store_for
 
 SPEC = {"name": "m", "steps": [{"kind": "standard_scaler"}, {"kind": "linear_regression"}]}
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=STATE_BACKENDS)
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
     if request.param == "memory":
         yield MemoryStateStore()
         return
-    redis_store = RedisStateStore(request.getfixturevalue("redis_url"))
+    redis_store = redis_store_for(request, request.param)
     yield redis_store
     await redis_store.close()
 

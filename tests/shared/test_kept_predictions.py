@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shared.state import MemoryStateStore, RedisStateStore, StateStore
+from shared.state import MemoryStateStore, StateStore
 from shared.state.base import Idempotency
 from shared.state.predictions import (
     Kept,
@@ -19,11 +19,12 @@ from shared.state.predictions import (
     MemoryKeptPredictions,
     RedisKeptPredictions,
 )
+from tests.conftest import STATE_BACKENDS, redis_store_for
 
 X = '{"b":2.0,"a":1.0}'  # kept as sent: key order included
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=STATE_BACKENDS)
 async def backends(
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[tuple[StateStore, KeptPredictions]]:
@@ -31,7 +32,7 @@ async def backends(
         store = MemoryStateStore()
         yield store, MemoryKeptPredictions(store, ttl_seconds=3600, max_kept=3)
         return
-    redis_store = RedisStateStore(request.getfixturevalue("redis_url"))
+    redis_store = redis_store_for(request, request.param)
     yield redis_store, RedisKeptPredictions(redis_store.connection, 3600, 3)
     await redis_store.close()
 

@@ -6,16 +6,17 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shared.state import MemoryStateStore, RedisStateStore, StateStore
+from shared.state import MemoryStateStore, StateStore
 from shared.state.base import Idempotency
+from tests.conftest import STATE_BACKENDS, redis_store_for
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=STATE_BACKENDS)
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
     if request.param == "memory":
         yield MemoryStateStore()
         return
-    redis_store = RedisStateStore(request.getfixturevalue("redis_url"))
+    redis_store = redis_store_for(request, request.param)
     yield redis_store
     await redis_store.close()
 

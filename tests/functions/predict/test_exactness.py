@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from river import datasets, evaluate, linear_model, metrics, preprocessing, time_series
 
 from shared.learning import label_key
@@ -15,6 +16,7 @@ LINEAR = {
 }
 
 
+@pytest.mark.parametrize("app_url", ["memory", "redis", "cluster"], indirect=True)
 def test_trump_approval_predictions_equal_river(app_url: str) -> None:
     samples = list(datasets.TrumpApproval())
     assert len(samples) == 1001
