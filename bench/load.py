@@ -122,18 +122,22 @@ def percentile(ordered: list[float], q: float) -> float:
 
 
 async def measure(
-    port: int,
-    requests: list[bytes],
+    targets: list[tuple[int, list[bytes]]],
     concurrency: int,
     warmup: float,
     duration: float,
     pids: dict[str, int],
 ) -> Result:
+    """Connection c drives targets[c % len(targets)]: (a server's port, its requests)."""
     now = time.perf_counter()
     window = Window(now + warmup, now + warmup + duration)
-    step = max(1, len(requests) // concurrency)  # connections start at different samples
     cpu = asyncio.ensure_future(cpu_usage(pids, window))
-    await asyncio.gather(*(worker(port, requests, c * step, window) for c in range(concurrency)))
+    workers = []
+    for c in range(concurrency):
+        port, requests = targets[c % len(targets)]
+        step = max(1, len(requests) // concurrency)  # connections start at different samples
+        workers.append(worker(port, requests, c * step, window))
+    await asyncio.gather(*workers)
     client_cpu, server_cpu, machine_cpu = await cpu
     ordered = sorted(window.latencies)
     count = len(ordered)
@@ -154,6 +158,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--path", required=True)
+    # more targets, PORT:PATH: several models spread over several instances, each model
+    # always on the same one (connection c drives target c % the number of targets)
+    parser.add_argument("--also", action="append", default=[], help="PORT:PATH")
     parser.add_argument("--bodies", type=Path, required=True, help="one JSON body per line")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--warmup", type=float, default=0.5)
@@ -161,11 +168,13 @@ def main() -> None:
     parser.add_argument("--pid", action="append", default=[], help="name=pid to sample CPU of")
     args = parser.parse_args()
     bodies = args.bodies.read_bytes().splitlines()
-    requests = [encode(args.path, args.port, body) for body in bodies if body]
+    pairs = [(args.port, args.path)]
+    pairs += [(int(port), path) for port, path in (item.split(":", 1) for item in args.also)]
+    targets = [
+        (port, [encode(path, port, body) for body in bodies if body]) for port, path in pairs
+    ]
     pids = {name: int(pid) for name, pid in (item.split("=", 1) for item in args.pid)}
-    result = uvloop.run(
-        measure(args.port, requests, args.concurrency, args.warmup, args.duration, pids)
-    )
+    result = uvloop.run(measure(targets, args.concurrency, args.warmup, args.duration, pids))
     print(json.dumps(asdict(result)))
 
 

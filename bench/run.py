@@ -19,7 +19,7 @@ from pathlib import Path
 
 from river.datasets import TrumpApproval
 
-from bench import chantilly, coldstart, extras, inprocess, noisy, roundtrips
+from bench import chantilly, coldstart, extras, inprocess, noisy, roundtrips, scale
 from bench.load import Result
 from bench.report import Aim, Row, aims, table
 from bench.scenario import (
@@ -273,8 +273,12 @@ def cold_table(cold: coldstart.ColdStart) -> str:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, contextlib.ExitStack() as stack:
-        measured = measure(Path(tmp), stack)
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        with contextlib.ExitStack() as stack:
+            measured = measure(Path(tmp), stack)
+        # after the other servers have stopped: a cluster of its own, on a quieter box
+        samples = [(dict(x), float(y)) for x, y in TrumpApproval()]
+        scaled = scale.measure(Path(tmp), samples[:N_LEARN], Path(tmp) / "xy.jsonl")
     throughput_rows, latency_rows, checks = measured.throughput, measured.latency, measured.checks
     tp, lat = THROUGHPUT, LATENCY
     print(
@@ -307,6 +311,12 @@ def main() -> None:
     )
     print(table(measured.noisy))
     print("tenant B did: " + ", ".join(f"{k} x{v}" for k, v in measured.noisy_tally.items()))
+    print(
+        "\nScale-out on a Valkey Cluster (3 primaries + 3 replicas): predict_learn through N "
+        f"instances, {scale.MODELS} models each always on one instance; ratio = req/s ÷ one "
+        "instance's, and for STATE_MIN_REPLICAS p50 ÷ N=0's (the cost of WAIT per write)"
+    )
+    print(scale.table(scaled))
     print('\nAims (reported, never enforced: "aim missed" marks a ratio short of its goal)')
     print(aims(checks))
     print()

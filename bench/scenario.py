@@ -53,6 +53,8 @@ class Job:
     bodies: Path
     load: Load
     pids: dict[str, int] = field(default_factory=dict)
+    # further (server, path) targets driven alongside (bench/scale.py: models over instances)
+    also: list[tuple[Server, str]] = field(default_factory=list)
 
 
 def progress(message: str) -> None:
@@ -119,6 +121,7 @@ def drive(job: Job) -> Result:
         *("--concurrency", str(load.concurrency), "--warmup", str(load.warmup)),
         *("--duration", str(load.duration)),
         *(f"--pid={name}={pid}" for name, pid in {"server": job.server.pid, **job.pids}.items()),
+        *(f"--also={server.port}:{path}" for server, path in job.also),
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     timeout = load.warmup + load.duration + 60
