@@ -25,7 +25,9 @@ class ModelSpec(Strict):
     """`{"name", "task"?, "steps": [...]}`, or `{"name", "kind", "params"?}` for one step."""
 
     name: str = Field(pattern=NAME_PATTERN.pattern, max_length=128)
-    task: Literal["regression", "classification", "forecasting"] | None = None
+    task: Literal["regression", "classification", "forecasting", "anomaly", "clustering"] | None = (
+        None
+    )
     steps: list[Step] = Field(default_factory=list, max_length=16)
     kind: str | None = None
     params: dict[str, Any] | None = None
