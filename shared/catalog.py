@@ -202,6 +202,23 @@ def _without(kind: Kind, *dropped: str) -> Kind:
 
 _FILTER_PARAMS: dict[str, ParamType] = {"protect_anomaly_detector": "bool"}
 
+
+def _streamkmeans(
+    chunk_size: int = 10,
+    n_clusters: int = 2,
+    halflife: float = 0.5,
+    mu: float = 0.0,
+    sigma: float = 1.0,
+    p: float = 2.0,
+    seed: int = 42,
+) -> Any:
+    # River builds a KMeans per chunk from these kwargs: unseeded, each would draw from the
+    # OS and no replay (nor a second instance) would agree
+    return cluster.STREAMKMeans(
+        chunk_size, n_clusters, halflife=halflife, mu=mu, sigma=sigma, p=p, seed=seed
+    )
+
+
 UNSUPERVISED_KINDS = [
     _without(
         _kind(
@@ -304,8 +321,9 @@ UNSUPERVISED_KINDS = [
     _kind(
         "streamkmeans",
         "clusterer",
-        cluster.STREAMKMeans,
-        "k-means over chunks of the stream (STREAMKMeans)",
+        _streamkmeans,
+        "k-means over chunks of the stream (STREAMKMeans); cluster null before the first "
+        "chunk_size samples are learned",
     ),
 ]
 

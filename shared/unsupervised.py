@@ -66,6 +66,8 @@ def predict(model: Any, blueprint: Blueprint, x: Any, y: Any) -> tuple[Any, Any]
     """(score, is_anomaly or None) of a detector; (cluster id, None) of a clusterer. Pure:
     River's score_one and predict_one never learn (outside learn_during_predict)."""
     if blueprint.task == "clustering":
+        if isinstance(getattr(model, "centers", None), dict) and not model.centers:
+            return None, None  # STREAMKMeans before its first chunk: no cluster yet
         return model.predict_one(x), None
     if blueprint.scores_target:
         if y is None:
