@@ -114,8 +114,18 @@ class ModelInfo(BaseModel):
 
 
 class PredictionOut(BaseModel):
-    prediction: Any = Field(description="null when the model's output is not a finite number")
+    prediction: Any = Field(
+        None,
+        description="regression, classification: null when the output is not a finite number",
+    )
     proba: dict[str, float | None] | None = None
+    score: float | None = Field(
+        None, description="anomaly: the detector's score_one (higher: more anomalous)"
+    )
+    is_anomaly: bool | None = Field(
+        None, description="anomaly, behind a quantile_filter or threshold_filter: its classify"
+    )
+    cluster: Any = Field(None, description="clustering: the cluster id (predict_one)")
     model_version: int
     seq: int
     degraded: bool | None = Field(
