@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from shared import hashseed
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -51,7 +53,9 @@ class Server:
             "EVENTS_DIR": str(logs / name / "events"),
             "LOG_LEVEL": "WARNING",
         }
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "ENV": "test", **data, **env}
+        # the fixed hash seed, as the image sets it: no start-up re-exec (shared/hashseed.py)
+        seed = {hashseed.ENV_VAR: hashseed.HASH_SEED}
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "ENV": "test", **seed, **data, **env}
         self.log = logs / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 

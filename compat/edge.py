@@ -4,6 +4,7 @@ service's `{success, ...}` envelope."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,7 +13,7 @@ from starlette.routing import Route
 from shared.context import request_id_var
 from shared.edge.codec import JSON
 from shared.edge.router import TenantScopedRoute
-from shared.errors import ApiError, envelope
+from shared.errors import ApiError, envelope, unprocessable
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -54,3 +55,15 @@ def ml_service_error(error: ApiError) -> Response:
     raises before a handler runs (a bad tenant, a body too large) has the seed's shape too."""
     body = {"success": False, **envelope(error.code, error.message, request_id_var.get())}
     return JSON(body, status_code=error.status, headers=error.headers)
+
+
+def prediction_of(answer: dict[str, Any]) -> Any:
+    """The seeds' APIs serve point predictions: a detector's score or a clusterer's cluster
+    (issue 17) has no seed shape, so such a model is a 422 here, never a 500."""
+    if "prediction" not in answer:
+        raise unprocessable(
+            "this model answers a score or a cluster, which this seed API cannot carry; "
+            "use POST /api/v1/models/{model}/predict",
+            "unsupported_task",
+        )
+    return answer["prediction"]

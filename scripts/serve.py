@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 
+from shared import hashseed
 from shared.server import serve
 
 
 def main() -> None:
+    hashseed.ensure_fixed()  # before the Valkey child starts: one seed for every process
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     parser.add_argument("--host", default="127.0.0.1")

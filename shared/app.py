@@ -9,12 +9,15 @@ their router here.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shared import hashseed
 from shared.edge import function_app
 from shared.edge.codec import JSON
 from shared.edge.function_app import FunctionApp
@@ -26,7 +29,16 @@ from shared.state.interfaces import Health
 
 def build_router(group: str, routes: Sequence[Route]) -> FunctionApp:
     """One function group's ASGI app over this process's runtime (shared/edge/function_app.py)."""
+    if _started_by_functions_framework():
+        # served by its CLI rather than shared.server: fix the hash seed here, at import,
+        # before any model is loaded (shared/hashseed.py)
+        hashseed.ensure_fixed()
     return function_app.build_router(group, routes, services=current_runtime, ready=ready)
+
+
+def _started_by_functions_framework() -> bool:
+    script = os.path.basename(sys.argv[0]) if sys.argv else ""
+    return script.replace("_", "-").startswith("functions-framework")
 
 
 async def ready(request: Request) -> Response:

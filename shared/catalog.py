@@ -6,12 +6,15 @@ last is a transformer, the last is the estimator. `build(spec)` returns the Rive
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from river import (
+    anomaly,
+    cluster,
     compose,
     ensemble,
     feature_extraction,
@@ -32,12 +35,23 @@ from shared import param_bounds
 from shared.errors import unprocessable
 from shared.settings import get_settings
 
-Role = Literal["transformer", "regressor", "classifier", "forecaster", "optimizer", "policy"]
-Task = Literal["regression", "classification", "forecasting"]
+Role = Literal[
+    "transformer",
+    "regressor",
+    "classifier",
+    "forecaster",
+    "optimizer",
+    "policy",
+    "anomaly_detector",
+    "clusterer",
+]
+Task = Literal["regression", "classification", "forecasting", "anomaly", "clustering"]
 TASK_OF_ROLE: dict[str, Task] = {
     "regressor": "regression",
     "classifier": "classification",
     "forecaster": "forecasting",
+    "anomaly_detector": "anomaly",
+    "clusterer": "clustering",
 }
 ParamType = Literal[
     "int",
@@ -72,6 +86,7 @@ class Kind:
     text_input: bool = False  # takes a raw string x (tokenisers)
     handles_strings: bool = False  # copes with string-valued features (encoders, trees, NB)
     binary_only: bool = False  # labels must be booleans / 0 / 1
+    scores_target: bool = False  # a univariate anomaly detector: it scores y, not x
 
 
 # Parameters we never expose: they take Python objects or callables, not JSON.
@@ -166,6 +181,156 @@ def _mlp_params(estimator: type) -> dict[str, ParamType]:
 
 
 _MLP_DEFAULTS = {"hidden_layer_sizes": (32,), "random_state": 0}  # seeded: replays agree
+
+
+# --- anomaly & clustering (issue 17) ---
+# Detectors answer River's score_one; a filter (quantile_filter, threshold_filter) wraps one
+# and adds classify (is_anomaly). Clusterers answer predict_one, a cluster id. Both learn x
+# alone; gaussian_scorer and standard_absolute_deviation score a univariate y instead.
+
+
+def _filter(make: Callable[..., Any], cut: str) -> Callable[..., Any]:
+    def build(anomaly_detector: Any, protect_anomaly_detector: bool = True, **bound: Any) -> Any:
+        value = bound[cut]
+        if cut == "q" and not 0 < value < 1:
+            raise ValueError("q must be within (0, 1)")
+        return make(anomaly_detector, value, protect_anomaly_detector=protect_anomaly_detector)
+
+    return build
+
+
+def _without(kind: Kind, *dropped: str) -> Kind:
+    """The kind without parameters that take Python objects (HST's limits, SAD's sub_stat)."""
+    kept = {k: v for k, v in kind.params.items() if k not in dropped}
+    return dataclasses.replace(kind, params=kept)
+
+
+_FILTER_PARAMS: dict[str, ParamType] = {"protect_anomaly_detector": "bool"}
+
+
+def _streamkmeans(
+    chunk_size: int = 10,
+    n_clusters: int = 2,
+    halflife: float = 0.5,
+    mu: float = 0.0,
+    sigma: float = 1.0,
+    p: float = 2.0,
+    seed: int = 42,
+) -> Any:
+    # River builds a KMeans per chunk from these kwargs: unseeded, each would draw from the
+    # OS and no replay (nor a second instance) would agree
+    return cluster.STREAMKMeans(
+        chunk_size, n_clusters, halflife=halflife, mu=mu, sigma=sigma, p=p, seed=seed
+    )
+
+
+UNSUPERVISED_KINDS = [
+    _without(
+        _kind(
+            "half_space_trees",
+            "anomaly_detector",
+            anomaly.HalfSpaceTrees,
+            "Half-space trees: scores in [0, 1], features expected in [0, 1] (min_max_scaler)",
+            defaults={"seed": 42},
+        ),
+        "limits",
+    ),
+    _kind(
+        "one_class_svm",
+        "anomaly_detector",
+        anomaly.OneClassSVM,
+        "Online one-class SVM (a scaler before it helps)",
+        overrides={"intercept_lr": "float"},
+        nested={"optimizer": "optimizer"},
+    ),
+    _kind(
+        "loda",
+        "anomaly_detector",
+        anomaly.LODA,
+        "Lightweight on-line detector of anomalies (random projections)",
+        defaults={"seed": 42},
+    ),
+    _kind(
+        "local_outlier_factor",
+        "anomaly_detector",
+        anomaly.LocalOutlierFactor,
+        "Incremental local outlier factor; keeps every sample learned (memory grows with the "
+        "stream, MAX_MODEL_BYTES is checked at creation only)",
+    ),
+    _kind(
+        "gaussian_scorer",
+        "anomaly_detector",
+        anomaly.GaussianScorer,
+        "Univariate: scores y by a running Gaussian (CDF); send y, x may be omitted",
+        scores_target=True,
+    ),
+    _without(
+        _kind(
+            "standard_absolute_deviation",
+            "anomaly_detector",
+            anomaly.StandardAbsoluteDeviation,
+            "Univariate: scores y by its standardised distance to the mean; send y",
+            scores_target=True,
+        ),
+        "sub_stat",
+    ),
+    _kind(
+        "quantile_filter",
+        "anomaly_detector",
+        _filter(anomaly.QuantileFilter, "q"),
+        "Flags a score above the running q-quantile of the scores (is_anomaly); "
+        "params.anomaly_detector is a nested detector spec",
+        overrides={**_FILTER_PARAMS, "q": "float"},
+        nested={"anomaly_detector": "anomaly_detector"},
+        required=("anomaly_detector", "q"),
+    ),
+    _kind(
+        "threshold_filter",
+        "anomaly_detector",
+        _filter(anomaly.ThresholdFilter, "threshold"),
+        "Flags a score at or above a fixed threshold (is_anomaly); "
+        "params.anomaly_detector is a nested detector spec",
+        overrides={**_FILTER_PARAMS, "threshold": "float"},
+        nested={"anomaly_detector": "anomaly_detector"},
+        required=("anomaly_detector", "threshold"),
+    ),
+    _kind(
+        "kmeans",
+        "clusterer",
+        cluster.KMeans,
+        "Incremental k-means; predict answers the nearest centre's id",
+        overrides={"halflife": "float", "mu": "float", "sigma": "float", "p": "float"},
+        defaults={"seed": 42},
+    ),
+    _kind(
+        "dbstream",
+        "clusterer",
+        cluster.DBSTREAM,
+        "Density-based micro-clusters (DBSTREAM)",
+        overrides={"cleanup_interval": "float", "minimum_weight": "float"},
+    ),
+    _kind(
+        "denstream",
+        "clusterer",
+        cluster.DenStream,
+        "Density-based clustering with decay (DenStream); ids once n_samples_init are seen",
+        overrides={"mu": "float"},
+    ),
+    _kind(
+        "clustream",
+        "clusterer",
+        cluster.CluStream,
+        "Micro-clusters summarised by k-means macro-clusters (CluStream)",
+        defaults={"seed": 42},
+    ),
+    _kind(
+        "streamkmeans",
+        "clusterer",
+        _streamkmeans,
+        "k-means over chunks of the stream (STREAMKMeans); cluster null before the first "
+        "chunk_size samples are learned",
+    ),
+]
 
 
 KINDS: dict[str, Kind] = {
@@ -378,6 +543,7 @@ KINDS: dict[str, Kind] = {
         ),
         _kind("adam", "optimizer", optim.Adam, "Adam", overrides={"lr": "float"}),
         _kind("rmsprop", "optimizer", optim.RMSProp, "RMSProp", overrides={"lr": "float"}),
+        *UNSUPERVISED_KINDS,
     ]
 }
 # --- model selection, ensembles, wrappers, features (issue 17) ---
@@ -765,6 +931,20 @@ class Blueprint:
     text_input: bool
     handles_strings: bool
     binary_only: bool
+    scores_target: bool = False  # a univariate detector: learns and scores y (issue 17)
+
+
+def _scores_target(kind: Kind, step: Mapping[str, Any]) -> bool:
+    """Whether a detector step scores y: itself, or the detector a filter wraps."""
+    if kind.scores_target:
+        return True
+    inner = (step.get("params") or {}).get("anomaly_detector")
+    if not isinstance(inner, Mapping):
+        return False
+    steps = inner.get("steps") if "steps" in inner else [inner]
+    last = steps[-1] if isinstance(steps, list) and steps else None
+    nested = KINDS.get(last.get("kind")) if isinstance(last, Mapping) else None
+    return nested is not None and _scores_target(nested, last)
 
 
 def build_model(spec: Mapping[str, Any], role: Role | None = None) -> tuple[Blueprint | None, Any]:
@@ -796,11 +976,17 @@ def build_model(spec: Mapping[str, Any], role: Role | None = None) -> tuple[Blue
         raise unprocessable(f"expected a {role}, '{last.name}' is a {last.role}", "invalid_spec")
     if last.role == "forecaster" and transformers:
         raise unprocessable("a forecaster is a single step", "invalid_spec")
+    scores_target = last.role == "anomaly_detector" and _scores_target(last, steps[-1])
+    if scores_target and transformers:  # River's Pipeline.score_one hands the last step no y
+        raise unprocessable(
+            f"'{last.name}' scores y, not x: it takes no transformer steps", "invalid_spec"
+        )
     model = compose.Pipeline(*(m for _, m in built)) if transformers else estimator
     blueprint = Blueprint(
         task=TASK_OF_ROLE[last.role],
         text_input=bool(transformers) and transformers[0][0].text_input,
         handles_strings=any(k.handles_strings for k, _ in built),
         binary_only=last.binary_only,
+        scores_target=scores_target,
     )
     return blueprint, model

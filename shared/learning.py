@@ -11,13 +11,15 @@ from typing import Any
 
 import pandas as pd
 
-from shared import limits, numbers
+from shared import limits, numbers, unsupervised
 from shared.catalog import Blueprint
 from shared.errors import unprocessable
 
 
 def check_x(blueprint: Blueprint, x: Any, *, required: bool = True) -> Any:
     bounds = limits.current()
+    if x is None and blueprint.scores_target:
+        return {}  # a univariate detector scores y; River ignores its x
     if x is None:
         if required and blueprint.task != "forecasting":
             raise unprocessable("x is required", "missing_features")
@@ -83,6 +85,8 @@ def check_x(blueprint: Blueprint, x: Any, *, required: bool = True) -> Any:
 
 def check_y(blueprint: Blueprint, y: Any) -> Any:
     bounds = limits.current()
+    if blueprint.task in UNSUPERVISED:
+        return unsupervised.check_y(blueprint, y)
     if y is None:
         raise unprocessable("y (the target) is required to learn", "missing_target")
     if blueprint.task == "classification":
@@ -112,6 +116,9 @@ def check_y(blueprint: Blueprint, y: Any) -> Any:
     if not numbers.is_number(y):
         raise unprocessable("y must be a finite number for this model", "invalid_target")
     return numbers.check_number(y, "y", bounds.max_abs_value, "invalid_target")
+
+
+UNSUPERVISED = unsupervised.TASKS
 
 
 # The distinct feature names (or text terms) a model has learned, kept on the estimator
@@ -181,6 +188,8 @@ def _remember_kinds(model: Any, x: dict[str, Any]) -> None:
 def learn(model: Any, blueprint: Blueprint, x: Any, y: Any) -> None:
     if blueprint.task == "forecasting":
         model.learn_one(y=y, x=x or None)
+    elif blueprint.task in UNSUPERVISED:
+        unsupervised.learn(model, blueprint, x, y)
     else:
         model.learn_one(x, y)
     if isinstance(x, dict) and x:
@@ -198,8 +207,14 @@ def label_key(label: Any) -> str:
     return label if isinstance(label, str) else json.dumps(label)
 
 
-def predict(model: Any, blueprint: Blueprint, x: Any) -> tuple[Any, dict[str, float] | None]:
-    """The prediction (and class probabilities) of the model's current state."""
+def predict(
+    model: Any, blueprint: Blueprint, x: Any, y: Any = None
+) -> tuple[Any, dict[str, float] | None]:
+    """The prediction (and class probabilities) of the model's current state; of a detector
+    (score, is_anomaly or None), of a clusterer (cluster id, None). `y`: the value a
+    univariate detector scores."""
+    if blueprint.task in UNSUPERVISED:
+        return unsupervised.predict(model, blueprint, x, y)
     if blueprint.task == "forecasting":
         forecast = forecast_steps(model, 1, [x] if x else None)
         return (forecast[0] if forecast else None), None

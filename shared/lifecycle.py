@@ -24,9 +24,9 @@ from shared.executors import run_in
 from shared.model_lock import ModelLocks
 from shared.online import (
     OnlineModels,
+    answer_of,
     blueprint_of,
     describe_model,
-    finite_answer,
     public_record,
 )
 from shared.registry import Registry
@@ -378,7 +378,8 @@ class Lifecycle:
             raise unprocessable(
                 f"the model cannot predict this x: {exc}", "prediction_failed"
             ) from None
-        return {**finite_answer(prediction, proba), "model_version": version, "seq": None}
+        answer = answer_of(blueprint, prediction, proba)
+        return {**answer, "model_version": version, "seq": None}
 
     async def predict_version_batch(
         self, tenant: str, name: str, version: int, instances: list[Any]
@@ -398,7 +399,7 @@ class Lifecycle:
                 message = f"the model cannot predict this x: {answer}"
                 results.append({"error": {"code": "prediction_failed", "message": message}})
             else:
-                results.append(finite_answer(*answer))
+                results.append(answer_of(blueprint, *answer))
         return {"results": results, "model_version": version, "seq": None}
 
     async def describe_version(self, tenant: str, name: str, version: int) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from shared import deadline, learning, limits, numbers, selectors
+from shared import deadline, learning, limits, numbers, selectors, unsupervised
 from shared.catalog import Blueprint, build_model
 from shared.errors import ApiError, conflict, not_found, unavailable, unprocessable
 from shared.executors import run_in, run_to_end
@@ -280,7 +280,7 @@ class OnlineModels:
                     message = f"the model cannot predict this x: {answer}"
                     results[index] = {"error": {"code": "prediction_failed", "message": message}}
                     continue
-                results[index] = finite_answer(*answer)
+                results[index] = answer_of(live.blueprint, *answer)
             batch = {
                 "results": results,
                 "model_version": live.record.get("version", 0),
@@ -371,7 +371,7 @@ class OnlineModels:
 
             def predict_first() -> None:
                 nonlocal answer
-                answer = self._answer(live, x, live.seq + 1)
+                answer = self._answer(live, x, live.seq + 1, y)
 
             async def append() -> tuple[AppendResult, int]:
                 # the stored response is only ever read back for an Idempotency-Key retry
@@ -452,7 +452,7 @@ class OnlineModels:
                         x = learning.check_x(live.blueprint, entry.x)
                         y = learning.check_y(live.blueprint, entry.y)
                         learning.check_vocabulary(live.model, live.blueprint, [x])
-                        answer = self._answer(live, x, live.seq + len(taken) + 1)
+                        answer = self._answer(live, x, live.seq + len(taken) + 1, y)
                         data = encode_sample(x, y)
                     except ApiError as exc:
                         entry.future.set_exception(exc)
@@ -700,16 +700,17 @@ class OnlineModels:
 
     # ----- internals ---------------------------------------------------------------------
 
-    def _predict(self, live: LiveModel, x: Any) -> tuple[Any, dict[str, float] | None]:
+    def _predict(self, live: LiveModel, x: Any, y: Any = None) -> tuple[Any, Any]:
         try:
-            return learning.predict(live.model, live.blueprint, x)
+            return learning.predict(live.model, live.blueprint, x, y)
         except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
             raise unprocessable(
                 f"the model cannot predict this x: {exc}", "prediction_failed"
             ) from None
 
-    def _answer(self, live: LiveModel, x: Any, seq: int) -> dict[str, Any]:
-        answer = finite_answer(*self._predict(live, x))
+    def _answer(self, live: LiveModel, x: Any, seq: int, y: Any = None) -> dict[str, Any]:
+        """`y`: what a univariate detector scores (predict_learn's sample); else unused."""
+        answer = answer_of(live.blueprint, *self._predict(live, x, y))
         answer["model_version"] = live.record.get("version", 0)
         answer["seq"] = seq
         return answer
@@ -946,6 +947,14 @@ class OnlineModels:
     async def drain(self) -> None:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def answer_of(blueprint: Blueprint, prediction: Any, extra: Any) -> dict[str, Any]:
+    """The answer body of the model's task: a prediction (and proba), a detector's score (and
+    is_anomaly), a clusterer's cluster (shared/unsupervised.py)."""
+    if blueprint.task in learning.UNSUPERVISED:
+        return unsupervised.answer(blueprint.task, prediction, extra)
+    return finite_answer(prediction, extra)
 
 
 def finite_answer(prediction: Any, proba: dict[str, float] | None) -> dict[str, Any]:

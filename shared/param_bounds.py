@@ -95,6 +95,20 @@ RANGES: dict[str, Range] = {
     "sampling_rate": Range(0.0001, 10, integer=False),  # Poisson rate of over-sampling
     "degree": Range(1, 5),
     "n_components": Range(1, "max_rbf_components"),
+    # --- anomaly & clustering (issue 17): trees, projections, clusters, chunks ---
+    "n_trees": Range(1, "max_ensemble_models"),  # half_space_trees: trees scored per sample
+    "height": Range(1, 16),  # half_space_trees: 2**height leaves per tree
+    "n_bins": Range(1, 1_000),  # loda: histogram bins per projection
+    "n_random_cuts": Range(1, 1_000),  # loda: projections
+    "n_clusters": Range(1, 1_000),
+    "n_macro_clusters": Range(1, 1_000),
+    "max_micro_clusters": Range(1, 10_000),
+    "micro_cluster_r_factor": Range(1, 1_000),
+    "time_window": Range(1, 1_000_000),
+    "time_gap": Range(1, 1_000_000),
+    "chunk_size": Range(1, 10_000),
+    "n_samples_init": Range(1, 100_000),
+    "stream_speed": Range(1, 100_000),
 }
 # `null` (River: no limit) is replaced by the bound.
 BOUND_WHEN_NULL = frozenset({"max_depth"})

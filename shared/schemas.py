@@ -25,7 +25,9 @@ class ModelSpec(Strict):
     """`{"name", "task"?, "steps": [...]}`, or `{"name", "kind", "params"?}` for one step."""
 
     name: str = Field(pattern=NAME_PATTERN.pattern, max_length=128)
-    task: Literal["regression", "classification", "forecasting"] | None = None
+    task: Literal["regression", "classification", "forecasting", "anomaly", "clustering"] | None = (
+        None
+    )
     steps: list[Step] = Field(default_factory=list, max_length=16)
     kind: str | None = None
     params: dict[str, Any] | None = None
@@ -117,8 +119,18 @@ class ModelInfo(BaseModel):
 
 
 class PredictionOut(BaseModel):
-    prediction: Any = Field(description="null when the model's output is not a finite number")
+    prediction: Any = Field(
+        None,
+        description="regression, classification: null when the output is not a finite number",
+    )
     proba: dict[str, float | None] | None = None
+    score: float | None = Field(
+        None, description="anomaly: the detector's score_one (higher: more anomalous)"
+    )
+    is_anomaly: bool | None = Field(
+        None, description="anomaly, behind a quantile_filter or threshold_filter: its classify"
+    )
+    cluster: Any = Field(None, description="clustering: the cluster id (predict_one)")
     model_version: int
     seq: int
     degraded: bool | None = Field(

@@ -21,6 +21,7 @@ import resource
 import uvicorn
 from starlette.types import ASGIApp
 
+from shared import hashseed
 from shared.settings import get_settings
 
 PROTOCOL = "shared.connection_guard:GuardedHttpProtocol"
@@ -79,6 +80,7 @@ def serve(
 
 
 def main(argv: list[str] | None = None) -> None:
+    hashseed.ensure_fixed()  # before anything: a process with another seed re-executes
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--app", default=None, help="module:attr; default the function target")
     parser.add_argument("--target", default=None, help="FUNCTION_TARGET (functions-framework)")

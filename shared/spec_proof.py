@@ -69,7 +69,8 @@ def proven(spec: ModelSpec, settings: Settings) -> tuple[dict[str, Any], bytes]:
     try:
         for x, y in synthetic(blueprint, record["spec"]):
             learning.learn(trial, blueprint, x, y)
-        learning.predict(trial, blueprint, synthetic(blueprint, record["spec"])[0][0])
+        # y: what a univariate detector scores (every other model predicts from x alone)
+        learning.predict(trial, blueprint, *synthetic(blueprint, record["spec"])[0])
     except ApiError:
         raise
     except Exception as exc:
@@ -108,8 +109,10 @@ def synthetic(blueprint: Blueprint, spec: dict[str, Any]) -> list[tuple[Any, Any
             {"f0": 0.5, "f1": -1.25, **dict.fromkeys(named, 1.0)},
             {"f0": 1.5, "f1": 0.75, **dict.fromkeys(named, 2.0)},
         ]
-    if blueprint.task == "regression":
+    if blueprint.task == "regression" or blueprint.scores_target:
         ys: list[Any] = [1.0, 2.0]
+    elif blueprint.task in learning.UNSUPERVISED:
+        ys = [None, None]  # detectors and clusterers learn x alone
     elif blueprint.binary_only:
         ys = [True, False]
     else:

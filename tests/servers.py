@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from shared import hashseed
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -37,6 +39,7 @@ class AppProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "ENV": "test", "FUNCTION_TARGET": "app"}
+        self.env[hashseed.ENV_VAR] = hashseed.HASH_SEED  # as deployed: no re-exec needed
         self.env.update(env)
         self.open_files = open_files  # RLIMIT_NOFILE (soft and hard) of the server, if set
         # shared.server, as every deployment serves: the functions-framework target of one

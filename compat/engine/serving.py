@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from compat.edge import prediction_of
 from compat.engine.features import latest_features, model_of
 from compat.engine.market_data import check_symbol, market_of
 from shared.context import request_id_var
@@ -47,7 +48,7 @@ async def predict(runtime: Runtime, tenant: str, symbol: str) -> dict[str, Any]:
         ) from None
     return {
         "symbol": symbol,
-        "prediction": answer["prediction"],
+        "prediction": prediction_of(answer),
         "model": model,
         "model_version": answer["model_version"],
         "features": x,

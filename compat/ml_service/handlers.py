@@ -18,7 +18,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from compat.edge import ml_service_error, ok
+from compat.edge import ml_service_error, ok, prediction_of
 from compat.ml_service import events
 from compat.ml_service import models as mapping
 from compat.ml_service.schemas import (
@@ -203,7 +203,7 @@ async def _ensure_model(
 
 
 def _answer(result: dict[str, Any]) -> dict[str, Any]:
-    prediction, proba = result.get("prediction"), result.get("proba")
+    prediction, proba = prediction_of(result), result.get("proba")
     confidence = proba.get(label_key(prediction)) if proba and prediction is not None else None
     # where to send the label later (POST /api/v1/models/{model_id}/labels)
     return {

@@ -16,6 +16,7 @@ import river
 from starlette.requests import Request
 from starlette.responses import Response
 
+from compat.edge import prediction_of
 from compat.online.metrics import prometheus_text, seed_metrics
 from compat.online.presets import PRESETS, create_preset
 from compat.online.schemas import (
@@ -90,7 +91,7 @@ async def predict(request: Request) -> Response:
     models = current_runtime().serving
     answer = await _call(tenant, name, lambda: models.predict(tenant, name, body.features))
     # the seed's shape, plus where to send the label later (POST …/labels)
-    point = {"value": answer["prediction"], "prediction_id": answer["prediction_id"]}
+    point = {"value": prediction_of(answer), "prediction_id": answer["prediction_id"]}
     return JSON({"forecast": [point]})
 
 
@@ -106,7 +107,7 @@ async def predict_learn(request: Request) -> Response:
         name,
         lambda: serving.predict_learn(tenant, name, body.features, body.target, key),
     )
-    return JSON({"prediction": answer["prediction"]})
+    return JSON({"prediction": prediction_of(answer)})
 
 
 @api("compat", body=OnlinePredictManyIn, response=OnlineForecastOut)

@@ -27,7 +27,7 @@ def _compact(row: dict[str, Any]) -> str:
     return dump_text(row, default=str)
 
 
-_OUTPUT_KEYS = ("prediction", "proba", "error")
+_OUTPUT_KEYS = ("prediction", "proba", "score", "is_anomaly", "cluster", "error")
 
 
 def input_hash(x: Any) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from shared.monitoring.drift import ErrorDrift, FeatureDrift
 from shared.monitoring.outcomes import Outcome
 from shared.monitoring.scoring import WINDOWS, Scoreboard, error_of, kind_of
+from shared.monitoring.unsupervised import AnomalyBoard, ClusterBoard
 
 HISTORY_EVERY = 10  # scored samples between two points of the metrics-over-time history...
 HISTORY_POINTS = 200  # ...until there are this many: then every other point goes and the
@@ -66,7 +67,7 @@ class VersionTrack:
     last_seq: int = 0
     first_ts: float = 0.0
     last_ts: float = 0.0
-    scores: Scoreboard | None = None
+    scores: Scoreboard | AnomalyBoard | ClusterBoard | None = None
     errors: ErrorDrift = field(default_factory=ErrorDrift)
     features: FeatureDrift = field(default_factory=FeatureDrift)
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -82,9 +83,12 @@ class VersionTrack:
         self.samples += 1
         self.last_seq, self.last_ts = outcome.seq, outcome.ts
         if self.scores is None:
-            self.scores = Scoreboard(kind_of(outcome.y, outcome.proba))
+            self.scores = _board(outcome)
         signals = []
-        scored = self.scores.update(outcome.y, outcome.prediction, outcome.proba)
+        if isinstance(self.scores, Scoreboard):
+            scored = self.scores.update(outcome.y, outcome.prediction, outcome.proba)
+        else:  # a detector's score or a clusterer's cluster (issue 17)
+            scored = self.scores.observe(outcome)
         if scored and self.scores.scored % self.history_every == 0:
             if len(self.history) >= HISTORY_POINTS:
                 self.history = self.history[1::2]  # the multiples of twice the spacing
@@ -148,6 +152,15 @@ class VersionTrack:
             "features": self.features.report(),
             "episodes": [e.as_dict() for e in self.episodes],
         }
+
+
+def _board(outcome: Outcome) -> Scoreboard | AnomalyBoard | ClusterBoard:
+    """What to score a version by, from its first outcome (so the same everywhere)."""
+    if outcome.task == "anomaly":
+        return AnomalyBoard()
+    if outcome.task == "clustering":
+        return ClusterBoard()
+    return Scoreboard(kind_of(outcome.y, outcome.proba))
 
 
 class Ledger:

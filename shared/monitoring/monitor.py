@@ -21,7 +21,13 @@ from shared.events import EventBus
 from shared.monitoring import audit, latency
 from shared.monitoring.fold import FOLD_EVERY, Folder
 from shared.monitoring.ledger import Ledger
-from shared.monitoring.prometheus import AUDIT_DROPPED, LEARNED, OUTBOX_BACKLOG, PREDICTIONS
+from shared.monitoring.prometheus import (
+    ANOMALIES_FLAGGED,
+    AUDIT_DROPPED,
+    LEARNED,
+    OUTBOX_BACKLOG,
+    PREDICTIONS,
+)
 from shared.state.base import MonitorWrite, StateUnavailable
 from shared.state.interfaces import MonitorState
 
@@ -179,6 +185,9 @@ class Monitor:
         if child is None:  # labels() costs a lock and a tuple per call: resolve it once
             child = self._predictions[tenant, name, route] = PREDICTIONS.labels(tenant, name, route)
         child.inc(items)
+        flagged = _flagged(answer)
+        if flagged:
+            ANOMALIES_FLAGGED.labels(tenant, name).inc(flagged)
         self._schedule()
         return now
 
@@ -251,3 +260,10 @@ class Monitor:
         await self.flush()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _flagged(answer: dict[str, Any]) -> int:
+    """Anomalies a detector's answer (or batch of answers) flagged."""
+    if "results" in answer:
+        return sum(1 for r in answer["results"] if r.get("is_anomaly") is True)
+    return 1 if answer.get("is_anomaly") is True else 0

@@ -14,15 +14,17 @@ from shared.edge.codec import dump_text
 
 
 def encode_outcome(answer: dict[str, Any], now: float) -> str:
-    """The prediction part of one outcome (the store adds seq and the sample)."""
-    return dump_text(
-        {
-            "v": answer["model_version"],
-            "t": round(now, 3),
-            "p": answer["prediction"],
-            "q": answer.get("proba"),
-        }
-    )
+    """The prediction part of one outcome (the store adds seq and the sample). A detector's
+    score and flag, or a clusterer's cluster, is logged as its prediction with its task
+    ("k"): the fold scores it as such (shared/monitoring/scoring.py)."""
+    body: dict[str, Any] = {"v": answer["model_version"], "t": round(now, 3)}
+    if "score" in answer:
+        body.update(k="anomaly", p=answer["score"], a=answer.get("is_anomaly"))
+    elif "cluster" in answer:
+        body.update(k="clustering", p=answer["cluster"])
+    else:
+        body.update(p=answer.get("prediction"), q=answer.get("proba"))
+    return dump_text(body)
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,10 @@ class Outcome:
     ts: float
     prediction: Any
     proba: dict[str, float] | None
+    task: str | None = None  # "anomaly" or "clustering"; None: decided by y and proba
+    is_anomaly: bool | None = None  # a filtered detector's flag
 
     @classmethod
     def decode(cls, raw: str) -> Outcome:
         seq, (x, y), o = json.loads(raw)
-        return cls(seq, x, y, o["v"], o["t"], o["p"], o.get("q"))
+        return cls(seq, x, y, o["v"], o["t"], o["p"], o.get("q"), o.get("k"), o.get("a"))

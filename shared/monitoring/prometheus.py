@@ -6,6 +6,7 @@ Every series the Grafana dashboard (infra/grafana/online-ml.json) reads is defin
   fed by `observe_request`, which the HTTP edge calls once per request;
 - ml_predictions_total{tenant,model,route}, ml_learned_samples_total{tenant,model}
   fed by the monitor's hooks in OnlineModels;
+- ml_anomalies_flagged_total{tenant,model}: answers with is_anomaly true (issue 17);
 - ml_drift_detected{tenant,model}: 1 while a drift episode is open on the active version;
 - ml_state_store_errors_total{error}: state-store calls that failed (Redis unreachable);
 - ml_events_outbox_backlog: events waiting in the outbox for NATS;
@@ -88,6 +89,11 @@ OUTBOX_BACKLOG = Gauge(
     "ml_events_outbox_backlog",
     "Events waiting in the outbox to be relayed to NATS",
     multiprocess_mode="livemax",
+)
+ANOMALIES_FLAGGED = Counter(
+    "ml_anomalies_flagged_total",
+    "Scores a detector's filter flagged as anomalies (is_anomaly), per model",
+    ["tenant", "model"],
 )
 AUDIT_DROPPED = Counter(
     "ml_audit_rows_dropped_total", "Prediction audit rows dropped (state store unreachable)"

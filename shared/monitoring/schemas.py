@@ -19,6 +19,9 @@ class VersionMetrics(BaseModel):
     cumulative: dict[str, float | None]
     rolling: dict[str, dict[str, float | None]]
     history: list[dict[str, Any]]
+    cluster_sizes: dict[str, int] | None = Field(
+        None, description="a clusterer: samples each cluster id took (predict_learn, labels)"
+    )
 
 
 class MetricsOut(BaseModel):

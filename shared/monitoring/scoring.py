@@ -128,8 +128,14 @@ def regression_error(y: Any, prediction: Any) -> float | None:
     return as_finite(abs(truth - guess))
 
 
-def error_of(kind: Kind, y: Any, prediction: Any) -> float | None:
-    """The error ADWIN watches: |y - ŷ| for a regressor, 0/1 misclassification otherwise."""
+def error_of(kind: str, y: Any, prediction: Any) -> float | None:
+    """The error ADWIN watches: |y - ŷ| for a regressor, 0/1 misclassification for a
+    classifier, the score itself for a detector (a rise: the stream looks more anomalous),
+    nothing for a clusterer (its features still drift: PSI / KS)."""
+    if kind == "anomaly":
+        return as_finite(prediction)
+    if kind == "clustering":
+        return None
     if kind == "regression":
         error = regression_error(y, prediction)
         return error if error is not None and error <= SQUARABLE else None

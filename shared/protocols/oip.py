@@ -28,6 +28,12 @@ PLATFORM = "river"
 SERVER_NAME = "online-ml"
 SERVER_VERSION = "0.1.0"  # pyproject.toml's version (a test keeps them equal)
 PREDICT, PREDICT_PROBA = "predict", "predict_proba"
+# issue 17: a detector answers its score (and a filter's flag), a clusterer its cluster id
+SCORE, IS_ANOMALY, CLUSTER = "score", "is_anomaly", "cluster"
+UNSUPERVISED_OUTPUTS = {
+    "anomaly": {SCORE: "FP64", IS_ANOMALY: "BOOL"},
+    "clustering": {CLUSTER: "INT64"},
+}
 # the request id also names each row's kept prediction ("{id}" or "{id}:{row}"), so it has
 # the shape of a prediction id (issue 14 §1)
 # A delayed label names a row's prediction "{id}:{row}" (row_ids): with at most 100,000 rows
@@ -326,14 +332,21 @@ def infer_response(
             raise bad(f"row {row}: {result['error']['message']}", result["error"]["code"])
     classifier = task == "classification"
     available = [PREDICT, PREDICT_PROBA] if classifier else [PREDICT]
+    unsupervised = UNSUPERVISED_OUTPUTS.get(task)
+    if unsupervised is not None:
+        # is_anomaly only when a filter flags (every row of one model alike)
+        available = [o for o in unsupervised if all(o in r for r in results)]
     wanted = list(request.outputs) if request.outputs is not None else available
     for name in wanted:
         if name not in available:
             raise bad(f"output '{name}' does not exist; this model has {', '.join(available)}")
-    predictions = [r["prediction"] for r in results]
+    predictions = [r.get("prediction") for r in results]
     outputs: list[dict[str, Any]] = []
     for name in wanted:
-        if name == PREDICT_PROBA:
+        if unsupervised is not None:
+            values = [r[name] for r in results]
+            outputs.append(_tensor(name, unsupervised[name], [len(values)], values))
+        elif name == PREDICT_PROBA:
             outputs.append(_probabilities(results))
         elif classifier:
             labels = [_label(p) for p in predictions]
@@ -397,7 +410,11 @@ def model_metadata(name: str, versions: list[int], description: dict[str, Any]) 
             for feature, kind in description["features"].items()
         ]
     outputs: list[dict[str, Any]] = []
-    if description["task"] == "classification":
+    unsupervised = UNSUPERVISED_OUTPUTS.get(description["task"])
+    if unsupervised is not None:
+        # is_anomaly is answered only by a filtered detector; metadata lists what may come
+        outputs += [{"name": n, "datatype": t, "shape": [-1]} for n, t in unsupervised.items()]
+    elif description["task"] == "classification":
         outputs.append({"name": PREDICT, "datatype": "BYTES", "shape": [-1]})
         outputs.append({"name": PREDICT_PROBA, "datatype": "FP64", "shape": [-1, -1]})
     else:

@@ -23,6 +23,9 @@ async def _run(tenant: str, job_id: str) -> int:
 
 
 def main() -> None:
+    from shared import hashseed
+
+    hashseed.ensure_fixed()  # it trains models other instances replay: one hash seed
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("command", choices=["run"])
     parser.add_argument("--tenant", default=os.environ.get("JOB_TENANT"))

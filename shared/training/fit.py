@@ -48,8 +48,8 @@ def _checked(blueprint: Blueprint, rows: list[Row], offset: int) -> list[Row]:
 
 
 def _score(model: Any, blueprint: Blueprint, test: list[Row]) -> dict[str, float | None]:
-    if not test:
-        return {}
+    if not test or blueprint.task in learning.UNSUPERVISED:
+        return {}  # a detector or clusterer has no held-out score to report
     if blueprint.task == "forecasting":
         forecast = learning.forecast_steps(model, len(test), None) or []
         mae, rmse = metrics.MAE(), metrics.RMSE()

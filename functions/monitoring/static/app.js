@@ -348,6 +348,7 @@ async function showMonitoring() {
   picker.replaceChildren(...series.map((k) => new Option(k, k)));
   if (series.includes(chosen)) picker.value = chosen;
   chart($("metrics-chart"), version ? version.history : [], picker.value);
+  showClusterSizes(version);
 
   const flag = $("drift-flag");
   flag.textContent = drift.detected ? "drift detected" : "no drift";
@@ -402,6 +403,19 @@ async function showMonitoring() {
       cell(fmt(s.mean_ms, 3), "num"),
     ]),
     "no calls yet",
+  );
+}
+
+// A clusterer's version reports how many samples each cluster took (issue 17); other tasks
+// have no cluster_sizes and the block stays hidden.
+function showClusterSizes(version) {
+  const sizes = (version && version.cluster_sizes) || null;
+  $("clusters").hidden = !sizes;
+  if (!sizes) return;
+  const total = Object.values(sizes).reduce((a, b) => a + b, 0);
+  describe(
+    $("cluster-sizes"),
+    Object.entries(sizes).map(([id, n]) => [`cluster ${id}`, `${fmt(n)} (${fmt((100 * n) / total, 3)} %)`]),
   );
 }
 
