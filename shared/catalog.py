@@ -254,8 +254,8 @@ UNSUPERVISED_KINDS = [
         "local_outlier_factor",
         "anomaly_detector",
         anomaly.LocalOutlierFactor,
-        "Incremental local outlier factor; keeps every sample learned (memory grows with the "
-        "stream, MAX_MODEL_BYTES is checked at creation only)",
+        "Incremental local outlier factor over River's default neighbour search: a sliding "
+        "window of the last 1,000 samples (bounded memory)",
     ),
     _kind(
         "gaussian_scorer",
