@@ -25,6 +25,7 @@ from shared.errors import ApiError
 from shared.events.cloudevent import EVENT_TYPES
 from shared.events.feed import EventFeed, FeedItem, FeedUnavailable, Subscription
 from shared.events.live import LIVE_TYPES, LivePublisher
+from shared.monitoring.prometheus import SSE_STREAMS
 from shared.tenancy import check_name
 
 log = logging.getLogger("ml.monitoring")
@@ -121,10 +122,11 @@ class StreamHub:
                 {"Retry-After": "5"},
             )
         self.active += 1
+        SSE_STREAMS.inc()
         try:
             subscription = await self.feed.subscribe(tenant, after, self.queue_events)
         except FeedUnavailable as exc:
-            self.active -= 1
+            self.released()
             raise ApiError(
                 503,
                 "events_unavailable",
@@ -132,12 +134,13 @@ class StreamHub:
                 {"Retry-After": "2"},
             ) from None
         except BaseException:
-            self.active -= 1
+            self.released()
             raise
         return EventStream(self, subscription, where)
 
     def released(self) -> None:
         self.active -= 1
+        SSE_STREAMS.dec()
 
     async def close(self) -> None:
         await self.feed.close()
