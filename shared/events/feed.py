@@ -289,7 +289,9 @@ class NatsFeed:
         )
         first_of_its_time: int | None = None
         try:
-            pending = (await scan.consumer_info()).num_pending
+            info = await scan.consumer_info()
+            # messages already pushed to us count too: num_pending alone may be 0 by now
+            pending = info.num_pending + info.delivered.consumer_seq
             while pending:
                 msg = await scan.next_msg(timeout=5.0)
                 meta = msg.metadata
