@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from shared.events.live import LivePublisher
+from shared.monitoring.audit import prediction_error
 from shared.monitoring.ledger import Ledger
 from shared.state.interfaces import MonitorState
 
@@ -66,7 +67,7 @@ class LiveSampler:
             data["prediction_id"] = answer["prediction_id"]
         if y is not None:
             data["y"] = y
-            error = _error(answer.get("prediction"), y)
+            error = prediction_error(answer.get("prediction"), y)
             if error is not None:
                 data["error"] = error
         self.publisher.publish(tenant, "prediction", data)
@@ -109,14 +110,3 @@ class LiveSampler:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
-
-
-def _error(prediction: Any, y: Any) -> float | None:
-    """The absolute error of a regression, 0/1 of a classification."""
-    if isinstance(prediction, bool) or isinstance(y, bool):
-        return float(prediction != y)
-    if isinstance(prediction, int | float) and isinstance(y, int | float):
-        return abs(float(prediction) - float(y))
-    if prediction is None:
-        return None
-    return float(prediction != y)

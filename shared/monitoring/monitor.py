@@ -101,7 +101,7 @@ class Monitor:
         pending: int,
         y: Any = None,
     ) -> None:
-        now = self._served(tenant, name, "predict_learn", started, x, answer, items=1)
+        now = self._served(tenant, name, "predict_learn", started, x, answer, items=1, y=y)
         self._learned(tenant, name, now, 1)
         self._fold_when(tenant, name, pending)
         if self.live is not None:
@@ -186,13 +186,14 @@ class Monitor:
         x: Any,
         answer: dict[str, Any],
         items: int,
+        y: Any = None,
     ) -> float:
         now = time.time()
         ms = (time.perf_counter() - started) * 1000
         if self._buffered < MAX_BUFFERED:
             batch = route == "predict_batch"
             self._pending.append(
-                (tenant, name, route, request_id_var.get(), now, ms, x, answer, batch)
+                (tenant, name, route, request_id_var.get(), now, ms, x, answer, batch, y)
             )
             self._buffered += items
         else:

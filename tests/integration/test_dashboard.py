@@ -165,6 +165,19 @@ def test_the_dashboard_is_live(
         assert screenshot.stat().st_size > 0
         shot(page, "live")
 
+        # the explorer shows the actual and the error beside each predict_learn
+        page.click("nav a[data-view=predictions]")
+        first = page.locator("#predictions-table tbody tr").first
+        sync_api.expect(first).to_contain_text("predict_learn")
+        row = http.get("/api/v1/predictions/recent", params={"limit": 1}).json()["predictions"][0]
+        assert row["prediction_error"] == abs(row["output"]["prediction"] - row["actual"])
+        cells = first.locator("td")  # at, model, version, route, output, actual, error
+        actual = cells.nth(5).inner_text()
+        assert actual not in ("", "\N{EN DASH}") and float(actual) == pytest.approx(
+            row["actual"], rel=1e-3
+        )
+        assert cells.nth(6).inner_text() not in ("", "\N{EN DASH}")
+
         page.click("nav a[data-view=overview]")
         sync_api.expect(page.locator("#overview-table tbody")).to_contain_text("trump")
         created = {**SPEC, "name": "newcomer"}

@@ -200,6 +200,8 @@ async function showPredictions() {
       cell(fmt(p.version), "num"),
       cell(p.route),
       cell(fmt(p.output.error ? p.output.error : p.output.prediction)),
+      cell(fmt(p.actual)),
+      cell(fmt(p.prediction_error), "num"),
       cell(fmt(p.latency_ms, 3), "num"),
       cell(p.request_id, "mono"),
       cell(p.input_hash.slice(0, 16), "mono"),
