@@ -14,6 +14,9 @@ connection protections uvicorn lacks (README: Server protections).
   and Retry-After, written before a lingering close so the client reads it instead of a reset.
 - Header size: more than MAX_HEADER_BYTES before the header ends → 431 (httptools has no
   limit of its own).
+- Shutdown: a long-lived response (a Server-Sent Events stream marks its scope
+  `ml.long_lived`) is told the client disconnected, so it ends instead of holding the
+  graceful shutdown open until the process is killed; the client reconnects elsewhere.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from shared.errors import envelope
 from shared.settings import get_settings
 
 log = logging.getLogger("ml.server")
+
+LONG_LIVED_KEY = "ml.long_lived"  # set on the scope by a stream (shared/monitoring/sse.py)
 
 # File descriptors kept out of the connection budget: the app's own files, its Valkey, NATS
 # and GCS connections, the executor's pipes.
@@ -171,6 +176,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self.header_timer = self.loop.call_at(self.header_due, self._header_expired)
         if self.in_body and self.body_timer is None:
             self.body_timer = self.loop.call_at(self.body_due, self._body_expired)
+
+    def shutdown(self) -> None:
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and cycle.scope.get(LONG_LIVED_KEY):
+            cycle.disconnected = True  # its receive() now answers http.disconnect
+            cycle.message_event.set()
+        super().shutdown()
 
     # --- request cycle ------------------------------------------------------------------
     def on_headers_complete(self) -> None:

@@ -397,7 +397,7 @@ class OnlineModels:
                 return json.loads(result.response)
             self._maybe_compact(live)
             uid = live.uid
-        self.observer.scored(tenant, name, started, x, answer, pending)
+        self.observer.scored(tenant, name, started, x, answer, pending, y=y)
         await self._degraded(tenant, name, uid, answer, "predict_learn")
         return answer
 
@@ -430,7 +430,7 @@ class OnlineModels:
         if not mine.future.done():  # deferred by a sample that failed to learn: lead again
             return await self._predict_learn_grouped(tenant, name, x, y)
         checked, answer, pending, uid = mine.future.result()
-        self.observer.scored(tenant, name, started, checked, answer, pending)
+        self.observer.scored(tenant, name, started, checked, answer, pending, y=mine.y)
         await self._degraded(tenant, name, uid, answer, "predict_learn")
         return answer
 

@@ -26,6 +26,7 @@ class ApiDoc:
     response: type[BaseModel] | None
     status: int
     error: type[BaseModel] | None = None  # the error body, if not our envelope
+    media_type: str | None = None  # a success that is not JSON (text/event-stream)
 
 
 def api(
@@ -35,12 +36,13 @@ def api(
     response: type[BaseModel] | None = None,
     status: int = 200,
     error: type[BaseModel] | None = None,
+    media_type: str | None = None,
 ) -> Callable[[F], F]:
     """Describe a handler for OpenAPI: its tag, request body, response and (when it is not
     our envelope, as on the Open Inference Protocol's routes) error models."""
 
     def mark(handler: F) -> F:
-        handler.__api__ = ApiDoc(tag, body, response, status, error)  # type: ignore[attr-defined]
+        handler.__api__ = ApiDoc(tag, body, response, status, error, media_type)  # type: ignore[attr-defined]
         return handler
 
     return mark
@@ -113,6 +115,8 @@ def _operation(route: Route, method: str, doc: ApiDoc | None) -> dict[str, Any]:
         ok["content"] = {
             "application/json": {"schema": {"$ref": REF.format(model=doc.response.__name__)}}
         }
+    if doc and doc.media_type:
+        ok["content"] = {doc.media_type: {"schema": {"type": "string"}}}
     operation["responses"][str(doc.status if doc else 200)] = ok
     error = doc.error if doc is not None and doc.error is not None else ErrorEnvelope
     operation["responses"]["default"] = {

@@ -17,10 +17,13 @@ from shared.challenger import Challengers
 from shared.data_access import DataAccess, data_root_uri
 from shared.degraded import DegradedModels
 from shared.events import EventBus, open_event_bus
+from shared.events.feed import open_feed
+from shared.events.live import open_live
 from shared.executors import Executors
 from shared.ingest import Ingest
 from shared.lifecycle import Lifecycle
 from shared.monitoring.monitor import Monitor
+from shared.monitoring.sse import StreamHub
 from shared.online import OnlineModels
 from shared.outbound import outbound_policy
 from shared.registry import Registry, open_registry
@@ -53,6 +56,7 @@ class Runtime:
     degraded: DegradedModels  # models whose predictions are not finite (shared/degraded.py)
     executors: Executors  # the process's bounded pools, shut down with the runtime
     serving: Serving  # the data plane: every route predicts, learns and forecasts through it
+    streams: StreamHub  # the SSE streams of this instance and the live events they carry
 
 
 _runtime: Runtime | None = None
@@ -82,7 +86,31 @@ def current_runtime() -> Runtime:
             executor=executors.io,
             replicas=settings.events_replicas,
         )
-        monitor = Monitor(store, events, audit_max_rows=settings.audit_max_rows, cpu=executors.cpu)
+        live = open_live(
+            settings.nats_url, settings.events_dir, settings.stream_live_log_bytes, executors.io
+        )
+        streams = StreamHub(
+            open_feed(
+                settings.nats_url,
+                settings.events_dir,
+                poll_seconds=settings.stream_poll_seconds,
+                window=settings.stream_resume_window_seconds,
+                executor=executors.io,
+            ),
+            live,
+            max_clients=settings.stream_max_clients,
+            heartbeat_seconds=settings.stream_heartbeat_seconds,
+            queue_events=settings.stream_queue_events,
+        )
+        monitor = Monitor(
+            store,
+            events,
+            audit_max_rows=settings.audit_max_rows,
+            cpu=executors.cpu,
+            live=live,
+            live_prediction_every=settings.stream_prediction_every,
+            live_metrics_seconds=settings.stream_metrics_seconds,
+        )
         degraded = DegradedModels(store, events)
         models = OnlineModels(
             store,
@@ -153,6 +181,7 @@ def current_runtime() -> Runtime:
             data=data,
             degraded=degraded,
             executors=executors,
+            streams=streams,
         )
         # River, scikit-learn and pandas leave a large heap of long-lived objects; freezing
         # it keeps the cyclic GC from re-scanning it on every collection (measured: ~30% of
@@ -169,6 +198,7 @@ async def reset_runtime() -> None:
         await _runtime.jobs.drain()
         await _runtime.models.drain()
         await _runtime.monitor.close()
+        await _runtime.streams.close()
         await _runtime.events.close()
         await _runtime.ingest.http.aclose()
         await _runtime.store.close()

@@ -299,6 +299,55 @@ class Settings(BaseSettings):
         100_000, ge=1, description="groups (distinct `by` values) an agg / target_agg keeps"
     )
     max_agg_by: int = Field(8, ge=1, le=100, description="features an agg / target_agg groups by")
+    # --- sse: live Server-Sent Events (shared/monitoring/sse.py, shared/events/feed.py, live.py) ---
+    stream_max_clients: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="open GET /api/v1/stream/events streams per instance; one more answers "
+        "503 stream_capacity with Retry-After",
+    )
+    stream_heartbeat_seconds: float = Field(
+        15.0, gt=0, le=300, description="a comment line on an idle stream this often"
+    )
+    stream_prediction_every: int = Field(
+        10,
+        ge=0,
+        le=1_000_000,
+        description="every n-th prediction of a model (per instance) is a live `prediction` "
+        "event; 0 sends none",
+    )
+    stream_metrics_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="a live `metrics` event per model this often while it learns",
+    )
+    stream_queue_events: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="events buffered for one slow stream; past it the stream ends (the "
+        "client resumes by Last-Event-ID)",
+    )
+    stream_max_filter_chars: int = Field(
+        512, ge=16, le=8192, description="the `types` and `model` query parameters, each"
+    )
+    stream_poll_seconds: float = Field(
+        0.25, gt=0, le=10, description="how often a stream reads the local event log (no NATS)"
+    )
+    stream_resume_window_seconds: float = Field(
+        60.0,
+        ge=0,
+        le=86_400,
+        description="a Last-Event-ID is searched from this long before its time (clock skew "
+        "between instances, NATS and the outbox's delay)",
+    )
+    stream_live_log_bytes: int = Field(
+        1024 * 1024,
+        ge=4096,
+        description="the local live log (no NATS) is rotated past this size",
+    )
 
     @field_validator("state_url")
     @classmethod

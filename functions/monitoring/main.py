@@ -33,6 +33,7 @@ from shared.monitoring.schemas import (
     OverviewOut,
     RecentOut,
 )
+from shared.monitoring.sse import STREAM_PATH, parse_filter, parse_last_event_id
 from shared.openapi import api
 from shared.runtime import current_runtime
 from shared.security import require_admin
@@ -120,6 +121,25 @@ async def overview(request: Request) -> Response:
     return JSON(await views.overview(current_runtime(), tenant_of(request)))
 
 
+@api("monitoring", media_type="text/event-stream")
+async def stream_events(request: Request) -> Response:
+    """The tenant's events as Server-Sent Events (`text/event-stream`), as they are published.
+
+    Lifecycle events (with `id:`, resumable by `Last-Event-ID`), sampled `prediction`s and a
+    `metrics` event per learning model every STREAM_METRICS_SECONDS (without `id:`).
+    `?types=a,b` keeps those types, `?model=` one model's. A `: heartbeat` comment every
+    STREAM_HEARTBEAT_SECONDS; at most STREAM_MAX_CLIENTS streams per instance (then 503).
+    With TENANT_AUTH=none the tenant may be sent as `?tenant=` (EventSource sends no header)."""
+    runtime = current_runtime()
+    tenant = tenant_of(request)
+    query = request.query_params
+    where = parse_filter(
+        query.get("types"), query.get("model"), runtime.settings.stream_max_filter_chars
+    )
+    after = parse_last_event_id(request.headers.get("last-event-id"))
+    return await runtime.streams.open(tenant, after, where)  # type: ignore[return-value]
+
+
 async def dashboard(request: Request) -> Response:
     """The operator dashboard (static page over the JSON API)."""
     return Response(FILES["index.html"], media_type=ASSETS["index.html"], headers=PAGE_HEADERS)
@@ -140,6 +160,7 @@ ROUTES = [
     Route("/api/v1/predictions/recent", recent_predictions, methods=["GET"]),
     Route("/api/v1/monitoring/overview", overview, methods=["GET"]),
     Route("/api/v1/admin/audit", clear_audit, methods=["DELETE"]),
+    Route(STREAM_PATH, stream_events, methods=["GET"]),
     Route("/", dashboard, methods=["GET"]),
     Route("/ui/{asset}", asset, methods=["GET"]),
     # compat, online-learning platform (seeds 000, 001)

@@ -26,6 +26,11 @@ UNSCOPED = frozenset({"/api/v1/health", "/api/v1/ready"})
 # tenant as the edge would (shared/push_ingest.py TenantCheck); a malformed X-Tenant-ID is
 # still refused here.
 TENANT_IN_BODY = frozenset({"/api/v1/events"})
+# Long-lived responses (Server-Sent Events, shared/monitoring/sse.py): no request deadline,
+# and with TENANT_AUTH=none the tenant may come as `?tenant=` (a browser's EventSource cannot
+# send headers; with tenant keys the dashboard streams with fetch and headers instead, so a
+# key never travels in a URL).
+LONG_LIVED = frozenset({"/api/v1/stream/events"})
 _SCOPE_KEY = "ml.edge"
 # What a CORS request is: not a preflight, a preflight to answer, one to refuse.
 NOT_PREFLIGHT, PREFLIGHT, PREFLIGHT_REFUSED = 0, 1, 2

@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
+from urllib.parse import parse_qs
 
 from starlette.responses import Response
 
@@ -27,7 +28,7 @@ from shared.deadline import deadline_var
 from shared.edge.body import limited, too_large
 from shared.edge.cors import CorsPolicy
 from shared.edge.idempotency import KEY_SHAPE, bad_idempotency_key
-from shared.edge.request import PREFLIGHT_REFUSED, TENANT_IN_BODY, EdgeRequest
+from shared.edge.request import LONG_LIVED, PREFLIGHT_REFUSED, TENANT_IN_BODY, EdgeRequest
 from shared.errors import ApiError
 from shared.ratelimit import rate_limited
 from shared.security import check_admin_key
@@ -115,10 +116,20 @@ class CorsHeaders(Step):
 
 class TenantShape(Step):
     """X-Tenant-ID checked once: `request.tenant` is the tenant when it has the shape of
-    one. Refusing is TenantRequired's (and, outside /api/v1, the handler's tenant_of)."""
+    one. Refusing is TenantRequired's (and, outside /api/v1, the handler's tenant_of).
+
+    `query_tenant`: with TENANT_AUTH=none only, a long-lived route (an EventSource, which
+    cannot send headers) may name its tenant as `?tenant=` instead; the header wins."""
+
+    def __init__(self, query_tenant: bool = False) -> None:
+        self.query_tenant = query_tenant
 
     def __call__(self, request: EdgeRequest) -> None:
         raw = request.headers.get(b"x-tenant-id")
+        if raw is None and self.query_tenant and request.path in LONG_LIVED:
+            sent = parse_qs(request.scope.get("query_string", b"").decode("latin-1"))
+            if "tenant" in sent:
+                raw = sent["tenant"][0].encode("latin-1")
         request.tenant_sent = raw is not None
         if raw is not None and TENANT_SHAPE.fullmatch(raw):
             request.tenant = raw.decode()
@@ -131,7 +142,8 @@ class Deadline(Step):
         self.seconds = seconds
 
     def __call__(self, request: EdgeRequest) -> None:
-        request.deadline = deadline_var.set(time.monotonic() + self.seconds)
+        if request.path not in LONG_LIVED:  # a stream is open for as long as it is read
+            request.deadline = deadline_var.set(time.monotonic() + self.seconds)
 
 
 class Preflight(Step):
@@ -234,7 +246,10 @@ def context_steps(settings: Settings) -> list[EdgeStep]:
     steps: list[EdgeStep] = [RequestId(), Traceparent()]
     if cors.enabled:
         steps.append(CorsHeaders(cors))
-    steps += [TenantShape(), Deadline(settings.request_deadline_seconds)]
+    steps += [
+        TenantShape(query_tenant=settings.tenant_auth == "none"),
+        Deadline(settings.request_deadline_seconds),
+    ]
     return steps
 
 

@@ -20,6 +20,7 @@ from nats.errors import Error as NatsError
 from nats.js.api import DeliverPolicy
 
 from shared.events.cloudevent import EVENT_TYPES, STREAM, nats_subject
+from shared.events.follow import FileFollower
 from shared.events.jetstream import connect_nats, ensure_stream
 from shared.tenancy import TENANT_PATTERN
 
@@ -93,39 +94,6 @@ async def tail_nats(url: str, emit: Printer, from_start: bool) -> None:
             emit(msg.data)
     finally:
         await nc.close()
-
-
-class FileFollower:
-    """Follows a JSON-lines file like `tail -F`: survives creation, truncation and rotation."""
-
-    def __init__(self, path: Path, from_start: bool) -> None:
-        self.path = path
-        self.inode: int | None = None
-        self.position = 0
-        self.partial = b""
-        try:
-            stat = path.stat()
-            self.inode, self.position = stat.st_ino, (0 if from_start else stat.st_size)
-        except FileNotFoundError:
-            pass  # everything written once it appears is new
-
-    def read_lines(self) -> list[bytes]:
-        """The complete lines appended since the last call (blocking file I/O)."""
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return []
-        if stat.st_ino != self.inode or stat.st_size < self.position:
-            self.inode, self.position, self.partial = stat.st_ino, 0, b""  # new or truncated
-        if stat.st_size == self.position:
-            return []
-        with self.path.open("rb") as file:
-            file.seek(self.position)
-            chunk = file.read()
-        self.position += len(chunk)
-        # A writer appends whole lines, but we may read between its bytes: keep the tail.
-        *lines, self.partial = (self.partial + chunk).split(b"\n")
-        return [line for line in lines if line.strip()]
 
 
 async def tail_file(path: Path, emit: Printer, from_start: bool, poll: float = 0.2) -> None:

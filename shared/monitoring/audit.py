@@ -16,9 +16,10 @@ from shared.edge.codec import dump_text
 
 MAX_LIMIT = 1000
 
-# (tenant, model, route, request id, epoch seconds, latency ms, x, answer, is a batch)
+# (tenant, model, route, request id, epoch seconds, latency ms, x, answer, is a batch,
+# the actual y when known at once: predict_learn's, else None)
 # A plain tuple: it is built on the request path, where every microsecond counts.
-Pending = tuple[str, str, str, str, float, float, Any, dict[str, Any], bool]
+Pending = tuple[str, str, str, str, float, float, Any, dict[str, Any], bool, Any]
 
 _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
 
@@ -48,7 +49,23 @@ class _Clock:
         return f"{cls.prefix}.{int((ts - second) * 1000):03d}+00:00"
 
 
+def prediction_error(prediction: Any, actual: Any) -> float | None:
+    """|prediction - actual| for numbers, 0/1 for labels, None without a prediction."""
+    if prediction is None:
+        return None
+    numeric = all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in (prediction, actual)
+    )
+    return abs(float(prediction) - float(actual)) if numeric else float(prediction != actual)
+
+
 def _row(p: Pending, x: Any, output: dict[str, Any], version: Any, seq: Any) -> str:
+    known: dict[str, Any] = {}
+    if p[9] is not None:  # the actual beside the prediction, and the error it made
+        known = {
+            "actual": p[9],
+            "prediction_error": prediction_error(output.get("prediction"), p[9]),
+        }
     return _compact(
         {
             "at": _Clock.iso(p[4]),
@@ -61,6 +78,7 @@ def _row(p: Pending, x: Any, output: dict[str, Any], version: Any, seq: Any) -> 
             "output": output,
             "seq": seq,
             "latency_ms": round(p[5], 3),
+            **known,
         }
     )
 

@@ -28,8 +28,10 @@ class Observer(Protocol):
         x: Any,
         answer: dict[str, Any],
         pending: int,
+        y: Any = None,
     ) -> None:
-        """predict_learn appended its sample and outcome; `pending` outcomes await a fold."""
+        """predict_learn appended its sample and outcome; `pending` outcomes await a fold;
+        `y` is the sample's target (the actual beside the prediction)."""
 
     def learned(self, tenant: str, name: str, started: float, count: int) -> None:
         """`count` samples appended by learn."""
@@ -60,6 +62,7 @@ class NullObserver:
         x: Any,
         answer: dict[str, Any],
         pending: int,
+        y: Any = None,
     ) -> None:
         pass
 

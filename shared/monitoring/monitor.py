@@ -18,9 +18,11 @@ from typing import Any
 
 from shared.context import request_id_var
 from shared.events import EventBus
+from shared.events.live import LivePublisher
 from shared.monitoring import audit, latency
 from shared.monitoring.fold import FOLD_EVERY, Folder
 from shared.monitoring.ledger import Ledger
+from shared.monitoring.live import LiveSampler
 from shared.monitoring.prometheus import (
     ANOMALIES_FLAGGED,
     AUDIT_DROPPED,
@@ -48,11 +50,26 @@ class Monitor:
         *,
         audit_max_rows: int,
         cpu: Executor | None = None,
+        live: LivePublisher | None = None,
+        live_prediction_every: int = 0,
+        live_metrics_seconds: float = 5.0,
     ) -> None:
         self.store = store
         self.events = events
         self.audit_max_rows = audit_max_rows
         self.folder = Folder(store, events, cpu)
+        # live `prediction` / `metrics` events for the SSE stream (None: not sent)
+        self.live = (
+            LiveSampler(
+                live,
+                self.ledger,
+                store,
+                every=live_prediction_every,
+                metrics_seconds=live_metrics_seconds,
+            )
+            if live is not None
+            else None
+        )
         self._pending: list[audit.Pending] = []
         self._buffered = 0
         self._latest: dict[Key, dict[str, float]] = {}
@@ -72,6 +89,8 @@ class Monitor:
         self, tenant: str, name: str, route: str, started: float, x: Any, answer: dict[str, Any]
     ) -> None:
         self._served(tenant, name, route, started, x, answer, items=1)
+        if self.live is not None:
+            self.live.predicted(tenant, name, route, answer)
 
     def predicted_batch(
         self, tenant: str, name: str, started: float, instances: list[Any], answer: dict[str, Any]
@@ -86,10 +105,14 @@ class Monitor:
         x: Any,
         answer: dict[str, Any],
         pending: int,
+        y: Any = None,
     ) -> None:
-        now = self._served(tenant, name, "predict_learn", started, x, answer, items=1)
+        now = self._served(tenant, name, "predict_learn", started, x, answer, items=1, y=y)
         self._learned(tenant, name, now, 1)
         self._fold_when(tenant, name, pending)
+        if self.live is not None:
+            self.live.predicted(tenant, name, "predict_learn", answer, y)
+            self.live.learning(tenant, name)
 
     def _fold_when(self, tenant: str, name: str, pending: int) -> None:
         if pending >= FOLD_EVERY and (tenant, name) not in self._folding:
@@ -102,6 +125,8 @@ class Monitor:
         latency.record(counts, "learn", (time.perf_counter() - started) * 1000)
         self._learned(tenant, name, now, count)
         self._schedule()
+        if self.live is not None:
+            self.live.learning(tenant, name)
 
     def labelled(self, tenant: str, name: str, started: float, count: int, pending: int) -> None:
         counts = self._counts.setdefault((tenant, name), {})
@@ -109,6 +134,8 @@ class Monitor:
         self._learned(tenant, name, time.time(), count)
         self._fold_when(tenant, name, pending)
         self._schedule()
+        if self.live is not None:
+            self.live.learning(tenant, name)
 
     def failed(self, tenant: str, name: str, route: str, status: int) -> None:
         """A model route answered an error (counted per status class: 4xx or 5xx)."""
@@ -165,13 +192,14 @@ class Monitor:
         x: Any,
         answer: dict[str, Any],
         items: int,
+        y: Any = None,
     ) -> float:
         now = time.time()
         ms = (time.perf_counter() - started) * 1000
         if self._buffered < MAX_BUFFERED:
             batch = route == "predict_batch"
             self._pending.append(
-                (tenant, name, route, request_id_var.get(), now, ms, x, answer, batch)
+                (tenant, name, route, request_id_var.get(), now, ms, x, answer, batch, y)
             )
             self._buffered += items
         else:
@@ -257,6 +285,8 @@ class Monitor:
 
     async def close(self) -> None:
         """Flush and wait for background work (runtime reset, shutdown)."""
+        if self.live is not None:
+            await self.live.close()
         await self.flush()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)

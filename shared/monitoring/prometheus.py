@@ -85,6 +85,11 @@ DRIFT = Gauge(
 STATE_ERRORS = Counter(
     "ml_state_store_errors_total", "State-store calls that failed, by error", ["error"]
 )
+SSE_STREAMS = Gauge(
+    "ml_sse_streams_open",
+    "Server-Sent Events streams open now (GET /api/v1/stream/events)",
+    multiprocess_mode="livesum",
+)
 OUTBOX_BACKLOG = Gauge(
     "ml_events_outbox_backlog",
     "Events waiting in the outbox to be relayed to NATS",

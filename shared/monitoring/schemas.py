@@ -78,6 +78,8 @@ class AuditRow(BaseModel):
     output: dict[str, Any]
     seq: int | None
     latency_ms: float
+    actual: Any = None  # the target, once known (predict_learn)
+    prediction_error: float | None = None  # |prediction - actual|, or 0/1 for a label
 
 
 class RecentOut(BaseModel):

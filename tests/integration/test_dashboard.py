@@ -139,3 +139,47 @@ def test_the_dashboard_sends_the_tenant_key(
     shot(page, "tenant-key")
     assert key not in page.url
     assert page.evaluate("sessionStorage.getItem('tenantKey')") == key
+
+
+def test_the_dashboard_is_live(
+    app_factory: Callable[..., AppProcess], page: sync_api.Page, tmp_path: Path
+) -> None:
+    """Subscribed by EventSource: a stream of learns draws the live chart, and a model
+    created through the API appears in the overview without a reload (nor a poll: the
+    stream is up, so the page does not poll)."""
+    app = app_factory({"STATE_URL": "memory://", "ENV": "dev", "STREAM_PREDICTION_EVERY": "1"})
+    with httpx.Client(base_url=app.url, headers=HEADERS, timeout=30) as http:
+        assert http.post("/api/v1/models", json=SPEC).status_code == 201
+        page.goto(f"{app.url}/#monitoring")
+        page.fill("#tenant", "acme")
+        page.click("#session button[type=submit]")
+        sync_api.expect(page.locator("#stream-state")).to_have_class("live")
+        for x, y in list(datasets.TrumpApproval())[:40]:
+            assert http.post("/api/v1/models/trump/predict_learn", json={"x": x, "y": y}).is_success
+        sync_api.expect(page.locator("#live-chart")).to_contain_text("40 points")
+        drawn = page.locator("#live-chart polyline.prediction").get_attribute("points") or ""
+        actual = page.locator("#live-chart polyline.actual").get_attribute("points") or ""
+        assert len(drawn.split()) == 40 and len(actual.split()) == 40
+        screenshot = tmp_path / "live.png"
+        page.locator("#live-chart").screenshot(path=str(screenshot))
+        assert screenshot.stat().st_size > 0
+        shot(page, "live")
+
+        # the explorer shows the actual and the error beside each predict_learn
+        page.click("nav a[data-view=predictions]")
+        first = page.locator("#predictions-table tbody tr").first
+        sync_api.expect(first).to_contain_text("predict_learn")
+        row = http.get("/api/v1/predictions/recent", params={"limit": 1}).json()["predictions"][0]
+        assert row["prediction_error"] == abs(row["output"]["prediction"] - row["actual"])
+        cells = first.locator("td")  # at, model, version, route, output, actual, error
+        actual = cells.nth(5).inner_text()
+        assert actual not in ("", "\N{EN DASH}") and float(actual) == pytest.approx(
+            row["actual"], rel=1e-3
+        )
+        assert cells.nth(6).inner_text() not in ("", "\N{EN DASH}")
+
+        page.click("nav a[data-view=overview]")
+        sync_api.expect(page.locator("#overview-table tbody")).to_contain_text("trump")
+        created = {**SPEC, "name": "newcomer"}
+        assert http.post("/api/v1/models", json=created).status_code == 201
+        sync_api.expect(page.locator("#overview-table tbody")).to_contain_text("newcomer")

@@ -38,7 +38,14 @@ class Recorder:
         self.batches.append((tenant, name, instances, answer))
 
     def scored(
-        self, tenant: str, name: str, started: float, x: Any, answer: dict[str, Any], pending: int
+        self,
+        tenant: str,
+        name: str,
+        started: float,
+        x: Any,
+        answer: dict[str, Any],
+        pending: int,
+        y: Any = None,
     ) -> None:
         pass
 

@@ -3,9 +3,20 @@
 // Tenant, tenant key, admin key and API base live in this tab's sessionStorage and travel as
 // request headers only, never in a URL. Everything from the API is shown with textContent.
 
-const REFRESH_MS = 5000;
+const REFRESH_MS = 5000; // only when the event stream is down
+const REDRAW_MS = 300; // events arriving together cause one refresh
+const LIVE_POINTS = 300; // per model, for the live chart
 const storage = window.sessionStorage;
-const state = { view: "overview", models: [], previous: null, timer: null };
+const state = {
+  view: "overview",
+  models: [],
+  previous: null,
+  timer: null,
+  stream: null, // the open EventSource (or fetch reader's AbortController)
+  pending: null, // the refresh timer a burst of events shares
+  live: {}, // model -> [{t, prediction, y, error}] from `prediction` events
+  drifts: {}, // model -> [time of each drift.detected]
+};
 const $ = (id) => document.getElementById(id);
 
 function session() {
@@ -189,6 +200,8 @@ async function showPredictions() {
       cell(fmt(p.version), "num"),
       cell(p.route),
       cell(fmt(p.output.error ? p.output.error : p.output.prediction)),
+      cell(fmt(p.actual)),
+      cell(fmt(p.prediction_error), "num"),
       cell(fmt(p.latency_ms, 3), "num"),
       cell(p.request_id, "mono"),
       cell(p.input_hash.slice(0, 16), "mono"),
@@ -349,6 +362,7 @@ async function showMonitoring() {
   if (series.includes(chosen)) picker.value = chosen;
   chart($("metrics-chart"), version ? version.history : [], picker.value);
   showClusterSizes(version);
+  drawLive(name);
 
   const flag = $("drift-flag");
   flag.textContent = drift.detected ? "drift detected" : "no drift";
@@ -419,6 +433,164 @@ function showClusterSizes(version) {
   );
 }
 
+// ----- live: the event stream and the chart it feeds ----------------------------------------
+
+const STREAM_TYPES = [
+  "model.created", "model.trained", "model.version_created", "model.activated", "model.deleted",
+  "drift.detected", "model.degraded", "job.started", "job.succeeded", "job.failed",
+  "series.observed", "state.lost", "prediction", "metrics",
+];
+
+function onEvent(event) {
+  const data = event.data || {};
+  const model = data.model || event.subject;
+  const at = Date.parse(event.time) || Date.now();
+  if (event.type === "prediction" && model && typeof data.prediction === "number") {
+    const points = (state.live[model] = state.live[model] || []);
+    points.push({ t: at, prediction: data.prediction, y: data.y, error: data.error });
+    if (points.length > LIVE_POINTS) points.splice(0, points.length - LIVE_POINTS);
+  } else if (event.type === "drift.detected" && model) {
+    (state.drifts[model] = state.drifts[model] || []).push(at);
+  }
+  $("stream-state").textContent = `live · last event ${event.type} at ${event.time}`;
+  if (state.view === "monitoring" && model === $("monitoring-model").value) drawLive(model);
+  // lifecycle and metrics events change the tables: refresh the view once per burst
+  if (event.type !== "prediction" && !state.pending) {
+    state.pending = setTimeout(() => {
+      state.pending = null;
+      refresh();
+    }, REDRAW_MS);
+  }
+}
+
+function closeStream() {
+  if (state.stream) state.stream.close();
+  state.stream = null;
+}
+
+// EventSource sends no headers: without a tenant key the tenant goes in the query (the server
+// takes it there only when it runs with TENANT_AUTH=none). With a tenant key the stream is
+// read with fetch and headers instead, so the key never appears in a URL or an access log.
+function openStream() {
+  closeStream();
+  const s = session();
+  if (!s.tenant) return;
+  const path = "/api/v1/stream/events";
+  if (!s.tenantKey && window.EventSource) {
+    const source = new EventSource(`${s.base}${path}?tenant=${enc(s.tenant)}`);
+    for (const type of STREAM_TYPES) {
+      source.addEventListener(type, (message) => onEvent(JSON.parse(message.data)));
+    }
+    source.onopen = () => streaming(true);
+    source.onerror = () => streaming(false); // EventSource reconnects with Last-Event-ID
+    state.stream = source;
+  } else {
+    state.stream = fetchStream(s, path);
+  }
+}
+
+function fetchStream(s, path) {
+  const abort = new AbortController();
+  let lastId = "";
+  const read = async () => {
+    while (!abort.signal.aborted) {
+      try {
+        const headers = { "X-Tenant-ID": s.tenant, "X-Tenant-Key": s.tenantKey };
+        if (lastId) headers["Last-Event-ID"] = lastId;
+        const response = await fetch(s.base + path, { headers, signal: abort.signal, cache: "no-store" });
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        streaming(true);
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value;
+          let end;
+          while ((end = buffer.indexOf("\n\n")) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            let data = "";
+            for (const line of block.split("\n")) {
+              if (line.startsWith("id: ")) lastId = line.slice(4);
+              else if (line.startsWith("data: ")) data += line.slice(6);
+            }
+            if (data) onEvent(JSON.parse(data));
+          }
+        }
+      } catch (error) {
+        if (abort.signal.aborted) return;
+      }
+      streaming(false);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  };
+  read();
+  return { close: () => abort.abort() };
+}
+
+// While the stream is up the page waits for events; while it is down it polls as before.
+function streaming(up) {
+  clearInterval(state.timer);
+  state.timer = up ? null : setInterval(refresh, REFRESH_MS);
+  $("stream-state").textContent = up ? "live" : "stream down: refreshing every 5 s";
+  $("stream-state").className = up ? "live" : "error";
+}
+
+// Predictions against actuals over time, the rolling error under them, and drift marks.
+function drawLive(model) {
+  const svg = $("live-chart");
+  svg.replaceChildren();
+  const ns = "http://www.w3.org/2000/svg";
+  const points = state.live[model] || [];
+  const label = document.createElementNS(ns, "text");
+  label.setAttribute("x", "8");
+  label.setAttribute("y", "14");
+  svg.append(label);
+  if (points.length < 2) {
+    label.textContent = "waiting for sampled predictions (STREAM_PREDICTION_EVERY)";
+    return;
+  }
+  const t0 = points[0].t;
+  const t1 = Math.max(points[points.length - 1].t, t0 + 1);
+  const x = (t) => 40 + (540 * (t - t0)) / (t1 - t0);
+  const values = points.flatMap((p) => [p.prediction, p.y]).filter((v) => typeof v === "number");
+  const low = Math.min(...values);
+  const span = Math.max(...values) - low || 1;
+  const y = (v) => 130 - (115 * (v - low)) / span;
+  const recent = [];
+  const rolling = points.map((p) => {
+    if (typeof p.error === "number") recent.push(p.error);
+    if (recent.length > 20) recent.shift();
+    return recent.length ? recent.reduce((a, b) => a + b, 0) / recent.length : null;
+  });
+  const errors = rolling.filter((v) => v !== null);
+  const errorHigh = Math.max(...errors, 1e-12);
+  const line = (pairs, className) => {
+    const polyline = document.createElementNS(ns, "polyline");
+    polyline.setAttribute("points", pairs.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(" "));
+    polyline.setAttribute("class", className);
+    svg.append(polyline);
+  };
+  line(points.map((p) => [x(p.t), y(p.prediction)]), "prediction");
+  line(points.filter((p) => typeof p.y === "number").map((p) => [x(p.t), y(p.y)]), "actual");
+  line(
+    points.map((p, i) => [x(p.t), 195 - (50 * (rolling[i] || 0)) / errorHigh]),
+    "rolling-error",
+  );
+  for (const at of state.drifts[model] || []) {
+    if (at < t0) continue;
+    const mark = document.createElementNS(ns, "line");
+    mark.setAttribute("x1", x(at).toFixed(1));
+    mark.setAttribute("x2", x(at).toFixed(1));
+    mark.setAttribute("y1", "10");
+    mark.setAttribute("y2", "195");
+    mark.setAttribute("class", "drift");
+    svg.append(mark);
+  }
+  label.textContent = `${model}: prediction (blue) vs actual (green), rolling error (red, 20), drift (orange) · ${points.length} points`;
+}
+
 // ----- navigation --------------------------------------------------------------------------
 
 const VIEWS = {
@@ -450,8 +622,10 @@ function show(view) {
   for (const link of document.querySelectorAll("nav a")) {
     link.classList.toggle("active", link.dataset.view === state.view);
   }
-  clearInterval(state.timer);
-  state.timer = setInterval(refresh, REFRESH_MS);
+  if (!state.stream) {
+    clearInterval(state.timer);
+    state.timer = setInterval(refresh, REFRESH_MS);
+  }
   refresh();
 }
 
@@ -459,12 +633,14 @@ function show(view) {
 function forget() {
   state.models = [];
   state.previous = null;
+  state.live = {};
+  state.drifts = {};
   say("");
   for (const tbody of document.querySelectorAll("tbody")) tbody.replaceChildren();
   for (const id of ["models-summary", "metrics-version", "drift-flag", "overview-totals"]) {
     $(id).textContent = "";
   }
-  for (const id of ["drift-error", "freshness", "drift-episodes", "metrics-chart"]) {
+  for (const id of ["drift-error", "freshness", "drift-episodes", "metrics-chart", "live-chart"]) {
     $(id).replaceChildren();
   }
 }
@@ -482,6 +658,7 @@ function start() {
     storage.setItem("adminKey", $("admin-key").value);
     storage.setItem("apiBase", $("api-base").value.trim());
     forget();
+    openStream();
     refresh();
   });
   $("predictions-refresh").addEventListener("click", () => run(showPredictions));
@@ -490,9 +667,13 @@ function start() {
   $("models-model").addEventListener("change", () => run(showModels));
   $("version-create").addEventListener("click", () => run(createVersion));
   $("alias-form").addEventListener("submit", (event) => run(() => pointAlias(event)));
-  $("monitoring-model").addEventListener("change", () => run(showMonitoring));
+  $("monitoring-model").addEventListener("change", () => {
+    drawLive($("monitoring-model").value);
+    run(showMonitoring);
+  });
   $("monitoring-metric").addEventListener("change", () => run(showMonitoring));
   window.addEventListener("hashchange", () => show(location.hash.slice(1)));
+  openStream();
   show(location.hash.slice(1) || "overview");
 }
 

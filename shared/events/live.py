@@ -1,0 +1,187 @@
+"""Live events: sampled `prediction`s and periodic `metrics`, for the SSE stream only.
+
+They are samples of what is happening now, not a record: they are never kept in the outbox
+or the ML_EVENTS stream, and a resumed stream does not replay them (architecture.md §6).
+
+- With NATS: core NATS (no JetStream) on `ml.live.<tenant>.<type>`, so every instance's
+  subscribers see them; published at most once, and dropped while NATS is unreachable.
+- Without NATS: one JSON line each in `<events_dir>/live/<tenant>.jsonl`, which the local
+  feed of every instance sharing the directory follows; the file is rotated past
+  STREAM_LIVE_LOG_BYTES (a follower that was behind may miss a few lines of it).
+
+Publishing never waits: `publish` is synchronous and hands the write to a background task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from concurrent.futures import Executor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from nats.aio.client import Client as NATS
+
+from shared.events.cloudevent import check_tenant, new_event_id
+from shared.events.jetstream import connect_nats
+from shared.executors import run_in
+
+log = logging.getLogger("shared.events")
+
+LIVE_TYPES: tuple[str, ...] = ("prediction", "metrics")
+LIVE_PREFIX = "ml.live"
+LIVE_DIR = "live"
+MAX_WRITES_IN_FLIGHT = 256  # beyond this, live events are dropped rather than queued
+
+
+def live_subject(tenant: str, event_type: str | None = None) -> str:
+    return f"{LIVE_PREFIX}.{check_tenant(tenant)}.{event_type or '>'}"
+
+
+def live_event(tenant: str, event_type: str, data: dict[str, Any]) -> bytes:
+    """A CloudEvents-shaped JSON line (same attributes as a lifecycle event's)."""
+    event = {
+        "specversion": "1.0",
+        "id": new_event_id(),
+        "source": "/online-ml/live",
+        "type": event_type,
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+        "tenant": check_tenant(tenant),
+        "data": data,
+    }
+    if model := data.get("model"):
+        event["subject"] = model
+    return json.dumps(event, allow_nan=False, default=str, separators=(",", ":")).encode()
+
+
+class LivePublisher(Protocol):
+    def publish(self, tenant: str, event_type: str, data: dict[str, Any]) -> None:
+        """Send one live event soon; never waits, never raises for a transport problem."""
+
+    async def close(self) -> None: ...
+
+
+class _Background:
+    """A bounded set of fire-and-forget writes."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coroutine: Any) -> None:
+        if len(self.tasks) >= MAX_WRITES_IN_FLIGHT:
+            coroutine.close()
+            return
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def drain(self) -> None:
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
+
+class LocalLive:
+    """`<events_dir>/live/<tenant>.jsonl`, appended in one write() per line."""
+
+    def __init__(
+        self, events_dir: str | os.PathLike[str], max_bytes: int, executor: Executor | None
+    ) -> None:
+        self.directory = Path(events_dir) / LIVE_DIR
+        self.max_bytes = max_bytes
+        self.executor = executor
+        self._background = _Background()
+
+    def publish(self, tenant: str, event_type: str, data: dict[str, Any]) -> None:
+        try:
+            line = live_event(tenant, event_type, data) + b"\n"
+        except (TypeError, ValueError) as exc:
+            log.debug("live event not sent: %s", exc)
+            return
+        self._background.spawn(self._write(tenant, line))
+
+    async def _write(self, tenant: str, line: bytes) -> None:
+        try:
+            await run_in(self.executor, self._append, tenant, line)
+        except OSError as exc:
+            log.debug("live event not written: %s", exc)
+
+    def _append(self, tenant: str, line: bytes) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{tenant}.jsonl"
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_size > self.max_bytes:
+                os.replace(path, path.with_suffix(".jsonl.1"))  # followers see a new inode
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)  # one write with O_APPEND: lines never interleave
+        finally:
+            os.close(fd)
+
+    async def close(self) -> None:
+        await self._background.drain()
+
+
+class NatsLive:
+    """Core NATS publish on `ml.live.<tenant>.<type>`; connects in the background."""
+
+    def __init__(self, nats_url: str) -> None:
+        self.nats_url = nats_url
+        self._nc: NATS | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def publish(self, tenant: str, event_type: str, data: dict[str, Any]) -> None:
+        nc = self._nc
+        if nc is None or not nc.is_connected:
+            self._connect_soon()
+            return  # a sample lost while NATS is away: the next one will do
+        try:
+            payload = live_event(tenant, event_type, data)
+            # publish() only buffers (pending_size=0 makes it fail at once when disconnected)
+            task = asyncio.get_running_loop().create_task(
+                nc.publish(live_subject(tenant, event_type), payload)
+            )
+            task.add_done_callback(_ignore_failure)
+        except (TypeError, ValueError) as exc:
+            log.debug("live event not sent: %s", exc)
+
+    def _connect_soon(self) -> None:
+        if self._closed or self._nc is not None or self._connecting is not None:
+            return
+        self._connecting = asyncio.get_running_loop().create_task(self._connect())
+
+    async def _connect(self) -> None:
+        try:
+            self._nc = await connect_nats(self.nats_url, name="online-ml-live")
+        except Exception as exc:
+            log.debug("live events: cannot reach NATS: %r", exc)
+        finally:
+            self._connecting = None
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._connecting is not None:
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._nc.close(), timeout=2.0)
+
+
+def _ignore_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.debug("live event not sent: %r", exc)
+
+
+def open_live(
+    nats_url: str | None, events_dir: str, max_bytes: int, executor: Executor | None
+) -> LivePublisher:
+    if nats_url:
+        return NatsLive(nats_url)
+    return LocalLive(events_dir, max_bytes, executor)
