@@ -42,6 +42,7 @@ from bench.scenario import (
 IN_PROCESS_SECONDS = 1.0
 BUSY = 0.9  # share of a core above which a process may be what limits a row
 MEMORY, REDIS = "ff predict+train, memory://", "ff predict | train, redis://"
+BARE_ECHO = "bare ASGI echo (uvicorn, no ff)"
 # Where the linreg model is served: row label → server name. The gateway row shows what the
 # functions-framework layer costs; the aims are judged on the ff rows, served as deployed.
 DEPLOYMENTS = {
@@ -127,7 +128,10 @@ def measure(work: Path, stack: contextlib.ExitStack) -> Measured:
     }
 
     echo = servers["echo"]
-    jobs = [Job("echo", echo, "/", bodies["xy"], THROUGHPUT)]
+    jobs = [
+        Job("echo", echo, "/", bodies["xy"], THROUGHPUT),
+        Job("bare-echo", servers["bare-echo"], "/", bodies["xy"], THROUGHPUT),
+    ]
     for label, name in DEPLOYMENTS.items():
         pids = {"valkey": valkey_pid} if label == REDIS else {}
         for route, body in ROUTES.items():
@@ -149,7 +153,11 @@ def measure(work: Path, stack: contextlib.ExitStack) -> Measured:
     best = best_of(jobs)
 
     echo_rps = best["echo"].rps
-    throughput_rows = [served_row("echo {x,y}", "ff echo", THROUGHPUT, best["echo"], echo_rps)]
+    throughput_rows = [
+        served_row("echo {x,y}", "ff echo", THROUGHPUT, best["echo"], echo_rps),
+        # the floor under the baseline: what functions-framework itself costs an echo
+        served_row("echo {x,y}", BARE_ECHO, THROUGHPUT, best["bare-echo"], echo_rps),
+    ]
     for route in ROUTES:
         throughput_rows += [
             served_row(

@@ -93,6 +93,7 @@ def start_servers(
     memory, redis = {"STATE_URL": "memory://"}, {"STATE_URL": valkey.connection_url}
     servers = [
         Server("echo", "bench.echo_app:app", {}, work),
+        Server("bare-echo", "bench.echo_app:bare", {}, work),  # no functions-framework
         # memory:// lives in one process, so train and predict share one there.
         Server("ff-memory", "bench.function_apps:combined", memory, work),
         # The split deployment: train and predict as separate processes on one Valkey.
