@@ -22,7 +22,7 @@ run: venv
 
 ## test: lint, then the whole suite with real servers started by the fixtures
 test: venv lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 lint: venv
 	$(BIN)/ruff check .
