@@ -1,8 +1,16 @@
 """Champion / challenger: while a `challenger` alias is set, every sample the champion learns
 (learn, predict_learn, the ingest fan-out: `shared/serving.py` tells this module) the shadow
 learns too, every predict_learn also scores the challenger on the same sample (a shadow
-online model, never returned), and their errors are compared side by side; optional
-automatic promotion.
+online model, never returned), and both are compared side by side; optional automatic
+promotion.
+
+What is compared fits the task. Regressors and classifiers: their errors (MAE/RMSE,
+accuracy), summed in counters. Detectors and clusterers: what the monitoring reports of them
+(score quantiles, flagged rate, ROC AUC where flags arrive; cluster sizes and the two
+partitions' agreement), folded by the monitor from the shadow's outcomes, each of which
+carries the champion's answer beside the shadow's (shared/monitoring/comparison.py). They
+are not promoted automatically: without a ground truth on every sample there is no error to
+beat by a margin.
 
 The shadow is an online model named `<model>@challenger` in the state store ('@' is not
 allowed in model names, so it can never clash); its learn log is its own.
@@ -10,12 +18,13 @@ allowed in model names, so it can never clash); its learn log is its own.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from shared.errors import ApiError
 from shared.online import OnlineModels
@@ -34,6 +43,22 @@ CHECK_SECONDS = 2.0  # how stale an instance's "is there a challenger?" answer m
 Promote = Callable[[str, str, bytes, dict[str, Any]], Awaitable[int]]
 
 
+class SideBySide(Protocol):
+    """A detector's or clusterer's comparison, as the monitor folds it."""
+
+    def side(self, side: str) -> dict[str, Any]:
+        """One side's statistics ("champion" or "challenger")."""
+
+    def between(self) -> dict[str, Any]:
+        """What compares the two sides directly."""
+
+
+# (tenant, shadow name, shadow uid) -> the comparison folded from the shadow's outcomes up
+# to now, None before that shadow scored a sample. A callable: the monitor is above.
+ShadowComparison = Callable[[str, str, str], Awaitable[SideBySide | None]]
+UNSUPERVISED = ("anomaly", "clustering")
+
+
 def shadow_name(model: str) -> str:
     return f"{model}@challenger"
 
@@ -43,12 +68,13 @@ class Challengers:
         self,
         models: OnlineModels,
         promote: Promote,
+        compared: ShadowComparison,
         *,
         state: ShadowState,
         promote_margin: float | None,
         window: int,
     ) -> None:
-        self.models, self.promote = models, promote
+        self.models, self.promote, self.compared = models, promote, compared
         self.state = state  # is there a shadow, its compare counters, the promotion lock
         self.promote_margin, self.window = promote_margin, window
         self._known: dict[tuple[str, str], tuple[float, bool]] = {}
@@ -96,11 +122,17 @@ class Challengers:
         sample and both predictions are scored."""
         if not await self.active(tenant, model):
             return
+        # a detector's or clusterer's answer rides in the shadow's outcome, compared there
+        paired = _unsupervised_answer(answer)
         try:
             # the same Idempotency-Key on the shadow's own log: a retry is a replay there too
-            shadow = await self.models.predict_learn(tenant, shadow_name(model), x, y, idempotency)
+            shadow = await self.models.predict_learn(
+                tenant, shadow_name(model), x, y, idempotency, paired
+            )
         except ApiError as exc:  # the shadow never fails the champion's request
             log.warning("challenger of %s/%s failed: %s", tenant, model, exc.message)
+            return
+        if paired is not None:
             return
         classifier = "proba" in answer
         await self._score(
@@ -139,6 +171,12 @@ class Challengers:
     async def compare(
         self, tenant: str, model: str, champion_version: Any, challenger_version: Any
     ) -> dict[str, Any]:
+        shadow = await self.state.get_record(tenant, shadow_name(model))
+        record = json.loads(shadow) if shadow is not None else None
+        if record is not None and record.get("task") in UNSUPERVISED:
+            return await self._compare_unsupervised(
+                tenant, model, record, champion_version, challenger_version
+            )
         counters = await self.state.get_counters(COMPARE, tenant, model)
         n = int(counters.get("n", 0))
 
@@ -158,6 +196,28 @@ class Challengers:
             if await self.active(tenant, model)
             else None,
             "auto_promotion": {"margin": self.promote_margin, "window": self.window},
+        }
+
+    async def _compare_unsupervised(
+        self,
+        tenant: str,
+        model: str,
+        shadow: dict[str, Any],
+        champion_version: Any,
+        challenger_version: Any,
+    ) -> dict[str, Any]:
+        compared = await self.compared(tenant, shadow_name(model), str(shadow.get("uid")))
+
+        def side(name: str, version: Any) -> dict[str, Any]:
+            return {"version": version, **(compared.side(name) if compared else {"n": 0})}
+
+        return {
+            "name": model,
+            "task": shadow.get("task"),
+            "champion": side("champion", champion_version),
+            "challenger": side("challenger", challenger_version),
+            **(compared.between() if compared else {}),
+            "auto_promotion": {"margin": None, "window": self.window},
         }
 
     async def _maybe_promote(self, tenant: str, model: str) -> None:
@@ -193,3 +253,13 @@ class Challengers:
             log.info("promoted challenger of %s/%s as version %s", tenant, model, version)
         finally:
             await self.state.release_lock(f"{{{tenant}:{model}}}:promote")
+
+
+def _unsupervised_answer(answer: dict[str, Any]) -> dict[str, Any] | None:
+    """The champion's answer as the shadow logs it beside its own: a detector's score and
+    flag, a clusterer's cluster; None for a supervised answer (compared by counters)."""
+    if "score" in answer:
+        return {"p": answer["score"], "a": answer.get("is_anomaly")}
+    if "cluster" in answer:
+        return {"p": answer["cluster"]}
+    return None

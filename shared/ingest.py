@@ -1,6 +1,20 @@
 """Series ingestion: observations become lag features `in_1..in_N` (most recent first), built
 atomically in the state store, then every subscribed model predicts and learns (prequential).
-A failing model fails only its own entry."""
+A failing model fails only its own entry.
+
+What each subscriber gets of an observation, by what it is (README: series):
+
+- a forecaster: the value as its y, every observation;
+- a regressor: the lags as x and the value as y, once the window is full;
+- a univariate detector (gaussian_scorer, standard_absolute_deviation, a filter around one):
+  the value as the y it scores, every observation (River's `score_one(None, y)`);
+- a multivariate detector or a clusterer: the window with the value in it, `{"value": v,
+  "in_1": …, "in_N": …}`, as x, once the window is full (the way River feeds a series to
+  HalfSpaceTrees: features of a sliding window, scaled in the pipeline).
+
+A detector or clusterer scores (or assigns) with the state before the observation, then
+learns it, as every subscriber does; its entry answers its score and is_anomaly, or cluster.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +50,9 @@ from shared.state.base import Idempotency
 from shared.state.series import Observed, SeriesState
 
 MAX_LAGS = 512
+SUBSCRIBERS = ("regression", "forecasting", "anomaly", "clustering")
+UNIVARIATE = "univariate"  # a detector that scores the value itself (`_subscribers`)
+VALUE = "value"  # the observation's own feature beside its lags, for detectors and clusterers
 SOURCE_ADAPTER: TypeAdapter[Any] = TypeAdapter(SourceSpec)
 
 
@@ -90,10 +107,10 @@ class Ingest:
     ) -> dict[str, Any]:
         for model in models:
             record = await self.lifecycle.record(tenant, model)  # 404 for an unknown model
-            if record["task"] not in ("regression", "forecasting"):
+            if record["task"] not in SUBSCRIBERS:
                 raise unprocessable(
-                    f"'{model}' is a {record['task']} model; a series feeds "
-                    "regressors (lags) and forecasters (values)",
+                    f"'{model}' is a {record['task']} model; a series feeds regressors "
+                    "(lags), forecasters (values), anomaly detectors and clusterers",
                     "invalid_subscriber",
                 )
         config = await self.ensure(tenant, name, n_lags)
@@ -169,7 +186,7 @@ class Ingest:
         for index, (value, _) in enumerate(points):
             where = "value" if len(points) == 1 else f"observations[{index}].value"
             check_number(value, where, bounds.max_abs_value, "invalid_value")
-        tasks = await self._tasks(tenant, config["models"])
+        tasks = await self._subscribers(tenant, config["models"])
         result = await self.series.observe(tenant, name, points, config["n_lags"], idempotency)
         entries = []
         for index, ((value, ts), observed) in enumerate(zip(points, result.observed, strict=True)):
@@ -243,14 +260,18 @@ class Ingest:
             )
         return await self.serving.recursive_forecast(tenant, model, window, horizon)
 
-    async def _tasks(self, tenant: str, models: list[str]) -> dict[str, str | ApiError]:
-        """Each subscriber's task, read once per request (a deleted model fails its entry)."""
+    async def _subscribers(self, tenant: str, models: list[str]) -> dict[str, str | ApiError]:
+        """What each subscriber is (its task, or UNIVARIATE), read once per request (a deleted
+        model fails its entry)."""
         tasks: dict[str, str | ApiError] = {}
         for model in models:
             try:
-                tasks[model] = (await self.lifecycle.record(tenant, model))["task"]
+                record = await self.lifecycle.record(tenant, model)
             except ApiError as exc:
                 tasks[model] = exc
+                continue
+            scores_value = record.get("blueprint", {}).get("scores_target", False)
+            tasks[model] = UNIVARIATE if scores_value else record["task"]
         return tasks
 
     async def _fan_out(
@@ -272,14 +293,17 @@ class Ingest:
                 task = tasks[model]
                 if isinstance(task, ApiError):
                     raise task
-                if task == "forecasting":
-                    x = None
-                elif full:
+                if task in ("forecasting", UNIVARIATE):
+                    x = None  # the value alone, as y
+                elif not full:
+                    return model, None  # window not full yet: lag models wait
+                elif task == "regression":
                     x = features
-                else:
-                    return model, None  # window not full yet: regressors wait
+                else:  # a multivariate detector or a clusterer: the window, value included
+                    x = {VALUE: value, **features}
+                y = None if task in ("anomaly", "clustering") else value
                 model_key = Idempotency(f"{key.key}:{model}", key.body_hash) if key else None
-                if x is not None:
+                if task == "regression":
                     # A prediction made for this observation ("<series>:<count>", the id a
                     # client predicts the next value with) is labelled by it: learned with the
                     # features kept then, scored as then predicted (delayed labels).
@@ -289,7 +313,7 @@ class Ingest:
                     result = labelled["results"][0]
                     if result.get("error", {}).get("code") != "prediction_not_found":
                         return model, result
-                answer = await self.serving.predict_learn(tenant, model, x, value, model_key)
+                answer = await self.serving.predict_learn(tenant, model, x, y, model_key)
                 return model, answer
             except ApiError as exc:
                 return model, {"error": {"code": exc.code, "message": exc.message}}

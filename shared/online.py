@@ -348,11 +348,19 @@ class OnlineModels:
         return answer
 
     async def predict_learn(
-        self, tenant: str, name: str, x: Any, y: Any, idempotency: Idempotency | None
+        self,
+        tenant: str,
+        name: str,
+        x: Any,
+        y: Any,
+        idempotency: Idempotency | None,
+        paired: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Predict with the state before this sample (in log order), then learn it."""
+        """Predict with the state before this sample (in log order), then learn it. `paired`
+        (a challenger's shadow): the champion's answer, logged in this outcome beside ours
+        with this model's uid (its lineage), for the comparison fold."""
         if idempotency is None:
-            return await self._predict_learn_grouped(tenant, name, x, y)
+            return await self._predict_learn_grouped(tenant, name, x, y, paired)
         started = time.perf_counter()
         async with self._locked(tenant, name) as live:
             sent_x, sent_y = x, y
@@ -384,7 +392,7 @@ class OnlineModels:
                     live.uid,
                     live.seq,
                     data,
-                    encode_outcome(answer, time.time()),
+                    encode_outcome(answer, time.time(), _lineage(paired, live)),
                     idempotency=idempotency,
                     response=stored,
                     ttl_seconds=self.idempotency_ttl,
@@ -402,7 +410,7 @@ class OnlineModels:
         return answer
 
     async def _predict_learn_grouped(
-        self, tenant: str, name: str, x: Any, y: Any
+        self, tenant: str, name: str, x: Any, y: Any, paired: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """predict_learn by group commit (architecture.md §4): the request queues its sample;
         whichever request then holds the model's lock commits every queued sample in arrival
@@ -411,7 +419,7 @@ class OnlineModels:
         its answer."""
         started = time.perf_counter()
         key = (tenant, name)
-        mine = _Queued(x, y, asyncio.get_running_loop().create_future())
+        mine = _Queued(x, y, asyncio.get_running_loop().create_future(), paired)
         self._queued.setdefault(key, []).append(mine)
         try:
             async with self._locked(tenant, name) as live:
@@ -428,7 +436,7 @@ class OnlineModels:
                 if mine in queue:
                     queue.remove(mine)
         if not mine.future.done():  # deferred by a sample that failed to learn: lead again
-            return await self._predict_learn_grouped(tenant, name, x, y)
+            return await self._predict_learn_grouped(tenant, name, x, y, paired)
         checked, answer, pending, uid = mine.future.result()
         self.observer.scored(tenant, name, started, checked, answer, pending, y=mine.y)
         await self._degraded(tenant, name, uid, answer, "predict_learn")
@@ -474,7 +482,10 @@ class OnlineModels:
                         live.uid,
                         live.seq,
                         [data for _, _, data, _ in taken],
-                        [encode_outcome(answer, now) for _, _, _, answer in taken],
+                        [
+                            encode_outcome(answer, now, _lineage(entry.paired, live))
+                            for entry, _, _, answer in taken
+                        ],
                     )
                 except BaseException:  # store down, timeout, cancelled: maybe appended
                     self._evict(live)  # the next request reloads what the log really holds
@@ -999,6 +1010,13 @@ class _Queued:
     x: Any
     y: Any
     future: asyncio.Future[tuple[Any, dict[str, Any], int, str]]
+    paired: dict[str, Any] | None = None  # a shadow's: the champion's answer
+
+
+def _lineage(paired: dict[str, Any] | None, live: LiveModel) -> dict[str, Any] | None:
+    """The champion's answer as a shadow logs it, with the shadow's uid: a restarted shadow
+    (a new uid) starts a new comparison."""
+    return None if paired is None else {**paired, "g": live.uid}
 
 
 class _ModelLock:

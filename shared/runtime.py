@@ -129,6 +129,7 @@ def current_runtime() -> Runtime:
         challengers = Challengers(
             models,
             promote,
+            monitor.comparison,
             state=store,
             promote_margin=settings.challenger_promote_margin,
             window=settings.challenger_window,

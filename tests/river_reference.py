@@ -21,6 +21,8 @@ from tests.servers import ROOT
 
 N_ANOMALY = 400
 N_KMEANS = 300
+N_WATER = 300
+WATER_LAGS = 3
 
 
 def phishing(n: int) -> list[tuple[dict[str, Any], bool]]:
@@ -50,8 +52,37 @@ def kmeans_answers(n: int = N_KMEANS) -> list[int]:
     return answers
 
 
+def water_answers(n: int = N_WATER, n_lags: int = WATER_LAGS) -> dict[str, list[Any]]:
+    """A WaterFlow series fed to three subscribers as the ingest fan-out feeds them: a
+    univariate detector scores each value as y, a multivariate detector and KMeans get the
+    window `{"value", "in_1".."in_N"}` once it is full (None before: no answer)."""
+    hst = preprocessing.MinMaxScaler() | anomaly.QuantileFilter(
+        anomaly.HalfSpaceTrees(seed=42), q=0.95
+    )
+    gauss = anomaly.QuantileFilter(anomaly.GaussianScorer(), q=0.95)
+    kmeans = cluster.KMeans(n_clusters=3, seed=42)
+    answers: dict[str, list[Any]] = {"hst": [], "gauss": [], "km": []}
+    window: list[float] = []
+    for _, value in itertools.islice(datasets.WaterFlow(), n):
+        score = gauss.score_one(None, value)
+        answers["gauss"].append({"score": score, "is_anomaly": bool(gauss.classify(score))})
+        gauss.learn_one(None, value)
+        if len(window) < n_lags:
+            answers["hst"].append(None)
+            answers["km"].append(None)
+        else:
+            x = {"value": value, **{f"in_{i}": v for i, v in enumerate(window, start=1)}}
+            score = hst.score_one(x)
+            answers["hst"].append({"score": score, "is_anomaly": bool(hst[-1].classify(score))})
+            hst.learn_one(x)
+            answers["km"].append({"cluster": kmeans.predict_one(x)})
+            kmeans.learn_one(x)
+        window = [value, *window][:n_lags]
+    return answers
+
+
 def reference(which: str, seed: str) -> Any:
-    """`which` ("anomaly" or "kmeans") computed in a process started with PYTHONHASHSEED=seed."""
+    """`which` ("anomaly", "kmeans" or "water") computed in a process started with PYTHONHASHSEED=seed."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": seed}
     done = subprocess.run(
         [sys.executable, "-m", "tests.river_reference", which],
@@ -65,5 +96,5 @@ def reference(which: str, seed: str) -> Any:
 
 
 if __name__ == "__main__":
-    answers = anomaly_answers() if sys.argv[1] == "anomaly" else kmeans_answers()
-    print(json.dumps(answers))
+    which = {"anomaly": anomaly_answers, "kmeans": kmeans_answers, "water": water_answers}
+    print(json.dumps(which[sys.argv[1]]()))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.monitoring.comparison import Comparison
 from shared.monitoring.drift import ErrorDrift, FeatureDrift
 from shared.monitoring.outcomes import Outcome
 from shared.monitoring.scoring import WINDOWS, Scoreboard, error_of, kind_of
@@ -170,6 +171,8 @@ class Ledger:
         self.versions: dict[int, VersionTrack] = {}
         self.seq = 0
         self.current: int | None = None  # version of the newest outcome
+        # a challenger's shadow: the champion beside it (shared/monitoring/comparison.py)
+        self.comparison: Comparison | None = None
 
     def apply(self, raw_outcomes: list[str]) -> list[Episode]:
         """Fold outcomes in (they arrive in seq order); return the episodes they opened."""
@@ -184,10 +187,23 @@ class Ledger:
                     older.features.retire()
                 track = self.versions[outcome.version] = VersionTrack(outcome.version)
             episode = track.apply(outcome)
+            if outcome.paired is not None and outcome.task is not None:
+                self._compare(outcome)
             if episode is not None:
                 opened.append(episode)
             self.seq, self.current = outcome.seq, outcome.version
         return opened
+
+    def _compare(self, outcome: Outcome) -> None:
+        lineage = str((outcome.paired or {}).get("g"))
+        comparison = getattr(self, "comparison", None)  # absent from older stored ledgers
+        if comparison is None or comparison.lineage != lineage:  # a restarted challenger
+            comparison = self.comparison = Comparison(lineage, outcome.task or "")
+        comparison.observe(outcome)
+
+    def compared(self) -> Comparison | None:
+        """The champion/challenger comparison, if this is a shadow's ledger."""
+        return getattr(self, "comparison", None)
 
     def drift_open(self) -> bool:
         track = self.versions.get(self.current) if self.current is not None else None

@@ -20,6 +20,7 @@ from shared.context import request_id_var
 from shared.events import EventBus
 from shared.events.live import LivePublisher
 from shared.monitoring import audit, latency
+from shared.monitoring.comparison import Comparison
 from shared.monitoring.fold import FOLD_EVERY, Folder
 from shared.monitoring.ledger import Ledger
 from shared.monitoring.live import LiveSampler
@@ -149,6 +150,12 @@ class Monitor:
     async def ledger(self, tenant: str, name: str) -> Ledger:
         """The model's metrics and drift state, folded up to the newest outcome."""
         return await self.folder.fold(tenant, name)
+
+    async def comparison(self, tenant: str, shadow: str, lineage: str) -> Comparison | None:
+        """A challenger's shadow compared with its champion (detectors and clusterers), folded
+        up to its newest outcome; None before the shadow of `lineage` scored a sample."""
+        compared = (await self.folder.fold(tenant, shadow)).compared()
+        return compared if compared is not None and compared.lineage == lineage else None
 
     async def stats(self, tenant: str, name: str) -> dict[str, float]:
         """Counts, latency buckets and last-seen times, including this process's buffer."""

@@ -13,11 +13,16 @@ from typing import Any
 from shared.edge.codec import dump_text
 
 
-def encode_outcome(answer: dict[str, Any], now: float) -> str:
+def encode_outcome(answer: dict[str, Any], now: float, paired: dict[str, Any] | None = None) -> str:
     """The prediction part of one outcome (the store adds seq and the sample). A detector's
     score and flag, or a clusterer's cluster, is logged as its prediction with its task
-    ("k"): the fold scores it as such (shared/monitoring/scoring.py)."""
+    ("k"): the fold scores it as such (shared/monitoring/scoring.py). `paired`: on a
+    challenger's shadow, the champion's answer to the same sample and the shadow's lineage
+    ("c"), so one fold of the shadow's outcomes compares both sides in one order
+    (shared/monitoring/comparison.py)."""
     body: dict[str, Any] = {"v": answer["model_version"], "t": round(now, 3)}
+    if paired is not None:
+        body["c"] = paired
     if "score" in answer:
         body.update(k="anomaly", p=answer["score"], a=answer.get("is_anomaly"))
     elif "cluster" in answer:
@@ -38,8 +43,11 @@ class Outcome:
     proba: dict[str, float] | None
     task: str | None = None  # "anomaly" or "clustering"; None: decided by y and proba
     is_anomaly: bool | None = None  # a filtered detector's flag
+    paired: dict[str, Any] | None = None  # a shadow's: the champion's answer, the lineage
 
     @classmethod
     def decode(cls, raw: str) -> Outcome:
         seq, (x, y), o = json.loads(raw)
-        return cls(seq, x, y, o["v"], o["t"], o["p"], o.get("q"), o.get("k"), o.get("a"))
+        return cls(
+            seq, x, y, o["v"], o["t"], o["p"], o.get("q"), o.get("k"), o.get("a"), o.get("c")
+        )

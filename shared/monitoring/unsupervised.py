@@ -64,6 +64,11 @@ class _AnomalyStats:
         return shown
 
 
+# the statistics a detector is monitored by, public for the champion/challenger comparison
+# (the class keeps its name: folded ledgers are stored pickled)
+AnomalyStats = _AnomalyStats
+
+
 class AnomalyBoard:
     """Score quantiles, flagged rate and ROC AUC of one detector version."""
 

@@ -82,12 +82,18 @@ async def never_promote(tenant: str, model: str, blob: bytes, meta: dict[str, An
     raise AssertionError("no promotion without a margin")
 
 
+async def no_comparison(tenant: str, shadow: str, lineage: str) -> None:
+    return None  # a regressor here: compared by counters, never folded
+
+
 async def _serving(monitor: Recorder | None = None) -> tuple[Serving, Challengers, bytes]:
     store = MemoryStateStore()
     models = OnlineModels(store)
     record, blob = OnlineModels.prepare(ModelSpec.model_validate(SPEC))
     assert await models.install("t", record, blob)
-    challengers = Challengers(models, never_promote, state=store, promote_margin=None, window=10)
+    challengers = Challengers(
+        models, never_promote, no_comparison, state=store, promote_margin=None, window=10
+    )
     recorder = monitor if monitor is not None else Recorder()
     kept = MemoryKeptPredictions(store, ttl_seconds=3600, max_kept=1000)
     return Serving(models, challengers, Frozen(), recorder, kept), challengers, blob

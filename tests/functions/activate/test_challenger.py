@@ -6,12 +6,13 @@ from __future__ import annotations
 import itertools
 import json
 import pickle
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from river import datasets, metrics
+from river import datasets, metrics, stats
 
 from shared.runtime import reset_runtime
 from shared.settings import reset_settings_cache
@@ -21,7 +22,7 @@ SAMPLES = list(itertools.islice(datasets.TrumpApproval(), 500))
 
 
 async def learn(client: httpx.AsyncClient, rows: list) -> None:
-    body = {"samples": [{"x": x, "y": y} for x, y in rows]}
+    body = {"samples": [{"x": x} if y is None else {"x": x, "y": y} for x, y in rows]}
     assert (await client.post("/api/v1/models/m/learn", json=body)).status_code == 200
 
 
@@ -129,3 +130,115 @@ async def test_a_challenger_of_the_champions_own_version_sees_every_learning_rou
     # 27 predict_learn, then 30 observations of which the last 27 fill a 3-lag window
     assert compared["champion"]["n"] == 27 + 27
     assert compared["challenger"] == compared["champion"]
+
+
+DETECTOR = {
+    "name": "m",
+    "steps": [
+        {"kind": "min_max_scaler"},
+        {
+            "kind": "quantile_filter",
+            "params": {"q": 0.95, "anomaly_detector": {"kind": "half_space_trees"}},
+        },
+    ],
+}
+PHISHING = list(itertools.islice(datasets.Phishing(), 400))
+
+
+class DetectorStats:
+    """What /compare reports of one detector side, computed with River's own objects."""
+
+    def __init__(self) -> None:
+        self.quantiles = {f"score_p{round(q * 100)}": stats.Quantile(q) for q in (0.5, 0.9, 0.99)}
+        self.mean, self.flagged = stats.Mean(), stats.Mean()
+        self.roc = metrics.RollingROCAUC(window_size=1000)
+
+    def update(self, score: float, flag: bool, y: bool) -> None:
+        for quantile in self.quantiles.values():
+            quantile.update(score)
+        self.mean.update(score)
+        self.flagged.update(1.0 if flag else 0.0)
+        self.roc.update(y, score)
+
+    def report(self) -> dict[str, float]:
+        return {
+            **{name: q.get() for name, q in self.quantiles.items()},
+            "score_mean": self.mean.get(),
+            "flagged_rate": self.flagged.get(),
+            "roc_auc": self.roc.get(),
+        }
+
+
+async def test_detectors_are_compared_on_what_their_monitoring_reports(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """A detector champion (fresh) and a challenger (version 2: after 200 samples) score the
+    same labelled stream: /compare reports each side's score quantiles, mean, flagged rate and
+    ROC AUC equal to River's in-process, on every route that feeds the shadow."""
+    assert (await client.post("/api/v1/models", json=DETECTOR)).status_code == 201
+    await learn(client, [(x, None) for x, _ in PHISHING[:200]])
+    assert (await client.post("/api/v1/models/m/versions")).json()["version"] == 2
+    assert (await client.post("/api/v1/models/m/versions/1/activate")).status_code == 200
+    started = await client.put("/api/v1/models/m/aliases/challenger", json={"version": 2})
+    assert started.status_code == 200
+    empty = (await client.get("/api/v1/models/m/compare")).json()
+    assert empty["champion"]["n"] == 0 and empty["task"] == "anomaly"
+
+    champion, challenger = artifact(tmp_path, 1), artifact(tmp_path, 2)
+    expected = {"champion": DetectorStats(), "challenger": DetectorStats()}
+    # a plain learn feeds both sides (nothing to compare), then prequential with labels
+    await learn(client, [(x, None) for x, _ in PHISHING[200:220]])
+    for x, _ in PHISHING[200:220]:
+        champion.learn_one(x)
+        challenger.learn_one(x)
+    for x, y in PHISHING[220:400]:
+        sent = await client.post("/api/v1/models/m/predict_learn", json={"x": x, "y": y})
+        answer = sent.json()
+        for side, local in (("champion", champion), ("challenger", challenger)):
+            score = local.score_one(x)
+            flag = bool(local[-1].classify(score))
+            if side == "champion":
+                assert (answer["score"], answer["is_anomaly"]) == (score, flag)
+            expected[side].update(score, flag, y)
+            local.learn_one(x)
+
+    compared = (await client.get("/api/v1/models/m/compare")).json()
+    assert compared["task"] == "anomaly"
+    assert compared["champion"] == {"version": 1, "n": 180, **expected["champion"].report()}
+    assert compared["challenger"] == {"version": 2, "n": 180, **expected["challenger"].report()}
+    assert compared["champion"]["roc_auc"] != compared["challenger"]["roc_auc"]
+
+    # restarted, the challenger compares afresh
+    await client.put("/api/v1/models/m/aliases/challenger", json={"version": 2})
+    assert (await client.get("/api/v1/models/m/compare")).json()["challenger"]["n"] == 0
+
+
+async def test_clusterers_are_compared_on_sizes_and_agreement(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    spec = {"name": "m", "kind": "kmeans", "params": {"n_clusters": 3, "seed": 42}}
+    assert (await client.post("/api/v1/models", json=spec)).status_code == 201
+    await learn(client, [(x, None) for x, _ in PHISHING[:100]])
+    assert (await client.post("/api/v1/models/m/versions")).json()["version"] == 2
+    assert (await client.post("/api/v1/models/m/versions/1/activate")).status_code == 200
+    await client.put("/api/v1/models/m/aliases/challenger", json={"version": 2})
+
+    champion, challenger = artifact(tmp_path, 1), artifact(tmp_path, 2)
+    sizes: dict[str, Counter[str]] = {"champion": Counter(), "challenger": Counter()}
+    agreement = metrics.AdjustedRand()
+    for x, _ in PHISHING[100:250]:
+        answer = (await client.post("/api/v1/models/m/predict_learn", json={"x": x})).json()
+        ours, theirs = champion.predict_one(x), challenger.predict_one(x)
+        assert answer["cluster"] == ours
+        sizes["champion"][str(ours)] += 1
+        sizes["challenger"][str(theirs)] += 1
+        agreement.update(ours, theirs)
+        champion.learn_one(x)
+        challenger.learn_one(x)
+
+    compared = (await client.get("/api/v1/models/m/compare")).json()
+    assert compared["adjusted_rand"] == agreement.get()
+    for side in ("champion", "challenger"):
+        assert compared[side]["n"] == 150
+        assert compared[side]["cluster_sizes"] == dict(sorted(sizes[side].items()))
+        assert compared[side]["largest_share"] == max(sizes[side].values()) / 150
