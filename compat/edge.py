@@ -14,6 +14,7 @@ from shared.context import request_id_var
 from shared.edge.codec import JSON
 from shared.edge.router import TenantScopedRoute
 from shared.errors import ApiError, envelope, unprocessable
+from shared.unsupervised import TASKS as UNSUPERVISED_TASKS
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -57,13 +58,26 @@ def ml_service_error(error: ApiError) -> Response:
     return JSON(body, status_code=error.status, headers=error.headers)
 
 
-def prediction_of(answer: dict[str, Any]) -> Any:
+def _unsupported() -> ApiError:
+    return unprocessable(
+        "this model answers a score or a cluster, which this seed API cannot carry; "
+        "use POST /api/v1/models/{model}/predict",
+        "unsupported_task",
+    )
+
+
+def require_point_task(task: str) -> None:
     """The seeds' APIs serve point predictions: a detector's score or a clusterer's cluster
-    (issue 17) has no seed shape, so such a model is a 422 here, never a 500."""
+    (issue 17) has no seed shape, so such a model is a 422, never a 500. Checked with the
+    model's task (`Serving.task`) before the core call, so a refused request has learned
+    nothing and kept no prediction."""
+    if task in UNSUPERVISED_TASKS:
+        raise _unsupported()
+
+
+def prediction_of(answer: dict[str, Any]) -> Any:
+    """The answer's point prediction (a route checked `require_point_task` first; a model
+    replaced by another task in between is still a 422 here, never a 500)."""
     if "prediction" not in answer:
-        raise unprocessable(
-            "this model answers a score or a cluster, which this seed API cannot carry; "
-            "use POST /api/v1/models/{model}/predict",
-            "unsupported_task",
-        )
+        raise _unsupported()
     return answer["prediction"]

@@ -30,8 +30,8 @@ from river import (
 from river.compat import convert_sklearn_to_river
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
+from shared import bounded_clusterers, param_bounds
 from shared import catalog_families as families
-from shared import param_bounds
 from shared.errors import unprocessable
 from shared.settings import get_settings
 
@@ -305,15 +305,16 @@ UNSUPERVISED_KINDS = [
     _kind(
         "dbstream",
         "clusterer",
-        cluster.DBSTREAM,
-        "Density-based micro-clusters (DBSTREAM)",
+        bounded_clusterers.dbstream,
+        "Density-based micro-clusters (DBSTREAM), at most MAX_MICRO_CLUSTERS of them",
         overrides={"cleanup_interval": "float", "minimum_weight": "float"},
     ),
     _kind(
         "denstream",
         "clusterer",
-        cluster.DenStream,
-        "Density-based clustering with decay (DenStream); ids once n_samples_init are seen",
+        bounded_clusterers.denstream,
+        "Density-based clustering with decay (DenStream); ids once n_samples_init are seen; "
+        "at most MAX_MICRO_CLUSTERS micro-clusters",
         overrides={"mu": "float"},
     ),
     _kind(

@@ -113,13 +113,27 @@ def _two_or_more(models: list[Any]) -> list[Any]:
     return list(models)
 
 
+def _reward(table: Mapping[str, Callable[[], metrics.base.Metric]], name: str, what: str) -> Any:
+    """A bandit's metric: River's policies maximise the metric they are given as reward, so
+    one where smaller is better (an error, a loss) would make the bandit favour the worst
+    candidate; only metrics where bigger is better are taken."""
+    rewards = [n for n, factory in table.items() if factory().bigger_is_better]
+    metric = _choose(table, name, what)
+    if not metric.bigger_is_better:
+        raise ValueError(
+            f"a bandit maximises its metric and '{name}' is better smaller; "
+            f"one of: {', '.join(rewards)}"
+        )
+    return metric
+
+
 def bandit_regressor(
     models: list[Any], policy: bandit.base.Policy | None = None, metric: str = "r2"
 ) -> model_selection.BanditRegressor:
-    # r2 by default: River's policies maximise the metric they are given as reward, so an
-    # error (mae, mse, rmse) would make the bandit favour the worst candidate
     return model_selection.BanditRegressor(
-        _two_or_more(models), regression_metric(metric), policy or epsilon_greedy()
+        _two_or_more(models),
+        _reward(REGRESSION_METRICS, metric, "regression metric"),
+        policy or epsilon_greedy(),
     )
 
 
@@ -127,7 +141,9 @@ def bandit_classifier(
     models: list[Any], policy: bandit.base.Policy | None = None, metric: str = "accuracy"
 ) -> model_selection.BanditClassifier:
     return model_selection.BanditClassifier(
-        _two_or_more(models), classification_metric(metric), policy or epsilon_greedy()
+        _two_or_more(models),
+        _reward(CLASSIFICATION_METRICS, metric, "classification metric"),
+        policy or epsilon_greedy(),
     )
 
 

@@ -102,13 +102,23 @@ RANGES: dict[str, Range] = {
     "n_random_cuts": Range(1, 1_000),  # loda: projections
     "n_clusters": Range(1, 1_000),
     "n_macro_clusters": Range(1, 1_000),
-    "max_micro_clusters": Range(1, 10_000),
+    "max_micro_clusters": Range(1, "max_micro_clusters"),  # clustream keeps this many
     "micro_cluster_r_factor": Range(1, 1_000),
     "time_window": Range(1, 1_000_000),
     "time_gap": Range(1, 1_000_000),
     "chunk_size": Range(1, 10_000),
-    "n_samples_init": Range(1, 100_000),
+    # denstream: its initial DBSCAN over the buffer is quadratic in n_samples_init
+    "n_samples_init": Range(1, 2_000),
     "stream_speed": Range(1, 100_000),
+    # dbstream / denstream: micro-cluster radius and fading; their count is bounded apart
+    # (MAX_MICRO_CLUSTERS, shared/bounded_clusterers.py)
+    "clustering_threshold": Range(1e-6, 1e6, integer=False),
+    "fading_factor": Range(1e-6, 1, integer=False),
+    "cleanup_interval": Range(1, 1_000_000, integer=False),
+    "minimum_weight": Range(0, 1e6, integer=False),
+    "intersection_factor": Range(1e-6, 1, integer=False),
+    "decaying_factor": Range(1e-6, 1, integer=False),
+    "beta": Range(0, 1, integer=False),  # denstream (River: (0, 1]), holt_winters
 }
 # `null` (River: no limit) is replaced by the bound.
 BOUND_WHEN_NULL = frozenset({"max_depth"})

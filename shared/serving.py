@@ -163,6 +163,11 @@ class Serving:
         pinned = await self.pinned.resolve(tenant, name, version, None)
         return await self.pinned.describe_version(tenant, name, pinned)
 
+    async def task(self, tenant: str, name: str) -> str:
+        """The model's task, read from its record (no model load): a route that serves only
+        some tasks refuses the others with it before anything is learned or kept."""
+        return str((await self.models.record(tenant, name))["task"])
+
     async def versions(self, tenant: str, name: str) -> list[int]:
         """The model's registered versions, ascending."""
         return await self.pinned.version_numbers(tenant, name)

@@ -348,6 +348,14 @@ class Settings(BaseSettings):
         ge=4096,
         description="the local live log (no NATS) is rotated past this size",
     )
+    # --- catalogfix: micro-clusters a density-based clusterer keeps (shared/bounded_clusterers.py) ---
+    max_micro_clusters: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="micro-clusters a dbstream / denstream keeps (a sample that would open "
+        "one more is refused, 422 learn_failed) and the most a clustream may ask for",
+    )
 
     @field_validator("state_url")
     @classmethod

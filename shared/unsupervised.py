@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from river import cluster, compose
+
 from shared import limits, numbers
 from shared.errors import unprocessable
 
@@ -66,8 +68,8 @@ def predict(model: Any, blueprint: Blueprint, x: Any, y: Any) -> tuple[Any, Any]
     """(score, is_anomaly or None) of a detector; (cluster id, None) of a clusterer. Pure:
     River's score_one and predict_one never learn (outside learn_during_predict)."""
     if blueprint.task == "clustering":
-        if isinstance(getattr(model, "centers", None), dict) and not model.centers:
-            return None, None  # STREAMKMeans before its first chunk: no cluster yet
+        if _no_cluster_yet(model):
+            return None, None
         return model.predict_one(x), None
     if blueprint.scores_target:
         if y is None:
@@ -83,6 +85,17 @@ def predict(model: Any, blueprint: Blueprint, x: Any, y: Any) -> tuple[Any, Any]
     if flagging is not None and numbers.is_finite(score):
         is_anomaly = bool(flagging.classify(score))
     return score, is_anomaly
+
+
+def _no_cluster_yet(model: Any) -> bool:
+    """STREAMKMeans before its first chunk (no centres), DenStream before n_samples_init
+    (River answers 0 then, a cluster that does not exist). Only STREAMKMeans is asked for
+    its centres: DBSTREAM's and DenStream's are filled by predict_one itself, so asking
+    them first would answer null for ever."""
+    final = list(model.steps.values())[-1] if isinstance(model, compose.Pipeline) else model
+    if isinstance(final, cluster.DenStream):
+        return not final.initialized
+    return isinstance(final, cluster.STREAMKMeans) and not final.centers
 
 
 def answer(task: str, prediction: Any, extra: Any) -> dict[str, Any]:

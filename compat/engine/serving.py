@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from compat.edge import prediction_of
+from compat.edge import prediction_of, require_point_task
 from compat.engine.features import latest_features, model_of
 from compat.engine.market_data import check_symbol, market_of
 from shared.context import request_id_var
@@ -39,6 +39,7 @@ async def predict(runtime: Runtime, tenant: str, symbol: str) -> dict[str, Any]:
     engineered = await features(runtime, symbol)
     x = engineered["features"]
     try:
+        require_point_task(await runtime.serving.task(tenant, model))  # before it is kept
         answer = await runtime.serving.predict(tenant, model, x, alias="active")
     except ApiError as exc:
         if exc.status != 404:

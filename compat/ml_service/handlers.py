@@ -18,7 +18,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from compat.edge import ml_service_error, ok, prediction_of
+from compat.edge import ml_service_error, ok, prediction_of, require_point_task
 from compat.ml_service import events
 from compat.ml_service import models as mapping
 from compat.ml_service.schemas import (
@@ -58,7 +58,8 @@ def _runs_prefix(model_id: str) -> str:
 
 
 async def _config(runtime: Runtime, tenant: str, model_id: str) -> dict[str, Any]:
-    await runtime.lifecycle.record(tenant, model_id)  # 404 for an unknown model
+    record = await runtime.lifecycle.record(tenant, model_id)  # 404 for an unknown model
+    require_point_task(record["task"])  # before anything is kept
     config = await mapping.load_config(runtime.registry, tenant, model_id)
     if config is None:
         raise conflict(

@@ -16,7 +16,7 @@ import river
 from starlette.requests import Request
 from starlette.responses import Response
 
-from compat.edge import prediction_of
+from compat.edge import prediction_of, require_point_task
 from compat.online.metrics import prometheus_text, seed_metrics
 from compat.online.presets import PRESETS, create_preset
 from compat.online.schemas import (
@@ -51,6 +51,17 @@ async def _call(tenant: str, name: str, call: Callable[[], Awaitable[T]]) -> T:
         raise
 
 
+async def _point(tenant: str, name: str, call: Callable[[], Awaitable[T]]) -> T:
+    """`_call` for a seed verb that carries a target or a point prediction: a detector or a
+    clusterer is refused (422) before anything is learned or kept."""
+
+    async def checked() -> T:
+        require_point_task(await current_runtime().serving.task(tenant, name))
+        return await call()
+
+    return await _call(tenant, name, checked)
+
+
 def _model(request: Request) -> tuple[str, str]:
     return tenant_of(request), path_name(request)
 
@@ -79,7 +90,7 @@ async def train(request: Request) -> Response:
     models = current_runtime().serving
     samples = [Sample(x=body.features, y=body.target)]
     key = idempotency_of(request)
-    await _call(tenant, name, lambda: models.learn(tenant, name, samples, key))
+    await _point(tenant, name, lambda: models.learn(tenant, name, samples, key))
     return JSON({"message": "Model trained successfully"})
 
 
@@ -89,7 +100,7 @@ async def predict(request: Request) -> Response:
     tenant, name = _model(request)
     body = await parse_body(request, OnlineFeaturesIn)
     models = current_runtime().serving
-    answer = await _call(tenant, name, lambda: models.predict(tenant, name, body.features))
+    answer = await _point(tenant, name, lambda: models.predict(tenant, name, body.features))
     # the seed's shape, plus where to send the label later (POST …/labels)
     point = {"value": prediction_of(answer), "prediction_id": answer["prediction_id"]}
     return JSON({"forecast": [point]})
@@ -102,7 +113,7 @@ async def predict_learn(request: Request) -> Response:
     tenant, name = _model(request)
     body = await parse_body(request, OnlineSampleIn)
     serving, key = current_runtime().serving, idempotency_of(request)
-    answer = await _call(
+    answer = await _point(
         tenant,
         name,
         lambda: serving.predict_learn(tenant, name, body.features, body.target, key),

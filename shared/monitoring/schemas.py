@@ -20,7 +20,9 @@ class VersionMetrics(BaseModel):
     rolling: dict[str, dict[str, float | None]]
     history: list[dict[str, Any]]
     cluster_sizes: dict[str, int] | None = Field(
-        None, description="a clusterer: samples each cluster id took (predict_learn, labels)"
+        None,
+        description="a clusterer: samples each cluster id took (predict_learn, labels); the "
+        '50 largest, the rest summed under "other"',
     )
 
 

@@ -6,7 +6,8 @@ does for supervised models: River's own statistics over the outcomes in seq orde
   delayed label), ROC AUC of the score: River's RollingROCAUC, exact and rank-based so any
   score range works (HST's [0, 1], LODA's or an SVM's unbounded ones), over the last
   ROC_WINDOW labelled scores (cumulative) or each window.
-- clustering: how many samples each cluster took, in all and over each window.
+- clustering: how many samples each cluster took, in all and over each window (the
+  REPORTED_CLUSTERS largest listed, the rest summed under "other").
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from shared.numbers import as_finite
 WINDOWS = (5, 10, 20)  # as shared/monitoring/scoring.py
 QUANTILES = {"score_p50": 0.5, "score_p90": 0.9, "score_p99": 0.99}
 ROC_WINDOW = 1000
+# cluster_sizes lists this many of the largest clusters and sums the rest under "other": a
+# clusterer may answer up to MAX_MICRO_CLUSTERS ids, and every metrics read carries the map
+REPORTED_CLUSTERS = 50
+OTHER_CLUSTERS = "other"
 
 
 def _value(metric: Any) -> float | None:
@@ -101,6 +106,17 @@ class AnomalyBoard:
         return point
 
 
+def reported_sizes(sizes: Counter[str]) -> dict[str, int]:
+    """The REPORTED_CLUSTERS largest clusters by id (ties: the smaller id), the rest summed
+    under "other" (a cluster id is a number: no id is "other")."""
+    if len(sizes) <= REPORTED_CLUSTERS:
+        return dict(sorted(sizes.items()))
+    largest = sorted(sizes.items(), key=lambda item: (-item[1], item[0]))[:REPORTED_CLUSTERS]
+    shown = dict(sorted(largest))
+    shown[OTHER_CLUSTERS] = sum(sizes.values()) - sum(shown.values())
+    return shown
+
+
 class ClusterBoard:
     """The sizes of the clusters one clusterer version assigned, in all and per window."""
 
@@ -127,7 +143,7 @@ class ClusterBoard:
         return {
             "cumulative": self._summary(self.sizes),
             "rolling": {str(w): self._summary(self._window(w)) for w in WINDOWS},
-            "cluster_sizes": dict(sorted(self.sizes.items())),
+            "cluster_sizes": reported_sizes(self.sizes),
         }
 
     @staticmethod

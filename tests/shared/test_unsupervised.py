@@ -15,6 +15,7 @@ from shared.catalog import KINDS, build_model, describe
 from shared.errors import ApiError
 from shared.monitoring.ledger import Ledger
 from shared.monitoring.outcomes import encode_outcome
+from shared.monitoring.unsupervised import REPORTED_CLUSTERS
 
 NEW_KINDS = [k for k, v in KINDS.items() if v.role in ("anomaly_detector", "clusterer")]
 SPECS: dict[str, dict[str, Any]] = {
@@ -224,3 +225,19 @@ def test_clustering_monitoring_counts_cluster_sizes() -> None:
     assert version["cluster_sizes"] == {"0": 2, "1": 4, "2": 1}
     assert version["cumulative"] == {"clusters": 3.0, "largest_share": 4 / 7}
     assert version["rolling"]["5"] == {"clusters": 3.0, "largest_share": 3 / 5}
+
+
+def test_cluster_sizes_list_the_largest_and_sum_the_rest() -> None:
+    # cluster c took c + 1 samples: the largest REPORTED_CLUSTERS are the highest ids
+    n = REPORTED_CLUSTERS + 30
+    clusters = [c for c in range(n) for _ in range(c + 1)]
+    answers = [{"cluster": c, "model_version": 1} for c in clusters]
+    ledger = Ledger()
+    ledger.apply(_outcomes(answers, [None] * len(clusters)))
+    [version] = ledger.metrics()["versions"]
+    sizes = version["cluster_sizes"]
+    assert len(sizes) == REPORTED_CLUSTERS + 1
+    assert {k: v for k, v in sizes.items() if k != "other"} == {str(c): c + 1 for c in range(30, n)}
+    assert sizes["other"] == sum(range(1, 31))
+    assert sum(sizes.values()) == len(clusters)
+    assert version["cumulative"]["clusters"] == n  # the count is of every cluster

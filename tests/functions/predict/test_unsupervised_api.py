@@ -199,3 +199,29 @@ async def test_seed_apis_refuse_them_with_4xx(client: httpx.AsyncClient) -> None
     assert learn.status_code == 422
     ml = await client.post("/api/v1/ml/models/segments/predict", json={"input_data": x})
     assert 400 <= ml.status_code < 500
+
+
+async def test_dbstream_answers_clusters_and_refuses_a_micro_cluster_past_the_bound(
+    client: httpx.AsyncClient,
+) -> None:
+    # a radius so small that each distinct sample opens a micro-cluster, never faded out
+    spec = {
+        "name": "dense",
+        "kind": "dbstream",
+        "params": {"clustering_threshold": 1e-6, "fading_factor": 1e-6, "cleanup_interval": 1e6},
+    }
+    await _create(client, spec)
+    base = "/api/v1/models/dense"
+    # MAX_MICRO_CLUSTERS (1000) distinct samples learn
+    samples = [{"x": {"a": float(i)}} for i in range(1000)]
+    learned = await client.post(f"{base}/learn", json={"samples": samples})
+    assert learned.status_code == 200, learned.text
+    refused = await client.post(f"{base}/learn", json={"x": {"a": -1.0}})
+    assert await _code(refused) == (422, "learn_failed")
+    assert "MAX_MICRO_CLUSTERS" in refused.json()["error"]["message"]
+    assert (await client.get(base)).json()["seq"] == 1000
+    again = await client.post(f"{base}/predict_learn", json={"x": {"a": 3.0}})  # joins one
+    assert again.status_code == 200, again.text
+    assert (await client.get(base)).json()["seq"] == 1001
+    answer = (await client.post(f"{base}/predict", json={"x": {"a": 3.0}})).json()
+    assert isinstance(answer["cluster"], int)  # River's id, not null

@@ -96,6 +96,23 @@ def _nest(depth: int) -> dict[str, Any]:
             },
             "invalid_parameter",
         ),
+        *(  # a bandit maximises its metric: one where smaller is better is refused
+            (
+                {
+                    "name": "sel",
+                    "kind": kind,
+                    "params": {"models": [model, model], "metric": metric},
+                },
+                "invalid_parameter",
+            )
+            for kind, model, metric in [
+                ("bandit_regressor", LINEAR, "mae"),
+                ("bandit_regressor", LINEAR, "mse"),
+                ("bandit_regressor", LINEAR, "rmse"),
+                ("bandit_classifier", {"kind": "logistic_regression"}, "log_loss"),
+                ("bandit_classifier", {"kind": "logistic_regression"}, "cross_entropy"),
+            ]
+        ),
         (
             {  # 10 models of 10-model bagging: 100 estimators, past nothing; of 11: past
                 "name": "sel",
@@ -183,6 +200,22 @@ async def test_a_spec_over_a_bound_is_a_4xx_and_creates_nothing(
     response = await client.post("/api/v1/models", json=spec)
     assert error_code(response, 422) == code
     assert (await client.get("/api/v1/models/sel")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("kind", "model", "metric", "allowed"),
+    [
+        ("bandit_regressor", LINEAR, "mae", "one of: r2"),
+        ("bandit_classifier", {"kind": "logistic_regression"}, "log_loss", "one of: accuracy, "),
+    ],
+)
+async def test_a_bandit_names_the_metrics_it_takes(
+    client: httpx.AsyncClient, kind: str, model: dict[str, Any], metric: str, allowed: str
+) -> None:
+    spec = {"name": "sel", "kind": kind, "params": {"models": [model, model], "metric": metric}}
+    response = await client.post("/api/v1/models", json=spec)
+    assert error_code(response, 422) == "invalid_parameter"
+    assert allowed in response.json()["error"]["message"]
 
 
 async def test_a_sample_past_a_learned_bound_is_refused_and_learns_nothing(
