@@ -432,6 +432,14 @@ def load_settings() -> Settings:
             f"{settings.state_replica_timeout_ms} must be below STATE_TIMEOUT_SECONDS "
             f"({settings.state_timeout_seconds} s)"
         )
+    if settings.stream_max_clients >= settings.max_connections:
+        # each stream holds a connection for good: at the cap no request could get in
+        raise ConfigError(
+            "invalid configuration: STREAM_MAX_CLIENTS: "
+            f"{settings.stream_max_clients} must be below MAX_CONNECTIONS "
+            f"({settings.max_connections}), or open streams would take every connection and "
+            "leave none for requests"
+        )
     _check_profile(settings)
     return settings
 
