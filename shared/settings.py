@@ -349,6 +349,15 @@ class Settings(BaseSettings):
         description="the local live log (no NATS) is rotated past this size",
     )
 
+    # --- live2: the live chart's history (shared/monitoring/timeline.py) ---
+    timeline_max_points: int = Field(
+        1000,
+        ge=1,
+        le=10_000,
+        description="points GET /api/v1/models/{m}/timeline answers at most (its ?limit=: "
+        "the model's newest audited predictions)",
+    )
+
     @field_validator("state_url")
     @classmethod
     def _known_state_scheme(cls, value: str) -> str:
