@@ -47,7 +47,7 @@ def test_streams_stay_below_the_connection_cap(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("MAX_CONNECTIONS", "50")
     for clients in ("50", "51"):
         monkeypatch.setenv("STREAM_MAX_CLIENTS", clients)
-        with pytest.raises(ConfigError, match="STREAM_MAX_CLIENTS.*MAX_CONNECTIONS"):
+        with pytest.raises(ConfigError, match=r"STREAM_MAX_CLIENTS.*MAX_CONNECTIONS"):
             load_settings()
     monkeypatch.setenv("STREAM_MAX_CLIENTS", "49")
     settings = load_settings()
