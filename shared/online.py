@@ -235,6 +235,8 @@ class OnlineModels:
                 answer = self._answer(live, x, live.seq)
             else:
                 answer = await self._answer_kept(live, x, sent, *keep)
+                # the audit row carries the id, so a later label can be joined to it
+                answer["prediction_id"] = keep[1]
             uid = live.uid
         self.observer.predicted(tenant, name, "predict", started, x, answer)
         await self._degraded(tenant, name, uid, answer, "predict")
@@ -253,10 +255,17 @@ class OnlineModels:
             return described
 
     async def predict_batch(
-        self, tenant: str, name: str, instances: list[Any], *, vectorised: bool = True
+        self,
+        tenant: str,
+        name: str,
+        instances: list[Any],
+        *,
+        vectorised: bool = True,
+        prediction_ids: list[str] | None = None,
     ) -> dict[str, Any]:
         """One result or one error per instance, in order; never all-or-nothing. With
-        `vectorised` False each prediction equals `predict` exactly (no predict_many)."""
+        `vectorised` False each prediction equals `predict` exactly (no predict_many).
+        `prediction_ids` (one per instance): each result carries its own, audited with it."""
         started = time.perf_counter()
         async with self._locked(tenant, name) as live:
             await self._catch_up(live)
@@ -281,6 +290,8 @@ class OnlineModels:
                     results[index] = {"error": {"code": "prediction_failed", "message": message}}
                     continue
                 results[index] = answer_of(live.blueprint, *answer)
+                if prediction_ids is not None:
+                    results[index]["prediction_id"] = prediction_ids[index]
             batch = {
                 "results": results,
                 "model_version": live.record.get("version", 0),
@@ -620,7 +631,11 @@ class OnlineModels:
                 if result.status == "replay":
                     return json.loads(result.response), []
                 self._maybe_compact(live)
-                self.observer.labelled(tenant, name, started, len(pairs), pending)
+                audited = [
+                    (labels[index].prediction_id, found.outcome, y)
+                    for (index, found), (_, y) in zip(chosen, pairs, strict=True)
+                ]
+                self.observer.labelled(tenant, name, started, len(pairs), pending, audited)
                 return answer, [Sample(x=x, y=y) for x, y in pairs]
             else:
                 raise unavailable("too much contention on this model; retry", code="contention")

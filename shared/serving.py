@@ -109,6 +109,7 @@ class Serving:
             started = time.perf_counter()
             pinned = await self.pinned.resolve(tenant, name, version, alias)
             answer = await self.pinned.predict_version(tenant, name, pinned, x)
+            answer = {**answer, "prediction_id": prediction_id}  # audited with it, for labels
             self.monitor.predicted(tenant, name, "predict", started, x, answer)  # audited too
             kept = await self.kept.keep(
                 tenant, name, [(prediction_id, _features(x), encode_outcome(answer, time.time()))]
@@ -132,18 +133,24 @@ class Serving:
         float (no vectorised predict_many); a pinned version is always exact. Each result is
         kept under its own `prediction_id` (`ids`, one per instance, or new ones) for a later
         label, in one round trip for the whole batch."""
+        # chosen before the model call, so the audit rows carry them (a label joins on them)
+        chosen = ids or [new_prediction_id() for _ in instances]
         if version is None:
-            batch = await self.models.predict_batch(tenant, name, instances, vectorised=not exact)
+            batch = await self.models.predict_batch(
+                tenant, name, instances, vectorised=not exact, prediction_ids=chosen
+            )
         else:
             started = time.perf_counter()
             pinned = await self.pinned.resolve(tenant, name, version, None)
             batch = await self.pinned.predict_version_batch(tenant, name, pinned, instances)
+            for result, prediction_id in zip(batch["results"], chosen, strict=True):
+                if "error" not in result:
+                    result["prediction_id"] = prediction_id
             self.monitor.predicted_batch(tenant, name, started, instances, batch)
         now, model_version = time.time(), batch["model_version"]
         items: list[tuple[str, str, str]] = []
-        for index, (x, result) in enumerate(zip(instances, batch["results"], strict=True)):
+        for x, result in zip(instances, batch["results"], strict=True):
             if "error" not in result:
-                result["prediction_id"] = ids[index] if ids else new_prediction_id()
                 outcome = encode_outcome({**result, "model_version": model_version}, now)
                 items.append((result["prediction_id"], _features(x), outcome))
         if items:

@@ -357,6 +357,15 @@ class Settings(BaseSettings):
         "one more is refused, 422 learn_failed) and the most a clustream may ask for",
     )
 
+    # --- live2: the live chart's history (shared/monitoring/timeline.py) ---
+    timeline_max_points: int = Field(
+        1000,
+        ge=1,
+        le=10_000,
+        description="points GET /api/v1/models/{m}/timeline answers at most (its ?limit=: "
+        "the model's newest audited predictions)",
+    )
+
     @field_validator("state_url")
     @classmethod
     def _known_state_scheme(cls, value: str) -> str:
@@ -439,6 +448,14 @@ def load_settings() -> Settings:
             "invalid configuration: STATE_REPLICA_TIMEOUT_MS: "
             f"{settings.state_replica_timeout_ms} must be below STATE_TIMEOUT_SECONDS "
             f"({settings.state_timeout_seconds} s)"
+        )
+    if settings.stream_max_clients >= settings.max_connections:
+        # each stream holds a connection for good: at the cap no request could get in
+        raise ConfigError(
+            "invalid configuration: STREAM_MAX_CLIENTS: "
+            f"{settings.stream_max_clients} must be below MAX_CONNECTIONS "
+            f"({settings.max_connections}), or open streams would take every connection and "
+            "leave none for requests"
         )
     _check_profile(settings)
     return settings

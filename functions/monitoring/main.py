@@ -32,6 +32,7 @@ from shared.monitoring.schemas import (
     MetricsOut,
     OverviewOut,
     RecentOut,
+    TimelineOut,
 )
 from shared.monitoring.sse import STREAM_PATH, parse_filter, parse_last_event_id
 from shared.openapi import api
@@ -40,6 +41,7 @@ from shared.security import require_admin
 from shared.tenancy import check_name, path_name, tenant_of
 
 STATIC = Path(__file__).parent / "static"
+TIMELINE_LIMIT = 300  # the timeline's default ?limit= (the live chart keeps as many points)
 # Read once: the page is a handful of small files, served from memory.
 ASSETS = {
     "index.html": "text/html; charset=utf-8",
@@ -92,6 +94,19 @@ async def model_latency(request: Request) -> Response:
     """p50 / p95 / p99 of the model calls per route, over every instance."""
     tenant, name = tenant_of(request), path_name(request)
     return JSON(await views.latencies(current_runtime(), tenant, name))
+
+
+@api("monitoring", response=TimelineOut)
+async def model_timeline(request: Request) -> Response:
+    """The live chart's history: the model's newest audited predictions (`?limit=`, 300, up
+    to TIMELINE_MAX_POINTS), oldest first, each with its actual and error once known (a
+    predict_learn's, or a delayed label's) and the rolling error; and its drift episodes."""
+    runtime = current_runtime()
+    tenant, name = tenant_of(request), path_name(request)
+    most = runtime.settings.timeline_max_points
+    raw = request.query_params.get("limit", str(min(TIMELINE_LIMIT, most)))
+    limit = query_int(raw, "limit", 1, most)
+    return JSON(await views.history(runtime, tenant, name, limit))
 
 
 @api("monitoring", response=RecentOut)
@@ -157,6 +172,7 @@ ROUTES = [
     Route("/api/v1/models/{model}/drift", model_drift, methods=["GET"]),
     Route("/api/v1/models/{model}/freshness", model_freshness, methods=["GET"]),
     Route("/api/v1/models/{model}/latency", model_latency, methods=["GET"]),
+    Route("/api/v1/models/{model}/timeline", model_timeline, methods=["GET"]),
     Route("/api/v1/predictions/recent", recent_predictions, methods=["GET"]),
     Route("/api/v1/monitoring/overview", overview, methods=["GET"]),
     Route("/api/v1/admin/audit", clear_audit, methods=["DELETE"]),

@@ -3,6 +3,11 @@
 A row: time, request id, tenant, model, version, route, a hash of the input, the output and
 the model-call latency. The input itself is not kept (it may be personal data); its hash
 (sha256 of the canonical JSON) lets an operator match a prediction to a request they hold.
+
+Delayed labels: a predict's row carries its `prediction_id`; a label that arrives later
+writes a row of route "label" (the id, the actual, the error of the kept prediction), and a
+read joins it to the prediction's row (`join_labels`), so the audit is still only appended
+to, in the same buffered flush, and bounded by AUDIT_MAX_ROWS like every row.
 """
 
 from __future__ import annotations
@@ -15,10 +20,13 @@ from typing import Any
 from shared.edge.codec import dump_text
 
 MAX_LIMIT = 1000
+LABEL = "label"  # the route of a delayed label's row
 
 # (tenant, model, route, request id, epoch seconds, latency ms, x, answer, is a batch,
 # the actual y when known at once: predict_learn's, else None)
 # A plain tuple: it is built on the request path, where every microsecond counts.
+# A label's: route LABEL, x None, answer {"prediction_id", "outcome": the kept prediction's
+# outcome as stored (decoded only when flushed)}, y the label.
 Pending = tuple[str, str, str, str, float, float, Any, dict[str, Any], bool, Any]
 
 _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
@@ -66,6 +74,9 @@ def _row(p: Pending, x: Any, output: dict[str, Any], version: Any, seq: Any) -> 
             "actual": p[9],
             "prediction_error": prediction_error(output.get("prediction"), p[9]),
         }
+    prediction_id = output.pop("prediction_id", None)
+    if prediction_id is not None:
+        known["prediction_id"] = prediction_id
     return _compact(
         {
             "at": _Clock.iso(p[4]),
@@ -83,22 +94,76 @@ def _row(p: Pending, x: Any, output: dict[str, Any], version: Any, seq: Any) -> 
     )
 
 
+def _label_row(p: Pending) -> str:
+    """A delayed label: the actual of an earlier prediction and the error it made."""
+    kept = json.loads(p[7]["outcome"])  # encode_outcome's body: v, t, p (and k if unscored)
+    prediction = kept.get("p")
+    error = prediction_error(prediction, p[9]) if kept.get("k") is None else None
+    return _compact(
+        {
+            "at": _Clock.iso(p[4]),
+            "request_id": p[3],
+            "tenant": p[0],
+            "model": p[1],
+            "version": kept.get("v"),
+            "route": LABEL,
+            "prediction_id": p[7]["prediction_id"],
+            "actual": p[9],
+            "prediction_error": error,
+        }
+    )
+
+
 def encode(pending: list[Pending]) -> dict[str, list[str]]:
     """Rows per tenant, oldest first (a batch gives one row per item)."""
     rows: dict[str, list[str]] = {}
     for p in pending:
         out = rows.setdefault(p[0], [])
         answer = p[7]
+        if p[2] == LABEL:
+            out.append(_label_row(p))
+            continue
         version, seq = answer.get("model_version"), answer.get("seq")
         if not p[8]:
             output = {k: answer[k] for k in _OUTPUT_KEYS if k in answer}
+            if "prediction_id" in answer:
+                output["prediction_id"] = answer["prediction_id"]
             out.append(_row(p, p[6], output, version, seq))
             continue
         for x, result in zip(p[6], answer["results"], strict=True):
-            out.append(_row(p, x, result, version, seq))
+            out.append(_row(p, x, dict(result), version, seq))
     return rows
 
 
 def matches(raw: str, model: str | None) -> dict[str, Any] | None:
     row: dict[str, Any] = json.loads(raw)
     return row if model is None or row.get("model") == model else None
+
+
+class LabelJoin:
+    """Rows read newest first, labels set aside and joined to their predictions' rows.
+
+    A label is newer than its prediction, so it is usually read first; one read earlier (two
+    instances' flushes crossing) is still joined when both are among the rows read."""
+
+    def __init__(self) -> None:
+        self.predictions: list[dict[str, Any]] = []
+        self.labels: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def add(self, row: dict[str, Any]) -> None:
+        if row.get("route") == LABEL:
+            self.labels.setdefault((row["model"], row["prediction_id"]), row)
+        else:
+            self.predictions.append(row)
+
+    def rows(self, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` predictions, each labelled one with its actual and error."""
+        out = self.predictions[:limit]
+        for row in out:
+            pid = row.get("prediction_id")
+            label = self.labels.get((row["model"], pid)) if pid is not None else None
+            if label is not None and row.get("actual") is None:
+                row["actual"] = label["actual"]
+                row["prediction_error"] = label["prediction_error"]
+                row["labelled_at"] = label["at"]
+        return out

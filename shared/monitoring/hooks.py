@@ -6,7 +6,12 @@ time.perf_counter() at which the model call began.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
+
+# A delayed label, as the audit records it: (prediction id, the kept prediction's outcome as
+# stored by encode_outcome, the label y)
+LabelledPrediction = tuple[str, str, Any]
 
 
 class Observer(Protocol):
@@ -36,9 +41,17 @@ class Observer(Protocol):
     def learned(self, tenant: str, name: str, started: float, count: int) -> None:
         """`count` samples appended by learn."""
 
-    def labelled(self, tenant: str, name: str, started: float, count: int, pending: int) -> None:
+    def labelled(
+        self,
+        tenant: str,
+        name: str,
+        started: float,
+        count: int,
+        pending: int,
+        labels: Sequence[LabelledPrediction] = (),
+    ) -> None:
         """`count` delayed labels appended with their kept predictions as outcomes;
-        `pending` outcomes await a fold."""
+        `pending` outcomes await a fold; `labels` each label's id, kept outcome and y."""
 
 
 class NullObserver:
@@ -69,5 +82,13 @@ class NullObserver:
     def learned(self, tenant: str, name: str, started: float, count: int) -> None:
         pass
 
-    def labelled(self, tenant: str, name: str, started: float, count: int, pending: int) -> None:
+    def labelled(
+        self,
+        tenant: str,
+        name: str,
+        started: float,
+        count: int,
+        pending: int,
+        labels: Sequence[LabelledPrediction] = (),
+    ) -> None:
         pass

@@ -44,6 +44,7 @@ class Episode:
     features: list[str]
     mean_error: float
     ended_seq: int | None = None
+    ended_ts: float | None = None  # (ledgers pickled before it have the class default)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +109,7 @@ class VersionTrack:
         if not signals:
             if self.open_episode is not None and self.samples - self.last_signal >= QUIET:
                 self.open_episode.ended_seq = outcome.seq
+                self.open_episode.ended_ts = outcome.ts
                 self.open_episode = None
             return None
         self.last_signal = self.samples

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from typing import Any
 
@@ -22,6 +23,7 @@ from shared.events.live import LivePublisher
 from shared.monitoring import audit, latency
 from shared.monitoring.comparison import Comparison
 from shared.monitoring.fold import FOLD_EVERY, Folder
+from shared.monitoring.hooks import LabelledPrediction
 from shared.monitoring.ledger import Ledger
 from shared.monitoring.live import LiveSampler
 from shared.monitoring.prometheus import (
@@ -129,10 +131,29 @@ class Monitor:
         if self.live is not None:
             self.live.learning(tenant, name)
 
-    def labelled(self, tenant: str, name: str, started: float, count: int, pending: int) -> None:
+    def labelled(
+        self,
+        tenant: str,
+        name: str,
+        started: float,
+        count: int,
+        pending: int,
+        labels: Sequence[LabelledPrediction] = (),
+    ) -> None:
         counts = self._counts.setdefault((tenant, name), {})
-        latency.record(counts, "label", (time.perf_counter() - started) * 1000)
-        self._learned(tenant, name, time.time(), count)
+        now = time.time()
+        ms = (time.perf_counter() - started) * 1000
+        latency.record(counts, "label", ms)
+        self._learned(tenant, name, now, count)
+        if labels and self._buffered + len(labels) <= MAX_BUFFERED:
+            request_id = request_id_var.get()
+            for prediction_id, outcome, y in labels:  # joined to the predictions when read
+                answer = {"prediction_id": prediction_id, "outcome": outcome}
+                row = (tenant, name, audit.LABEL, request_id, now, ms, None, answer, False, y)
+                self._pending.append(row)
+            self._buffered += len(labels)
+        elif labels:
+            AUDIT_DROPPED.inc(len(labels))
         self._fold_when(tenant, name, pending)
         self._schedule()
         if self.live is not None:
@@ -163,18 +184,22 @@ class Monitor:
         return await self.store.read_monitor(tenant, name)
 
     async def recent(self, tenant: str, model: str | None, limit: int) -> list[dict[str, Any]]:
-        """The newest audit rows, newest first (of one model if given)."""
+        """The newest audited predictions, newest first (of one model if given), a delayed
+        label's actual and error joined to its prediction's row."""
         await self.flush()
-        rows: list[dict[str, Any]] = []
+        joined = audit.LabelJoin()
         page = max(limit, 200) if model else limit
         start = 0
-        while len(rows) < limit and start < self.audit_max_rows:
+        while len(joined.predictions) < limit and start < self.audit_max_rows:
             raws = await self.store.read_audit(tenant, start, start + page - 1)
-            rows += [r for r in (audit.matches(raw, model) for raw in raws) if r is not None]
+            for raw in raws:
+                row = audit.matches(raw, model)
+                if row is not None:
+                    joined.add(row)
             if len(raws) < page:
                 break
             start += page
-        return rows[:limit]
+        return joined.rows(limit)
 
     async def clear_audit(self, tenant: str) -> int:
         """Delete the tenant's audit rows, buffered ones included."""

@@ -80,8 +80,35 @@ class AuditRow(BaseModel):
     output: dict[str, Any]
     seq: int | None
     latency_ms: float
-    actual: Any = None  # the target, once known (predict_learn)
+    actual: Any = None  # the target, once known (predict_learn, or a delayed label)
     prediction_error: float | None = None  # |prediction - actual|, or 0/1 for a label
+    prediction_id: str | None = Field(None, description="a predict's id (a label names it)")
+    labelled_at: str | None = Field(None, description="when its delayed label arrived")
+
+
+class TimelinePoint(BaseModel):
+    at: str
+    route: str
+    version: int | None
+    seq: int | None
+    prediction_id: str | None
+    prediction: Any
+    actual: Any = Field(None, description="null until known (predict_learn, or its label)")
+    error: float | None = Field(None, description="|prediction - actual|, or 0/1 for a label")
+    rolling_error: float | None = Field(
+        None, description="mean of the last rolling_window known errors, up to this point"
+    )
+
+
+class TimelineOut(BaseModel):
+    model: str
+    active_version: int | None
+    rolling_window: int
+    points: list[TimelinePoint] = Field(description="oldest first")
+    drift_episodes: list[dict[str, Any]] = Field(
+        description="oldest first: version, started_at/seq, ended_at/seq (null while open), "
+        "signals, features"
+    )
 
 
 class RecentOut(BaseModel):

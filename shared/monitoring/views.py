@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import not_found
-from shared.monitoring import latency
+from shared.monitoring import latency, timeline
 from shared.monitoring.ledger import iso
 
 if TYPE_CHECKING:
@@ -40,6 +40,21 @@ async def drift(runtime: Runtime, tenant: str, name: str, version: int | None) -
     report = track.drift() if track is not None else {"version": wanted, "samples": 0}
     report.setdefault("detected", False)
     return {"model": name, "active_version": record.get("version"), **report}
+
+
+async def history(runtime: Runtime, tenant: str, name: str, limit: int) -> dict[str, Any]:
+    """The model's newest `limit` audited predictions as chart points (oldest first) with
+    actuals, errors and the rolling error, and its drift episodes (the live chart's history)."""
+    record = await runtime.lifecycle.record(tenant, name)
+    rows = await runtime.monitor.recent(tenant, name, limit)
+    ledger = await runtime.monitor.ledger(tenant, name)
+    return {
+        "model": name,
+        "active_version": record.get("version"),
+        "rolling_window": timeline.ROLLING,
+        "points": timeline.points(rows),
+        "drift_episodes": timeline.episodes(ledger),
+    }
 
 
 def _age(now: float, ts: float | None) -> float | None:

@@ -144,9 +144,10 @@ def test_the_dashboard_sends_the_tenant_key(
 def test_the_dashboard_is_live(
     app_factory: Callable[..., AppProcess], page: sync_api.Page, tmp_path: Path
 ) -> None:
-    """Subscribed by EventSource: a stream of learns draws the live chart, and a model
-    created through the API appears in the overview without a reload (nor a poll: the
-    stream is up, so the page does not poll)."""
+    """Subscribed by EventSource: a stream of learns draws the live chart; a fresh page draws
+    the model's history (actuals included, a delayed label's too) before any new event; the
+    explorer shows a labelled prediction's actual and error; and a model created through the
+    API appears in the overview without a reload (nor a poll: the stream is up)."""
     app = app_factory({"STATE_URL": "memory://", "ENV": "dev", "STREAM_PREDICTION_EVERY": "1"})
     with httpx.Client(base_url=app.url, headers=HEADERS, timeout=30) as http:
         assert http.post("/api/v1/models", json=SPEC).status_code == 201
@@ -177,6 +178,43 @@ def test_the_dashboard_is_live(
             row["actual"], rel=1e-3
         )
         assert cells.nth(6).inner_text() not in ("", "\N{EN DASH}")
+
+        # a delayed label: its prediction gets the actual and the error once it arrives
+        x, y = list(datasets.TrumpApproval())[40]
+        predicted = http.post("/api/v1/models/trump/predict", json={"x": x})
+        request_id, answer = predicted.headers["x-request-id"], predicted.json()
+        label = {"prediction_id": answer["prediction_id"], "y": y}
+        assert http.post("/api/v1/models/trump/labels", json=label).status_code == 200
+
+        # a fresh page draws the model's history (the timeline) before any new event: no
+        # prediction is made from here on, so every point comes from the history
+        browser = page.context.browser
+        assert browser is not None
+        fresh = browser.new_page(viewport={"width": 1400, "height": 1000})
+        fresh.set_default_timeout(TIMEOUT_MS)
+        fresh.goto(f"{app.url}/#monitoring")
+        fresh.fill("#tenant", "acme")
+        fresh.click("#session button[type=submit]")
+        chart = fresh.locator("#live-chart")
+        sync_api.expect(chart).to_contain_text("41 points, 41 actuals")  # the label's too
+        drawn = fresh.locator("#live-chart polyline.prediction").get_attribute("points") or ""
+        actual = fresh.locator("#live-chart polyline.actual").get_attribute("points") or ""
+        assert len(drawn.split()) == 41 and len(actual.split()) == 41
+        history = tmp_path / "history.png"
+        chart.screenshot(path=str(history))
+        assert history.stat().st_size > 0
+        shot(fresh, "history")
+
+        # the explorer shows the labelled prediction's actual and error
+        fresh.click("nav a[data-view=predictions]")
+        labelled = fresh.locator("#predictions-table tbody tr", has_text=request_id)
+        sync_api.expect(labelled).to_contain_text("predict")
+        cells = labelled.locator("td")
+        assert float(cells.nth(5).inner_text()) == pytest.approx(y, rel=1e-3)
+        error = abs(answer["prediction"] - y)
+        assert float(cells.nth(6).inner_text()) == pytest.approx(error, rel=1e-3)
+        shot(fresh, "labelled")
+        fresh.close()
 
         page.click("nav a[data-view=overview]")
         sync_api.expect(page.locator("#overview-table tbody")).to_contain_text("trump")

@@ -258,7 +258,12 @@ async def test_1100_idle_sockets_do_not_stop_health(tmp_path: Path) -> None:
 
 async def test_over_max_connections_is_503_envelope_not_a_reset(tmp_path: Path) -> None:
     """Every connection carries a request (stalled bodies): a new one is shed with 503."""
-    env = {"MAX_CONNECTIONS": "4", "BODY_TIMEOUT_SECONDS": "60", "HEADER_TIMEOUT_SECONDS": "60"}
+    env = {
+        "MAX_CONNECTIONS": "4",
+        "STREAM_MAX_CLIENTS": "3",  # below the connection cap (checked at start-up)
+        "BODY_TIMEOUT_SECONDS": "60",
+        "HEADER_TIMEOUT_SECONDS": "60",
+    }
     busy: list[asyncio.StreamWriter] = []
     with served(tmp_path, env) as app:
         async with httpx.AsyncClient(base_url=app.url, headers=TENANT, timeout=BOUND) as api:

@@ -52,7 +52,15 @@ class Recorder:
     def learned(self, tenant: str, name: str, started: float, count: int) -> None:
         pass
 
-    def labelled(self, tenant: str, name: str, started: float, count: int, pending: int) -> None:
+    def labelled(
+        self,
+        tenant: str,
+        name: str,
+        started: float,
+        count: int,
+        pending: int,
+        labels: Any = (),
+    ) -> None:
         pass
 
 
@@ -140,9 +148,12 @@ async def test_a_pinned_predict_reads_the_frozen_version_and_is_reported() -> No
     serving, _, _ = await _serving(monitor)
     x = SAMPLES[0][0]
     pinned = await serving.predict("t", "m", x, alias="champion")
-    assert pinned.pop("prediction_id")  # kept for a later label like every prediction
+    prediction_id = pinned.pop("prediction_id")  # kept for a later label like every one
+    assert prediction_id
     assert pinned == {"prediction": 42.0, "model_version": 7, "seq": None}
-    assert monitor.predictions == [("t", "m", "predict", x, pinned)]
+    # audited with its id, so a later label joins it
+    audited = {**pinned, "prediction_id": prediction_id}
+    assert monitor.predictions == [("t", "m", "predict", x, audited)]
     assert (await serving.predict("t", "m", x, version="3"))["model_version"] == 3
     live = await serving.predict("t", "m", x)  # the live model: reported by OnlineModels
     assert live["seq"] == 0 and len(monitor.predictions) == 2

@@ -42,6 +42,18 @@ def test_memory_state_refuses_several_workers(monkeypatch: pytest.MonkeyPatch) -
     assert load_settings().web_concurrency == 4
 
 
+def test_streams_stay_below_the_connection_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each SSE stream holds a connection: as many as MAX_CONNECTIONS would starve requests."""
+    monkeypatch.setenv("MAX_CONNECTIONS", "50")
+    for clients in ("50", "51"):
+        monkeypatch.setenv("STREAM_MAX_CLIENTS", clients)
+        with pytest.raises(ConfigError, match=r"STREAM_MAX_CLIENTS.*MAX_CONNECTIONS"):
+            load_settings()
+    monkeypatch.setenv("STREAM_MAX_CLIENTS", "49")
+    settings = load_settings()
+    assert (settings.stream_max_clients, settings.max_connections) == (49, 50)
+
+
 def test_defaults_are_the_embedded_setup(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("STATE_URL", "ENV", "MODEL_REGISTRY_URI", "N_LAGS", "MAX_BODY_BYTES"):
         monkeypatch.delenv(name, raising=False)

@@ -5,7 +5,7 @@
 
 const REFRESH_MS = 5000; // only when the event stream is down
 const REDRAW_MS = 300; // events arriving together cause one refresh
-const LIVE_POINTS = 300; // per model, for the live chart
+const LIVE_POINTS = 300; // per model, for the live chart (its history asks for as many)
 const storage = window.sessionStorage;
 const state = {
   view: "overview",
@@ -14,8 +14,8 @@ const state = {
   timer: null,
   stream: null, // the open EventSource (or fetch reader's AbortController)
   pending: null, // the refresh timer a burst of events shares
-  live: {}, // model -> [{t, prediction, y, error}] from `prediction` events
-  drifts: {}, // model -> [time of each drift.detected]
+  live: {}, // model -> [{key, t, prediction, y, error}]: the timeline, then `prediction` events
+  drifts: {}, // model -> [{start, end}] drift episodes (end null while open)
 };
 const $ = (id) => document.getElementById(id);
 
@@ -327,6 +327,7 @@ async function showMonitoring() {
     api("GET", `${base}/drift`),
     api("GET", `${base}/freshness`),
     api("GET", `${base}/latency`),
+    loadHistory(name), // the live chart's history: drawn before any new event
   ]);
 
   const version =
@@ -435,6 +436,33 @@ function showClusterSizes(version) {
 
 // ----- live: the event stream and the chart it feeds ----------------------------------------
 
+// One prediction is one point, whether it came from the timeline or from an event: a
+// predict's id, or a predict_learn's seq (unique in the model's log).
+function pointKey(p) {
+  if (p.prediction_id) return `id:${p.prediction_id}`;
+  if (p.route === "predict_learn" && p.seq !== null && p.seq !== undefined) return `seq:${p.seq}`;
+  return `at:${p.at}:${p.prediction}`;
+}
+
+// The chart's history: the model's recent predictions with their actuals (a delayed label's
+// too, once it arrived) and its drift episodes. Newer facts win: a point the timeline knows
+// an actual for replaces the one an event drew without it.
+async function loadHistory(model) {
+  const data = await api("GET", `/api/v1/models/${enc(model)}/timeline?limit=${LIVE_POINTS}`);
+  const byKey = new Map((state.live[model] || []).map((p) => [p.key, p]));
+  for (const p of data.points) {
+    if (typeof p.prediction !== "number") continue;
+    const key = pointKey(p);
+    const t = Date.parse(p.at);
+    byKey.set(key, { key, t, prediction: p.prediction, y: p.actual, error: p.error });
+  }
+  state.live[model] = [...byKey.values()].sort((a, b) => a.t - b.t).slice(-LIVE_POINTS);
+  state.drifts[model] = data.drift_episodes.map((e) => ({
+    start: Date.parse(e.started_at),
+    end: e.ended_at ? Date.parse(e.ended_at) : null,
+  }));
+}
+
 const STREAM_TYPES = [
   "model.created", "model.trained", "model.version_created", "model.activated", "model.deleted",
   "drift.detected", "model.degraded", "job.started", "job.succeeded", "job.failed",
@@ -447,10 +475,14 @@ function onEvent(event) {
   const at = Date.parse(event.time) || Date.now();
   if (event.type === "prediction" && model && typeof data.prediction === "number") {
     const points = (state.live[model] = state.live[model] || []);
-    points.push({ t: at, prediction: data.prediction, y: data.y, error: data.error });
-    if (points.length > LIVE_POINTS) points.splice(0, points.length - LIVE_POINTS);
+    const key = pointKey({ ...data, at: event.time });
+    if (!points.some((p) => p.key === key)) {
+      points.push({ key, t: at, prediction: data.prediction, y: data.y, error: data.error });
+      if (points.length > LIVE_POINTS) points.splice(0, points.length - LIVE_POINTS);
+    }
   } else if (event.type === "drift.detected" && model) {
-    (state.drifts[model] = state.drifts[model] || []).push(at);
+    const start = Date.parse(data.started_at) || at;
+    (state.drifts[model] = state.drifts[model] || []).push({ start, end: null });
   }
   $("stream-state").textContent = `live · last event ${event.type} at ${event.time}`;
   if (state.view === "monitoring" && model === $("monitoring-model").value) drawLive(model);
@@ -548,7 +580,7 @@ function drawLive(model) {
   label.setAttribute("y", "14");
   svg.append(label);
   if (points.length < 2) {
-    label.textContent = "waiting for sampled predictions (STREAM_PREDICTION_EVERY)";
+    label.textContent = "no predictions yet: new ones appear as they are sampled (STREAM_PREDICTION_EVERY)";
     return;
   }
   const t0 = points[0].t;
@@ -578,17 +610,30 @@ function drawLive(model) {
     points.map((p, i) => [x(p.t), 195 - (50 * (rolling[i] || 0)) / errorHigh]),
     "rolling-error",
   );
-  for (const at of state.drifts[model] || []) {
-    if (at < t0) continue;
+  // each drift episode: a band from its start to its end (or the chart's end while open),
+  // and a mark where it started
+  for (const { start, end } of state.drifts[model] || []) {
+    const until = end === null ? t1 : end;
+    if (until < t0 || start > t1) continue;
+    const from = x(Math.max(start, t0));
+    const band = document.createElementNS(ns, "rect");
+    band.setAttribute("x", from.toFixed(1));
+    band.setAttribute("width", Math.max(1, x(Math.min(until, t1)) - from).toFixed(1));
+    band.setAttribute("y", "10");
+    band.setAttribute("height", "185");
+    band.setAttribute("class", "drift-episode");
+    svg.prepend(band);
+    if (start < t0) continue;
     const mark = document.createElementNS(ns, "line");
-    mark.setAttribute("x1", x(at).toFixed(1));
-    mark.setAttribute("x2", x(at).toFixed(1));
+    mark.setAttribute("x1", x(start).toFixed(1));
+    mark.setAttribute("x2", x(start).toFixed(1));
     mark.setAttribute("y1", "10");
     mark.setAttribute("y2", "195");
     mark.setAttribute("class", "drift");
     svg.append(mark);
   }
-  label.textContent = `${model}: prediction (blue) vs actual (green), rolling error (red, 20), drift (orange) · ${points.length} points`;
+  const actuals = points.filter((p) => typeof p.y === "number").length;
+  label.textContent = `${model}: prediction (blue) vs actual (green), rolling error (red, 20), drift (orange) · ${points.length} points, ${actuals} actuals`;
 }
 
 // ----- navigation --------------------------------------------------------------------------
