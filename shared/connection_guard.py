@@ -14,9 +14,12 @@ connection protections uvicorn lacks (README: Server protections).
   and Retry-After, written before a lingering close so the client reads it instead of a reset.
 - Header size: more than MAX_HEADER_BYTES before the header ends → 431 (httptools has no
   limit of its own).
-- Shutdown: a long-lived response (a Server-Sent Events stream marks its scope
-  `ml.long_lived`) is told the client disconnected, so it ends instead of holding the
-  graceful shutdown open until the process is killed; the client reconnects elsewhere.
+- Shutdown: every request's scope carries a `ConnectionControl` (shared/edge/request.py).
+  On shutdown its `shutting_down` event is set: a long-lived response (a Server-Sent Events
+  stream) ends its own response with the last chunk, uvicorn then closes the connection
+  (keep-alive is off once shutdown began), so the graceful shutdown is not held open until the
+  process is killed; the client sees a clean end and reconnects elsewhere. `abort()` lets such
+  a response drop a client that stopped reading.
 """
 
 from __future__ import annotations
@@ -33,12 +36,11 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from shared.context import choose_request_id
+from shared.edge.request import CONNECTION_KEY, ConnectionControl
 from shared.errors import envelope
 from shared.settings import get_settings
 
 log = logging.getLogger("ml.server")
-
-LONG_LIVED_KEY = "ml.long_lived"  # set on the scope by a stream (shared/monitoring/sse.py)
 
 # File descriptors kept out of the connection budget: the app's own files, its Valkey, NATS
 # and GCS connections, the executor's pipes.
@@ -115,6 +117,7 @@ class _Registry:
     def __init__(self) -> None:
         self.waiting: dict[GuardedHttpProtocol, None] = {}
         self.lingering: set[GuardedHttpProtocol] = set()
+        self.shutting_down = asyncio.Event()  # the server began its graceful shutdown
 
 
 def _registry(server_state: Any) -> _Registry:
@@ -141,6 +144,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.body_timer: asyncio.TimerHandle | None = None
         self.body_due = 0.0
         self.shed = False
+        self.control = ConnectionControl(self.registry.shutting_down, self._abort)
 
     # --- connection ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -178,16 +182,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.body_timer = self.loop.call_at(self.body_due, self._body_expired)
 
     def shutdown(self) -> None:
-        cycle = self.cycle
-        if cycle is not None and not cycle.response_complete and cycle.scope.get(LONG_LIVED_KEY):
-            cycle.disconnected = True  # its receive() now answers http.disconnect
-            cycle.message_event.set()
+        # long-lived responses end themselves (their last chunk): then uvicorn closes
+        self.registry.shutting_down.set()
         super().shutdown()
 
     # --- request cycle ------------------------------------------------------------------
     def on_headers_complete(self) -> None:
         self.registry.waiting.pop(self, None)
         self._stop_header_timer()
+        self.scope[CONNECTION_KEY] = self.control
         if self.header_bytes > self.limits.max_header_bytes and self._header_size() > (
             self.limits.max_header_bytes
         ):
@@ -295,6 +298,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.connections.discard(self)
         if not self.transport.is_closing():
             self.transport.close()
+
+    def _abort(self) -> None:
+        """Drop the connection at once: a client that stopped reading never lets close() flush."""
+        self._close()
+        self.transport.abort()
 
     # --- body stall ---------------------------------------------------------------------
     def _stop_body_timer(self) -> None:

@@ -95,12 +95,16 @@ def current_runtime() -> Runtime:
                 settings.events_dir,
                 poll_seconds=settings.stream_poll_seconds,
                 window=settings.stream_resume_window_seconds,
+                max_scan=settings.stream_resume_max_events,
                 executor=executors.io,
             ),
             live,
             max_clients=settings.stream_max_clients,
+            max_clients_per_tenant=settings.stream_max_clients_per_tenant,
             heartbeat_seconds=settings.stream_heartbeat_seconds,
             queue_events=settings.stream_queue_events,
+            send_timeout_seconds=settings.stream_send_timeout_seconds,
+            max_seconds=settings.stream_max_seconds,
         )
         monitor = Monitor(
             store,
@@ -110,6 +114,7 @@ def current_runtime() -> Runtime:
             live=live,
             live_prediction_every=settings.stream_prediction_every,
             live_metrics_seconds=settings.stream_metrics_seconds,
+            live_metrics_max_models=settings.stream_metrics_max_models,
         )
         degraded = DegradedModels(store, events)
         models = OnlineModels(

@@ -364,6 +364,41 @@ class Settings(BaseSettings):
         le=10_000,
         description="points GET /api/v1/models/{m}/timeline answers at most (its ?limit=: "
         "the model's newest audited predictions)",
+    # --- ssefix: bounds of one SSE stream (shared/monitoring/sse.py, shared/events/feed.py) ---
+    stream_max_clients_per_tenant: int = Field(
+        10,
+        ge=1,
+        le=10_000,
+        description="open streams of one tenant per instance; one more answers 429 "
+        "stream_tenant_capacity (so one tenant cannot take every STREAM_MAX_CLIENTS place)",
+    )
+    stream_send_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="a stream whose client reads nothing for this long (its socket buffer "
+        "full) is dropped and its place freed",
+    )
+    stream_max_seconds: float = Field(
+        3600.0,
+        gt=0,
+        le=86_400,
+        description="a stream ends cleanly after this long; the client reconnects with its "
+        "Last-Event-ID (and its tenant key is checked again)",
+    )
+    stream_resume_max_events: int = Field(
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description="events one Last-Event-ID resume may scan; past it the stream starts "
+        "from now (what lies between is not replayed)",
+    )
+    stream_metrics_max_models: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="models whose live `metrics` one instance folds per STREAM_METRICS_SECONDS "
+        "tick; the rest wait for the next tick",
     )
 
     @field_validator("state_url")

@@ -143,7 +143,8 @@ async def stream_events(request: Request) -> Response:
     Lifecycle events (with `id:`, resumable by `Last-Event-ID`), sampled `prediction`s and a
     `metrics` event per learning model every STREAM_METRICS_SECONDS (without `id:`).
     `?types=a,b` keeps those types, `?model=` one model's. A `: heartbeat` comment every
-    STREAM_HEARTBEAT_SECONDS; at most STREAM_MAX_CLIENTS streams per instance (then 503).
+    STREAM_HEARTBEAT_SECONDS; at most STREAM_MAX_CLIENTS streams per instance (then 503) and
+    STREAM_MAX_CLIENTS_PER_TENANT per tenant (then 429); it ends after STREAM_MAX_SECONDS.
     With TENANT_AUTH=none the tenant may be sent as `?tenant=` (EventSource sends no header)."""
     runtime = current_runtime()
     tenant = tenant_of(request)
@@ -151,7 +152,9 @@ async def stream_events(request: Request) -> Response:
     where = parse_filter(
         query.get("types"), query.get("model"), runtime.settings.stream_max_filter_chars
     )
-    after = parse_last_event_id(request.headers.get("last-event-id"))
+    after = parse_last_event_id(
+        request.headers.get("last-event-id"), runtime.settings.stream_resume_window_seconds
+    )
     return await runtime.streams.open(tenant, after, where)  # type: ignore[return-value]
 
 

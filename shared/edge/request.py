@@ -8,8 +8,10 @@ instead of checking the headers again.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from contextvars import Token
+from dataclasses import dataclass
 
 from starlette._utils import get_route_path  # the path routes match (root_path removed)
 from starlette.types import Receive, Scope
@@ -30,8 +32,22 @@ TENANT_IN_BODY = frozenset({"/api/v1/events"})
 # and with TENANT_AUTH=none the tenant may come as `?tenant=` (a browser's EventSource cannot
 # send headers; with tenant keys the dashboard streams with fetch and headers instead, so a
 # key never travels in a URL).
-LONG_LIVED = frozenset({"/api/v1/stream/events"})
+STREAM_PATH = "/api/v1/stream/events"
+LONG_LIVED = frozenset({STREAM_PATH})
+# On every ASGI scope the server (shared/connection_guard.py) serves: a `ConnectionControl`,
+# with which a long-lived response learns of shutdown and drops a stalled client.
+CONNECTION_KEY = "ml.connection"
 _SCOPE_KEY = "ml.edge"
+
+
+@dataclass(frozen=True)
+class ConnectionControl:
+    """What the server lets a long-lived response do to its connection."""
+
+    shutting_down: asyncio.Event  # set once, when the server begins its graceful shutdown
+    abort: Callable[[], None]  # drop the connection now, unsent bytes discarded
+
+
 # What a CORS request is: not a preflight, a preflight to answer, one to refuse.
 NOT_PREFLIGHT, PREFLIGHT, PREFLIGHT_REFUSED = 0, 1, 2
 

@@ -119,7 +119,8 @@ class TenantShape(Step):
     one. Refusing is TenantRequired's (and, outside /api/v1, the handler's tenant_of).
 
     `query_tenant`: with TENANT_AUTH=none only, a long-lived route (an EventSource, which
-    cannot send headers) may name its tenant as `?tenant=` instead; the header wins."""
+    cannot send headers) may name its tenant as `?tenant=` instead; the header wins. With
+    tenant keys a `?tenant=` there is refused (TenantNotInQuery)."""
 
     def __init__(self, query_tenant: bool = False) -> None:
         self.query_tenant = query_tenant
@@ -195,6 +196,22 @@ class TenantRequired(Step):
             raise tenant_error(request.tenant_sent)
 
 
+class TenantNotInQuery(Step):
+    """TENANT_AUTH=keys: a long-lived route sent `?tenant=` is refused with a clear 400 rather
+    than the query ignored (the client means the tenant; its key must not go in a URL)."""
+
+    def __call__(self, request: EdgeRequest) -> None:
+        if request.path in LONG_LIVED:
+            sent = parse_qs(request.scope.get("query_string", b"").decode("latin-1"))
+            if "tenant" in sent:
+                raise ApiError(
+                    400,
+                    "tenant_in_query",
+                    "with TENANT_AUTH=keys send the tenant as the X-Tenant-ID and X-Tenant-Key "
+                    "headers, never as ?tenant=",
+                )
+
+
 class AdminKey(Step):
     """Every admin route of the group: the admin key alone, never a tenant key."""
 
@@ -261,6 +278,10 @@ def check_steps(settings: Settings, services: Services) -> list[EdgeStep]:
     steps += [
         BodyLimit(settings.max_body_bytes),
         IdempotencyKeyShape(),
+    ]
+    if settings.tenant_auth == "keys":
+        steps.append(TenantNotInQuery())
+    steps += [
         TenantRequired(),
         AdminKey(settings),
     ]

@@ -6,8 +6,12 @@ live events (ephemeral: core NATS `ml.live.<tenant>.>`, or `live/<tenant>.jsonl`
 
 Resuming after a lifecycle event (`after`, the SSE Last-Event-ID) starts right behind it in
 the store's order, so nothing is missed or repeated. Event ids are UUIDv7 (time-ordered): the
-search starts STREAM_RESUME_WINDOW_SECONDS before the id's time, not at the beginning. An id
-no longer found (expired, or from another deployment) resumes at the first event of its time.
+search starts STREAM_RESUME_WINDOW_SECONDS (the window) before the id's time, but never
+before now - window nor after now, whatever id a client sends; an id of unknown time (an
+older v4 id) is searched from now - window. An id not found there (expired, older than the
+window, or from another deployment) resumes at the first event of its time (at the start of
+the window for an older id). A resume scans at most STREAM_RESUME_MAX_EVENTS events; past
+that it starts from now, and what lies between is not replayed (never unbounded work).
 
 A queue that fills (a client reading slower than events arrive) ends the subscription
 (`overflowed`): the client reconnects with its Last-Event-ID and loses nothing durable.
@@ -19,15 +23,18 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from nats import errors as nats_errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.js import errors as js_errors
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from shared.events.cloudevent import STREAM, event_id_time, nats_subject
@@ -37,6 +44,32 @@ from shared.events.live import LIVE_DIR, live_subject
 from shared.executors import run_in
 
 log = logging.getLogger("shared.events")
+
+# What makes NATS unavailable (503): its connection or its answer in time, not our own bug.
+NATS_DOWN = (
+    nats_errors.ConnectionClosedError,
+    nats_errors.ConnectionReconnectingError,
+    nats_errors.NoServersError,
+    nats_errors.StaleConnectionError,
+    nats_errors.TimeoutError,
+    nats_errors.NoRespondersError,
+    js_errors.ServiceUnavailableError,
+    TimeoutError,
+    OSError,
+)
+READ_BACK_BYTES = 64 * 1024  # the local log is searched backwards in reads of this size
+
+
+class ResumeTooFar(Exception):
+    """The resume scanned STREAM_RESUME_MAX_EVENTS without finding its place."""
+
+
+def resume_start(since: float | None, window: float, now: float) -> float:
+    """Where a resume's search starts: `window` before the id's time, within
+    [now - window, now], whatever the id claims (an unknown time: now - window)."""
+    if since is None:
+        return now - window
+    return min(max(since - window, now - window), now)
 
 
 @dataclass(frozen=True)
@@ -116,11 +149,17 @@ class LocalFeed:
     """NATS_URL unset: follow `<events_dir>/<tenant>.jsonl` and `live/<tenant>.jsonl`."""
 
     def __init__(
-        self, events_dir: str, poll_seconds: float, window: float, executor: Executor | None
+        self,
+        events_dir: str,
+        poll_seconds: float,
+        window: float,
+        max_scan: int,
+        executor: Executor | None,
     ) -> None:
         self.events_dir = Path(events_dir)
         self.poll_seconds = poll_seconds
         self.window = window
+        self.max_scan = max_scan
         self.executor = executor
         self._pollers: set[asyncio.Task[None]] = set()
 
@@ -130,6 +169,7 @@ class LocalFeed:
         start = None
         if after is not None:
             start = await run_in(self.executor, self._resume_position, durable_path, after)
+        # start None: from the end (no Last-Event-ID, or nothing to replay)
         durable = await run_in(self.executor, FileFollower, durable_path, False, start)
         live = await run_in(
             self.executor, FileFollower, self.events_dir / LIVE_DIR / f"{tenant}.jsonl", False
@@ -148,30 +188,35 @@ class LocalFeed:
         subscription.on_close(stop)
         return subscription
 
-    def _resume_position(self, path: Path, after: str) -> int:
-        """The byte offset right after the line of event `after` (blocking file I/O)."""
+    def _resume_position(self, path: Path, after: str) -> int | None:
+        """The byte offset right after the line of event `after`, None for the end (blocking
+        file I/O). The log is read backwards from its end, at most `max_scan` lines, and
+        only down to the window's start."""
         since = event_id_time(after)
+        start = resume_start(since, self.window, time.time())
         needle = f'"id": "{after}"'.encode(), f'"id":"{after}"'.encode()
         first_of_its_time: int | None = None
-        offset = 0
+        scanned = 0
         try:
             with path.open("rb") as file:
-                for line in file:
-                    end = offset + len(line)
-                    if not line.endswith(b"\n"):
-                        break  # a line still being written: read it when it is whole
+                for offset, line in _lines_backwards(file):
                     if needle[0] in line or needle[1] in line:
-                        return end
-                    if first_of_its_time is None and since is not None:
-                        event = parse_event(line, path.stem)
-                        if event is not None and _event_time(event) >= since:
-                            first_of_its_time = offset
-                    offset = end
+                        return offset + len(line) + 1
+                    event = parse_event(line, path.stem)
+                    if event is None:
+                        continue
+                    at = _event_time(event)
+                    if at < start:
+                        break  # older than the window: the search ends here
+                    if since is None or at >= since:
+                        first_of_its_time = offset  # the earliest so far, read backwards
+                    scanned += 1
+                    if scanned >= self.max_scan:
+                        log.info("a resume scanned STREAM_RESUME_MAX_EVENTS; it starts from now")
+                        return None
         except FileNotFoundError:
-            return 0
-        if first_of_its_time is not None:
-            return first_of_its_time
-        return offset if since is not None else 0  # an id of unknown time: replay all
+            return 0  # everything written once it appears is new
+        return first_of_its_time
 
     async def _poll(
         self, tenant: str, subscription: Subscription, durable: FileFollower, live: FileFollower
@@ -198,9 +243,10 @@ class NatsFeed:
     """NATS_URL set: an ordered JetStream consumer on `ml.events.<tenant>.>` per stream, and
     a core subscription on `ml.live.<tenant>.>`; one NATS connection for all of them."""
 
-    def __init__(self, nats_url: str, window: float) -> None:
+    def __init__(self, nats_url: str, window: float, max_scan: int) -> None:
         self.nats_url = nats_url
         self.window = window
+        self.max_scan = max_scan
         self._nc: NATS | None = None
         self._connect_lock = asyncio.Lock()
         self._consumers: set[str] = set()
@@ -223,7 +269,12 @@ class NatsFeed:
         js = nc.jetstream()
         subscription = Subscription(capacity)
         try:
-            start_seq = await self._resume_sequence(nc, tenant, after) if after else None
+            start_seq = None
+            if after:
+                try:
+                    start_seq = await self._resume_sequence(nc, tenant, after)
+                except ResumeTooFar:
+                    log.info("a resume scanned STREAM_RESUME_MAX_EVENTS; it starts from now")
 
             async def on_durable(msg: Msg) -> None:
                 if (event := parse_event(msg.data, tenant)) is not None:
@@ -260,31 +311,27 @@ class NatsFeed:
                 await durable.unsubscribe()
 
             subscription.on_close(stop_durable)
-        except FeedUnavailable:
-            await subscription.close()
-            raise
-        except Exception as exc:
+        except NATS_DOWN as exc:
             await subscription.close()
             raise FeedUnavailable(f"cannot subscribe on NATS: {exc!r}") from exc
+        except BaseException:
+            await subscription.close()
+            raise
         return subscription
 
     async def _resume_sequence(self, nc: NATS, tenant: str, after: str) -> int:
-        """The stream sequence right after event `after` among the tenant's events."""
+        """The stream sequence right after event `after` among the tenant's events (searched
+        from the window's start, at most `max_scan` messages: ResumeTooFar past that)."""
         js = nc.jetstream()
         last = (await js.stream_info(STREAM)).state.last_seq
         since = event_id_time(after)
-        config = ConsumerConfig()
-        if since is None:
-            policy = DeliverPolicy.ALL
-        else:
-            policy = DeliverPolicy.BY_START_TIME
-            start = datetime.fromtimestamp(max(0.0, since - self.window), UTC)
-            config.opt_start_time = start.isoformat().replace("+00:00", "Z")
+        start = datetime.fromtimestamp(resume_start(since, self.window, time.time()), UTC)
+        config = ConsumerConfig(opt_start_time=start.isoformat().replace("+00:00", "Z"))
         scan = await js.subscribe(
             nats_subject(tenant),
             stream=STREAM,
             ordered_consumer=True,
-            deliver_policy=policy,
+            deliver_policy=DeliverPolicy.BY_START_TIME,
             config=config,
         )
         first_of_its_time: int | None = None
@@ -292,7 +339,11 @@ class NatsFeed:
             info = await scan.consumer_info()
             # messages already pushed to us count too: num_pending alone may be 0 by now
             pending = info.num_pending + info.delivered.consumer_seq
+            scanned = 0
             while pending:
+                scanned += 1
+                if scanned > self.max_scan:
+                    raise ResumeTooFar
                 msg = await scan.next_msg(timeout=5.0)
                 meta = msg.metadata
                 if meta.sequence.stream > last:
@@ -303,15 +354,13 @@ class NatsFeed:
                     continue
                 if event.get("id") == after:
                     return meta.sequence.stream + 1
-                if first_of_its_time is None and since is not None and _event_time(event) >= since:
+                if first_of_its_time is None and (since is None or _event_time(event) >= since):
                     first_of_its_time = meta.sequence.stream
         finally:
             with contextlib.suppress(Exception):
                 await js.delete_consumer(STREAM, (await scan.consumer_info()).name)
             await scan.unsubscribe()
-        if first_of_its_time is not None:
-            return first_of_its_time
-        return last + 1 if since is not None else 1
+        return first_of_its_time if first_of_its_time is not None else last + 1
 
     async def active_consumers(self) -> int:
         return len(self._consumers)
@@ -329,8 +378,38 @@ def open_feed(
     *,
     poll_seconds: float,
     window: float,
+    max_scan: int,
     executor: Executor | None,
 ) -> EventFeed:
     if nats_url:
-        return NatsFeed(nats_url, window)
-    return LocalFeed(events_dir, poll_seconds, window, executor)
+        return NatsFeed(nats_url, window, max_scan)
+    return LocalFeed(events_dir, poll_seconds, window, max_scan, executor)
+
+
+def _lines_backwards(file: Any) -> Iterator[tuple[int, bytes]]:
+    """The whole lines of a binary file, last first, with their offsets; a trailing line
+    still being written is skipped. Reads READ_BACK_BYTES at a time."""
+    position = file.seek(0, 2)
+    buffer = b""  # from `position` to the end of the last line not yet yielded ("\n" included)
+    whole = False  # the trailing partial line is cut off
+    while position > 0:
+        size = min(READ_BACK_BYTES, position)
+        position -= size
+        file.seek(position)
+        buffer = file.read(size) + buffer
+        if not whole:
+            cut = buffer.rfind(b"\n")
+            if cut < 0:
+                continue
+            buffer, whole = buffer[: cut + 1], True
+        parts = buffer[:-1].split(b"\n")
+        # the first part may be the end of a line that starts before `position`: kept
+        buffer = parts.pop(0) + b"\n" if position > 0 else b""
+        offset = position + len(buffer)
+        starts = []
+        for part in parts:
+            starts.append(offset)
+            offset += len(part) + 1
+        for start, line in zip(reversed(starts), reversed(parts), strict=True):
+            if line.strip():
+                yield start, line

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+READ_BYTES = 1024 * 1024  # one read_lines() reads at most this much; the next call goes on
+
 
 class FileFollower:
     """Follows a JSON-lines file like `tail -F`: survives creation, truncation and rotation."""
@@ -25,7 +27,8 @@ class FileFollower:
             pass  # everything written once it appears is new
 
     def read_lines(self) -> list[bytes]:
-        """The complete lines appended since the last call (blocking file I/O)."""
+        """The complete lines appended since the last call, at most READ_BYTES of them (the
+        rest on the next call; blocking file I/O)."""
         try:
             stat = self.path.stat()
         except FileNotFoundError:
@@ -36,7 +39,7 @@ class FileFollower:
             return []
         with self.path.open("rb") as file:
             file.seek(self.position)
-            chunk = file.read()
+            chunk = file.read(READ_BYTES)
         self.position += len(chunk)
         # A writer appends whole lines, but we may read between its bytes: keep the tail.
         *lines, self.partial = (self.partial + chunk).split(b"\n")

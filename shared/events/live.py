@@ -29,6 +29,7 @@ from nats.aio.client import Client as NATS
 from shared.events.cloudevent import check_tenant, new_event_id
 from shared.events.jetstream import connect_nats
 from shared.executors import run_in
+from shared.monitoring.prometheus import LIVE_DROPPED
 
 log = logging.getLogger("shared.events")
 
@@ -67,14 +68,17 @@ class LivePublisher(Protocol):
 
 
 class _Background:
-    """A bounded set of fire-and-forget writes."""
+    """A bounded set of fire-and-forget writes: when full, a new one is dropped and counted."""
 
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task[None]] = set()
+        self.dropped = 0
 
     def spawn(self, coroutine: Any) -> None:
         if len(self.tasks) >= MAX_WRITES_IN_FLIGHT:
             coroutine.close()
+            self.dropped += 1
+            LIVE_DROPPED.inc()
             return
         task = asyncio.get_running_loop().create_task(coroutine)
         self.tasks.add(task)
@@ -134,6 +138,7 @@ class NatsLive:
         self._nc: NATS | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._closed = False
+        self._background = _Background()
 
     def publish(self, tenant: str, event_type: str, data: dict[str, Any]) -> None:
         nc = self._nc
@@ -142,13 +147,18 @@ class NatsLive:
             return  # a sample lost while NATS is away: the next one will do
         try:
             payload = live_event(tenant, event_type, data)
-            # publish() only buffers (pending_size=0 makes it fail at once when disconnected)
-            task = asyncio.get_running_loop().create_task(
-                nc.publish(live_subject(tenant, event_type), payload)
-            )
-            task.add_done_callback(_ignore_failure)
         except (TypeError, ValueError) as exc:
             log.debug("live event not sent: %s", exc)
+            return
+        # publish() only buffers (pending_size=0 makes it fail at once when disconnected)
+        self._background.spawn(self._publish(nc, live_subject(tenant, event_type), payload))
+
+    @staticmethod
+    async def _publish(nc: NATS, subject: str, payload: bytes) -> None:
+        try:
+            await nc.publish(subject, payload)
+        except Exception as exc:
+            log.debug("live event not sent: %r", exc)
 
     def _connect_soon(self) -> None:
         if self._closed or self._nc is not None or self._connecting is not None:
@@ -165,6 +175,7 @@ class NatsLive:
 
     async def close(self) -> None:
         self._closed = True
+        await self._background.drain()
         if self._connecting is not None:
             self._connecting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -172,11 +183,6 @@ class NatsLive:
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._nc.close(), timeout=2.0)
-
-
-def _ignore_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and (exc := task.exception()) is not None:
-        log.debug("live event not sent: %r", exc)
 
 
 def open_live(

@@ -5,12 +5,19 @@ of a model (in this instance), hands one event to the live publisher (which neve
 A model that learned since the last tick gets a `metrics` event every STREAM_METRICS_SECONDS:
 its ledger folded up to now (one instance per model and tick, by a short lock, so a model
 served by many instances still gets one `metrics` event per tick).
+
+The fold runs whether or not a stream listens: a listener may be on any instance (NATS core
+subjects and the shared live log say nothing of who reads), so skipping it here would be
+unsound. It is bounded instead: at most STREAM_METRICS_MAX_MODELS models per tick (the rest
+wait for the next one), only models that learned since the last tick, and the per-model
+prediction counters keep at most MAX_COUNTED_MODELS entries.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,6 +31,9 @@ log = logging.getLogger("ml.monitoring")
 
 Key = tuple[str, str]
 _OUTPUT_KEYS = ("prediction", "proba", "error")
+# per-model prediction counters kept (the least recently counted go first); a model dropped
+# restarts its count, which only shifts which of its predictions is sampled
+MAX_COUNTED_MODELS = 10_000
 
 
 class LiveSampler:
@@ -35,14 +45,16 @@ class LiveSampler:
         *,
         every: int,
         metrics_seconds: float,
+        max_models_per_tick: int = 1000,
     ) -> None:
         self.publisher = publisher
         self.ledger = ledger  # the monitor's fold (dependency, not the monitor itself)
         self.store = store
         self.every = every
         self.metrics_seconds = metrics_seconds
+        self.max_models_per_tick = max_models_per_tick
         self._counts: dict[Key, int] = {}
-        self._learning: set[Key] = set()
+        self._learning: dict[Key, None] = {}  # an ordered set: the longest waiting first
         self._ticker: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -52,8 +64,10 @@ class LiveSampler:
         if not self.every:
             return
         key = (tenant, name)
-        count = self._counts.get(key, 0) + 1
-        self._counts[key] = count
+        count = self._counts.pop(key, 0) + 1
+        self._counts[key] = count  # re-inserted: the dict's order is least recently counted
+        if len(self._counts) > MAX_COUNTED_MODELS:
+            del self._counts[next(iter(self._counts))]
         if count % self.every:
             return
         data: dict[str, Any] = {
@@ -73,14 +87,16 @@ class LiveSampler:
         self.publisher.publish(tenant, "prediction", data)
 
     def learning(self, tenant: str, name: str) -> None:
-        self._learning.add((tenant, name))
+        self._learning.setdefault((tenant, name), None)
         if self._ticker is None and not self._closed:
             self._ticker = asyncio.get_running_loop().create_task(self._tick(), name="live-metrics")
 
     async def _tick(self) -> None:
         while not self._closed:
             await asyncio.sleep(self.metrics_seconds)
-            learning, self._learning = self._learning, set()
+            learning = list(itertools.islice(self._learning, self.max_models_per_tick))
+            for key in learning:
+                del self._learning[key]
             for tenant, name in learning:
                 try:
                     await self._metrics(tenant, name)

@@ -56,6 +56,7 @@ class Monitor:
         live: LivePublisher | None = None,
         live_prediction_every: int = 0,
         live_metrics_seconds: float = 5.0,
+        live_metrics_max_models: int = 1000,
     ) -> None:
         self.store = store
         self.events = events
@@ -69,6 +70,7 @@ class Monitor:
                 store,
                 every=live_prediction_every,
                 metrics_seconds=live_metrics_seconds,
+                max_models_per_tick=live_metrics_max_models,
             )
             if live is not None
             else None

@@ -90,6 +90,10 @@ SSE_STREAMS = Gauge(
     "Server-Sent Events streams open now (GET /api/v1/stream/events)",
     multiprocess_mode="livesum",
 )
+LIVE_DROPPED = Counter(
+    "ml_live_events_dropped_total",
+    "Live prediction/metrics events dropped because MAX_WRITES_IN_FLIGHT sends were pending",
+)
 OUTBOX_BACKLOG = Gauge(
     "ml_events_outbox_backlog",
     "Events waiting in the outbox to be relayed to NATS",

@@ -4,9 +4,12 @@ Lifecycle events carry `id:` (their CloudEvent id): the client's Last-Event-ID r
 after it (shared/events/feed.py). Live `prediction` and `metrics` events carry none, so the
 browser's Last-Event-ID always names a lifecycle event; they are not replayed.
 
-A stream is long-lived by design: the edge gives it no request deadline (shared/edge/steps.py),
-the server ends it on shutdown like a client disconnect (shared/connection_guard.py), and
-at most STREAM_MAX_CLIENTS are open per instance.
+A stream is long-lived by design: the edge gives it no request deadline (shared/edge/steps.py).
+It is bounded all the same: at most STREAM_MAX_CLIENTS per instance and
+STREAM_MAX_CLIENTS_PER_TENANT per tenant; a send that waits STREAM_SEND_TIMEOUT_SECONDS (a
+client that stopped reading) drops the connection; after STREAM_MAX_SECONDS, or when the server
+shuts down (shared/connection_guard.py), the stream ends its response cleanly and the client
+reconnects with its Last-Event-ID, passing the edge (tenant key included) again.
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
 from shared.edge.codec import dump_json
+from shared.edge.request import CONNECTION_KEY, STREAM_PATH, ConnectionControl
 from shared.errors import ApiError
-from shared.events.cloudevent import EVENT_TYPES
+from shared.events.cloudevent import EVENT_TYPES, event_id_time
 from shared.events.feed import EventFeed, FeedItem, FeedUnavailable, Subscription
 from shared.events.live import LIVE_TYPES, LivePublisher
 from shared.monitoring.prometheus import SSE_STREAMS
@@ -30,11 +35,10 @@ from shared.tenancy import check_name
 
 log = logging.getLogger("ml.monitoring")
 
-STREAM_PATH = "/api/v1/stream/events"
+__all__ = ["STREAM_PATH", "EventStream", "StreamHub", "parse_filter", "parse_last_event_id"]
+
 STREAM_TYPES = frozenset((*EVENT_TYPES, *LIVE_TYPES))
 EVENT_ID = re.compile(r"[0-9a-f]{32}")
-# on the scope: the server ends this response on shutdown (shared/connection_guard.py)
-LONG_LIVED_KEY = "ml.long_lived"
 
 
 @dataclass(frozen=True)
@@ -75,12 +79,21 @@ def parse_filter(types: str | None, model: str | None, max_chars: int) -> Stream
     return StreamFilter(wanted, model)
 
 
-def parse_last_event_id(raw: str | None) -> str | None:
+def parse_last_event_id(raw: str | None, skew_seconds: float) -> str | None:
+    """The event id to resume after; 400 for one that is not an id or is minted later than
+    now + `skew_seconds` (no instance made it: a UUIDv7 time is when it was minted)."""
     if raw is None or not raw.strip():
         return None
     if not EVENT_ID.fullmatch(raw.strip()):
         raise ApiError(
             400, "invalid_last_event_id", "Last-Event-ID must be an event id (32 hex digits)"
+        )
+    minted = event_id_time(raw.strip())
+    if minted is not None and minted > time.time() + skew_seconds:
+        raise ApiError(
+            400,
+            "invalid_last_event_id",
+            "Last-Event-ID names a time in the future: it is not an event id of this service",
         )
     return raw.strip()
 
@@ -94,7 +107,7 @@ def frame(item: FeedItem) -> bytes:
 
 
 class StreamHub:
-    """This instance's streams: the feed they read, the live publisher, and the cap."""
+    """This instance's streams: the feed they read, the live publisher, and their bounds."""
 
     def __init__(
         self,
@@ -102,18 +115,34 @@ class StreamHub:
         live: LivePublisher,
         *,
         max_clients: int,
+        max_clients_per_tenant: int,
         heartbeat_seconds: float,
         queue_events: int,
+        send_timeout_seconds: float,
+        max_seconds: float,
     ) -> None:
         self.feed = feed
         self.live = live
         self.max_clients = max_clients
+        self.max_clients_per_tenant = max_clients_per_tenant
         self.heartbeat_seconds = heartbeat_seconds
         self.queue_events = queue_events
+        self.send_timeout_seconds = send_timeout_seconds
+        self.max_seconds = max_seconds
         self.active = 0  # streams open now
+        self.per_tenant: dict[str, int] = {}  # streams open now, by tenant (no zero entries)
 
     async def open(self, tenant: str, after: str | None, where: StreamFilter) -> EventStream:
-        """Reserve a place (503 at the cap) and subscribe (503 when the feed is down)."""
+        """Reserve a place (429 over the tenant's share, 503 at the instance's cap) and
+        subscribe (503 when the feed is down)."""
+        if self.per_tenant.get(tenant, 0) >= self.max_clients_per_tenant:
+            raise ApiError(
+                429,
+                "stream_tenant_capacity",
+                f"this tenant has STREAM_MAX_CLIENTS_PER_TENANT ({self.max_clients_per_tenant}) "
+                "streams open on this instance; close one or retry",
+                {"Retry-After": "5"},
+            )
         if self.active >= self.max_clients:
             raise ApiError(
                 503,
@@ -122,11 +151,12 @@ class StreamHub:
                 {"Retry-After": "5"},
             )
         self.active += 1
+        self.per_tenant[tenant] = self.per_tenant.get(tenant, 0) + 1
         SSE_STREAMS.inc()
         try:
             subscription = await self.feed.subscribe(tenant, after, self.queue_events)
         except FeedUnavailable as exc:
-            self.released()
+            self.released(tenant)
             raise ApiError(
                 503,
                 "events_unavailable",
@@ -134,12 +164,17 @@ class StreamHub:
                 {"Retry-After": "2"},
             ) from None
         except BaseException:
-            self.released()
+            self.released(tenant)
             raise
-        return EventStream(self, subscription, where)
+        return EventStream(self, tenant, subscription, where)
 
-    def released(self) -> None:
+    def released(self, tenant: str) -> None:
         self.active -= 1
+        left = self.per_tenant.get(tenant, 0) - 1
+        if left > 0:
+            self.per_tenant[tenant] = left
+        else:
+            self.per_tenant.pop(tenant, None)
         SSE_STREAMS.dec()
 
     async def close(self) -> None:
@@ -147,19 +182,27 @@ class StreamHub:
         await self.live.close()
 
 
-class EventStream:
-    """The ASGI response of one stream: the events, heartbeats, and the cleanup."""
+class Stalled(Exception):
+    """A send waited STREAM_SEND_TIMEOUT_SECONDS: the client stopped reading."""
 
-    def __init__(self, hub: StreamHub, subscription: Subscription, where: StreamFilter) -> None:
+
+class EventStream:
+    """The ASGI response of one stream: the events, heartbeats, its end and the cleanup."""
+
+    def __init__(
+        self, hub: StreamHub, tenant: str, subscription: Subscription, where: StreamFilter
+    ) -> None:
         self.hub = hub
+        self.tenant = tenant
         self.subscription = subscription
         self.where = where
-        self.background = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope[LONG_LIVED_KEY] = True
+        control: ConnectionControl | None = scope.get(CONNECTION_KEY)
+        tasks: list[asyncio.Task[Any]] = []
         try:
-            await send(
+            await self._send(
+                send,
                 {
                     "type": "http.response.start",
                     "status": 200,
@@ -168,26 +211,45 @@ class EventStream:
                         (b"cache-control", b"no-cache"),
                         (b"x-accel-buffering", b"no"),  # proxies: do not buffer the stream
                     ],
-                }
+                },
             )
             # `retry` tells EventSource how long to wait before reconnecting
-            await send(
-                {"type": "http.response.body", "body": b"retry: 2000\n\n", "more_body": True}
-            )
+            await self._body(send, b"retry: 2000\n\n")
             pump = asyncio.create_task(self._pump(send))
             watch = asyncio.create_task(_disconnected(receive))
-            done, _ = await asyncio.wait({pump, watch}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (pump, watch):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            if pump in done and not pump.cancelled() and pump.exception() is None:
-                # the stream ended on our side (a slow client overflowed): say so and close
-                with contextlib.suppress(Exception):
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+            tasks = [pump, watch, asyncio.create_task(asyncio.sleep(self.hub.max_seconds))]
+            if control is not None:
+                tasks.append(asyncio.create_task(control.shutting_down.wait()))
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await _cancel(tasks)
+            if pump in done and not pump.cancelled() and pump.exception() is not None:
+                raise pump.exception()  # type: ignore[misc]
+            if watch not in done:
+                # ended on our side (slow client, STREAM_MAX_SECONDS, shutdown): the last
+                # chunk ends the response, so the client sees a clean end and reconnects
+                await self._send(
+                    send, {"type": "http.response.body", "body": b"", "more_body": False}
+                )
+        except Stalled:
+            log.info("a stream client read nothing for STREAM_SEND_TIMEOUT_SECONDS; dropped")
+            if control is not None:
+                control.abort()
+        except OSError as exc:
+            log.debug("a stream's client went away: %r", exc)
         finally:
+            await _cancel(tasks)
             await self.subscription.close()
-            self.hub.released()
+            self.hub.released(self.tenant)
+
+    async def _send(self, send: Send, message: dict[str, Any]) -> None:
+        try:
+            async with asyncio.timeout(self.hub.send_timeout_seconds):
+                await send(message)  # waits while the client's socket buffer is full
+        except TimeoutError:
+            raise Stalled from None
+
+    async def _body(self, send: Send, body: bytes) -> None:
+        await self._send(send, {"type": "http.response.body", "body": body, "more_body": True})
 
     async def _pump(self, send: Send) -> None:
         queue, heartbeat = self.subscription.queue, self.hub.heartbeat_seconds
@@ -196,15 +258,21 @@ class EventStream:
                 async with asyncio.timeout(heartbeat):
                     item = await queue.get()
             except TimeoutError:
-                await send(
-                    {"type": "http.response.body", "body": b": heartbeat\n\n", "more_body": True}
-                )
+                await self._body(send, b": heartbeat\n\n")
                 continue
             if self.where.accepts(item.event):
-                await send({"type": "http.response.body", "body": frame(item), "more_body": True})
+                await self._body(send, frame(item))
             if self.subscription.overflowed and queue.empty():
                 log.info("a stream fell behind by STREAM_QUEUE_EVENTS; ended for it to resume")
                 return
+
+
+async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 async def _disconnected(receive: Receive) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -204,6 +206,9 @@ BAD = [
     ({"model": "../etc"}, {}, "invalid_model_name"),
     ({}, {"Last-Event-ID": "not-an-id"}, "invalid_last_event_id"),
     ({}, {"Last-Event-ID": "a" * 200}, "invalid_last_event_id"),
+    # a UUIDv7 whose time is far in the future: no instance minted it (was a 503)
+    ({}, {"Last-Event-ID": "ffffffffffff7000a000000000000000"}, "invalid_last_event_id"),
+    ({}, {"Last-Event-ID": "7fffffffffff7000a000000000000000"}, "invalid_last_event_id"),
 ]
 
 
@@ -229,5 +234,98 @@ async def test_tenant_in_query_only_without_tenant_keys(
         assert refused.status_code == 400  # only the stream takes it from the query
     keyed = app_factory({**FAST, "TENANT_AUTH": "keys", "ADMIN_API_KEY": "k" * 20})
     async with httpx.AsyncClient(base_url=keyed.url) as client:
-        refused = await client.get(STREAM, params={"tenant": "acme"})
-    assert refused.status_code == 400
+        for headers in ({}, {"X-Tenant-ID": "acme"}):  # refused, not ignored
+            refused = await client.get(STREAM, params={"tenant": "acme"}, headers=headers)
+            assert refused.status_code == 400, refused.text
+            assert refused.json()["error"]["code"] == "tenant_in_query"
+
+
+async def test_shutdown_ends_open_streams(app_factory: Callable[..., AppProcess]) -> None:
+    """SIGTERM with a stream open: the client sees the stream end cleanly (the last chunk,
+    not a reset) and the process exits instead of waiting for the connection forever."""
+    app = app_factory(FAST)
+    assert app.process is not None
+    async with stream(app.url) as events:
+        await until(lambda: streams_open(app.url), 1)
+        os.killpg(app.process.pid, signal.SIGTERM)
+        async with asyncio.timeout(WAIT):
+            left = [sse async for sse in events]  # ends; a cut connection would raise
+    assert all(not sse.data for sse in left)
+    # it exits (uvicorn re-raises the SIGTERM it caught once its graceful shutdown is done)
+    code = await asyncio.to_thread(app.process.wait, WAIT)
+    assert code in (0, -signal.SIGTERM)
+
+
+async def issue_keys(url: str, *tenants: str) -> dict[str, dict[str, str]]:
+    async with httpx.AsyncClient(base_url=url, timeout=WAIT) as client:
+        keys = {}
+        for tenant in tenants:
+            issued = await client.post(f"/api/v1/admin/tenants/{tenant}/keys", headers=ADMIN)
+            assert issued.status_code == 201, issued.text
+            keys[tenant] = issued.json()
+    return keys
+
+
+ADMIN = {"X-API-Key": "k" * 20}
+KEYED = {**FAST, "TENANT_AUTH": "keys", "ADMIN_API_KEY": "k" * 20}
+
+
+async def test_one_tenant_cannot_take_every_place(app_factory: Callable[..., AppProcess]) -> None:
+    app = app_factory({**KEYED, "STREAM_MAX_CLIENTS_PER_TENANT": "1"})
+    keys = await issue_keys(app.url, "acme", "other")
+    acme = {"X-Tenant-Key": keys["acme"]["key"]}
+    async with stream(app.url, **acme):
+        async with httpx.AsyncClient(base_url=app.url, timeout=WAIT) as client:
+            second = await client.get(STREAM, headers={"X-Tenant-ID": "acme", **acme})
+        assert second.status_code == 429, second.text
+        assert second.json()["error"]["code"] == "stream_tenant_capacity"
+        assert second.headers["retry-after"]
+        # another tenant still gets a place
+        async with stream(app.url, "other", **{"X-Tenant-Key": keys["other"]["key"]}):
+            await until(lambda: streams_open(app.url), 2)
+    await until(lambda: streams_open(app.url), 0)
+
+
+async def test_stream_lifetime_and_key_checked_again(
+    app_factory: Callable[..., AppProcess],
+) -> None:
+    """After STREAM_MAX_SECONDS a stream ends cleanly; the reconnect passes the edge again,
+    so a key revoked meanwhile is refused."""
+    app = app_factory({**KEYED, "STREAM_MAX_SECONDS": "1"})
+    keys = await issue_keys(app.url, "acme")
+    acme = {"X-Tenant-Key": keys["acme"]["key"]}
+    async with stream(app.url, **acme) as events:
+        async with httpx.AsyncClient(base_url=app.url, timeout=WAIT) as client:
+            revoked = await client.delete(
+                f"/api/v1/admin/tenants/acme/keys/{keys['acme']['key_id']}", headers=ADMIN
+            )
+            assert revoked.status_code == 204
+        async with asyncio.timeout(WAIT):
+            async for _ in events:  # it ends (a cut connection would raise)
+                pass
+    await until(lambda: streams_open(app.url), 0)
+    async with httpx.AsyncClient(base_url=app.url, timeout=WAIT) as client:
+        again = await client.get(STREAM, headers={"X-Tenant-ID": "acme", **acme})
+    assert again.status_code in (401, 403), again.text
+
+
+@pytest.mark.parametrize("bus", ["local", "nats"])
+async def test_resume_scan_is_bounded(
+    bus: str, request: pytest.FixtureRequest, app_factory: Callable[..., AppProcess]
+) -> None:
+    """An id of time 0 or of unknown time (v4) scans only the window, at most
+    STREAM_RESUME_MAX_EVENTS events (never the whole history): past that, from now."""
+    env = {**FAST, "STREAM_RESUME_MAX_EVENTS": "2"}
+    if bus == "nats":
+        env["NATS_URL"] = request.getfixturevalue("nats_server").url
+        env["STATE_URL"] = request.getfixturevalue("redis_url")
+    app = app_factory(env)
+    lifecycle_only = {"types": ",".join(LIFECYCLE)}
+    async with stream(app.url, params=lifecycle_only) as events:
+        await lifecycle(app.url, name="a")
+        await take(events, 4)  # four events in the window: more than the cap
+    for name, after in (("b", "00000000000070008000000000000000"), ("c", "0" * 32)):
+        async with stream(app.url, params=lifecycle_only, **{"Last-Event-ID": after}) as ev:
+            await lifecycle(app.url, name=name)
+            got = await take(ev, 4)
+        assert [(e["type"], e["subject"]) for e in got] == [(t, name) for t in LIFECYCLE]
