@@ -364,6 +364,8 @@ class Settings(BaseSettings):
         le=10_000,
         description="points GET /api/v1/models/{m}/timeline answers at most (its ?limit=: "
         "the model's newest audited predictions)",
+    )
+
     # --- ssefix: bounds of one SSE stream (shared/monitoring/sse.py, shared/events/feed.py) ---
     stream_max_clients_per_tenant: int = Field(
         10,
