@@ -269,11 +269,12 @@ class Settings(BaseSettings):
         le=60_000,
         description="how long an append waits for STATE_MIN_REPLICAS confirmations",
     )
-    events_replicas: int = Field(
-        1,
+    events_replicas: int | None = Field(
+        None,
         ge=1,
         le=5,
-        description="JetStream replicas of the event stream (3 on a 3-node NATS cluster)",
+        description="JetStream replicas of the event stream (3 on a 3-node NATS cluster); "
+        "unset: a new stream gets 1 and an existing one keeps its count",
     )
 
     # --- ensembles: model selection, ensembles, wrappers, feature extraction (issue 17;
