@@ -73,9 +73,13 @@ def tenant_mismatch() -> ApiError:
 class TenantCheck:
     """The tenant of an event: X-Tenant-ID as the edge checked it (shape, key, rate limit),
     which a `tenant` attribute must then equal; without the header, the `tenant` attribute,
-    checked here as the edge would have: its shape, with TENANT_AUTH=keys its key (the
-    X-Tenant-Key header, else the event's `tenantkey` attribute, as a broker pushes it), and
-    its rate limit (once per tenant per request: a key proven once covers the batch)."""
+    checked here as the edge would have: its shape, its rate limit, and with TENANT_AUTH=keys
+    its key (the X-Tenant-Key header, else the event's `tenantkey` attribute, as a broker
+    pushes it); once per tenant per request: a key proven once covers the batch.
+
+    A batch is not a way to guess keys: the rate limit comes first (so every key tried is
+    counted against the tenant's budget), and after the first key refused, every further
+    event of the request that needs a key is refused the same way without trying its key."""
 
     header_tenant: str | None
     tenant_key: str | None
@@ -83,6 +87,7 @@ class TenantCheck:
     rate_limit: RateLimit | None  # None when RATE_LIMIT_PER_MINUTE is 0
     per_minute: int
     _checked: set[str] = field(default_factory=set)
+    _refused: ApiError | None = None  # the first key refused in this request
 
     async def tenant_of(self, event: Received) -> str:
         if self.header_tenant is not None:
@@ -97,13 +102,21 @@ class TenantCheck:
                 "the 'tenant' attribute must match ^[a-z0-9][a-z0-9-]{0,62}$", "invalid_tenant"
             )
         if tenant not in self._checked:
-            if self.authenticate is not None:
-                sent = self.tenant_key if self.tenant_key is not None else event.tenant_key
-                await self.authenticate(tenant, sent)
+            if self.authenticate is not None and self._refused is not None:
+                refused = self._refused
+                raise ApiError(refused.status, refused.code, refused.message)
             if self.rate_limit is not None:
                 wait = await self.rate_limit(tenant)
                 if wait:
                     raise rate_limited(self.per_minute, wait)
+            if self.authenticate is not None:
+                sent = self.tenant_key if self.tenant_key is not None else event.tenant_key
+                try:
+                    await self.authenticate(tenant, sent)
+                except ApiError as exc:
+                    if sent is not None and exc.status in (401, 403):
+                        self._refused = exc  # a key was tried and refused: no more tries
+                    raise
             self._checked.add(tenant)
         return tenant
 

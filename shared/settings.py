@@ -17,8 +17,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.outbound import parse_allowed
+from shared.state.redis_client import cluster_seeds, cluster_tls, is_cluster_url
 
-STATE_SCHEMES = ("memory", "redis", "rediss", "unix", "redis+cluster")
+STATE_SCHEMES = ("memory", "redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 # What a browser sends in `Origin`: scheme://host[:port], no path, no trailing slash.
 _ORIGIN = re.compile(
     r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$"
@@ -269,11 +270,12 @@ class Settings(BaseSettings):
         le=60_000,
         description="how long an append waits for STATE_MIN_REPLICAS confirmations",
     )
-    events_replicas: int = Field(
-        1,
+    events_replicas: int | None = Field(
+        None,
         ge=1,
         le=5,
-        description="JetStream replicas of the event stream (3 on a 3-node NATS cluster)",
+        description="JetStream replicas of the event stream (3 on a 3-node NATS cluster); "
+        "unset: a new stream gets 1 and an existing one keeps its count",
     )
 
     # --- ensembles: model selection, ensembles, wrappers, feature extraction (issue 17;
@@ -411,6 +413,9 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"must start with one of {', '.join(s + '://' for s in STATE_SCHEMES)}"
             )
+        if is_cluster_url(value):
+            cluster_seeds(value)  # ValueError names the bad seed or option
+            cluster_tls(value)
         return value
 
     @field_validator("admin_api_key", "metrics_token", mode="before")

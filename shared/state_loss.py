@@ -3,7 +3,10 @@
 The state store holds an epoch marker per model (`ml:{<tenant>:<model>}:epoch`, in the
 model's hash slot), set with SET NX by the first instance to use it on an empty store: on a
 Cluster a shard that comes back empty loses exactly the markers of the models it held, so
-its loss is seen by those models and only by them (one global key would live on one shard). The registry's state.json records, per model, the epoch of the store the
+its loss is seen by those models and only by them (one global key would live on one shard).
+Versions before kept one store-wide `ml:epoch`: a model recorded under it that has no epoch
+of its own yet is compared with that key (read, never written), so an upgrade alone never
+reports a loss. The registry's state.json records, per model, the epoch of the store the
 model was last seen in and the highest seq known there (written at create, version,
 activation and every compaction). When a model the registry knows is missing from the store
 and the store's epoch is not the one recorded, the store lost it: the model is recovered from
@@ -51,7 +54,13 @@ class StateLoss:
         saw if the store lost it (another epoch), else None (the same store: not a loss)."""
         doc = (await self.registry.read_doc(tenant, name, STATE)).doc
         recorded = doc.get("epoch")
-        if not recorded or recorded == await self.epoch(tenant, name):
+        if not recorded:
+            return None
+        # Before epoch() gives the model an epoch of its own: recorded by an earlier version
+        # under the store-wide epoch, and that store is still here.
+        if recorded == await self.store.epoch_before_upgrade(tenant, name):
+            return None
+        if recorded == await self.epoch(tenant, name):
             return None
         return int(doc.get("seq", 0)) if doc.get("incarnation") == incarnation else 0
 

@@ -158,6 +158,25 @@ class ValkeyCluster:
                 return node
         raise LookupError(f"no running primary owns {key!r}")
 
+    def move_slot_of(self, key: str, to: ClusterNode) -> None:
+        """Reshard `key`'s slot, with its keys, to the primary `to` (as `valkey-cli --cluster
+        reshard` does: IMPORTING/MIGRATING, MIGRATE, then SETSLOT NODE on every primary)."""
+        source = self.owner_of(key)
+        with source.client() as c:
+            slot = int(c.execute_command("CLUSTER", "KEYSLOT", key))
+        source_id, target_id = source.node_id(), to.node_id()
+        with to.client() as t, source.client() as s:
+            t.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+            s.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+            keys = s.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000)
+            if keys:
+                s.execute_command("MIGRATE", "127.0.0.1", to.port, "", 0, 5000, "KEYS", *keys)
+        primaries = [n for n in self.nodes if n.is_running() and self.role(n) == "master"]
+        for node in [to, source, *(n for n in primaries if n not in (to, source))]:
+            with node.client() as c:
+                c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        self.wait_healthy()
+
     def flushall(self) -> None:
         for node in self.nodes:
             if node.is_running() and self.role(node) == "master":

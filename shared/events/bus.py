@@ -126,11 +126,12 @@ class OutboxRelay:
         connect_timeout: float = 2.0,
         backoff: tuple[float, float] = (0.2, 5.0),
         close_timeout: float = 1.0,
-        replicas: int = 1,
+        replicas: int | None = None,
     ) -> None:
         self.nats_url = nats_url
         self.outbox = outbox
-        self._replicas = replicas  # EVENTS_REPLICAS: the stream's replica count
+        # EVENTS_REPLICAS: the stream's replica count; None keeps an existing stream's
+        self._replicas = replicas
         # With a shared (Redis) outbox, poll now and then so events left by an instance that
         # died are relayed even when this one publishes nothing.
         self._poll_seconds = poll_seconds
@@ -283,10 +284,11 @@ def open_event_bus(
     *,
     events_dir: str = ".data/events",
     executor: Executor | None = None,
-    replicas: int = 1,
+    replicas: int | None = None,
 ) -> EventBus:
     """The bus for this configuration; no I/O until the first publish. `replicas`
-    (EVENTS_REPLICAS) is the JetStream stream's replica count."""
+    (EVENTS_REPLICAS) is the JetStream stream's replica count (None: keep an existing
+    stream's, create a new one with 1)."""
     if not nats_url:
         return LocalEventLog(events_dir, executor)
     outbox = open_outbox(state_url)

@@ -72,7 +72,8 @@ async def ensure_stream(js: JetStreamContext, replicas: int | None = None) -> No
     it, and an existing one with another count is updated to it (JetStream moves a stream
     between R1 and R3 online). If the server refuses (a single server cannot hold R3), the
     stream keeps its count and a warning says so: events still flow, less replicated.
-    `None` (the subscriber CLI) creates R1 and never changes an existing stream's count.
+    `None` (EVENTS_REPLICAS unset, and the subscriber CLI) creates R1 and never changes an
+    existing stream's count, so a count an operator tuned is not undone at every start.
     The rest of an existing stream's configuration (retention, limits) is kept, so an
     operator can tune it without start-up undoing it.
     """

@@ -5,7 +5,9 @@ Two backends side by side behind one tiny interface (append / pending / ack / ba
 OUTBOX_PARTITIONS Streams `ml:outbox:{<n>}`, so an event survives the instance that wrote it
 and any instance's relay can send it. A tenant's events always go to the same partition
 (CRC32 of the tenant), so they stay in order; the hash tags spread the partitions over a
-Cluster's shards instead of putting every instance's events on one.
+Cluster's shards instead of putting every instance's events on one. The single Stream
+`ml:outbox` of versions before the partitions is read as one more partition, so events
+pending there at the upgrade (or written by old instances during a rolling one) are relayed.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from shared.state.redis_connection import UNAVAILABLE
 
 OUTBOX_PARTITIONS = 16
 OUTBOX_KEYS = tuple(f"ml:outbox:{{{n}}}" for n in range(OUTBOX_PARTITIONS))
+LEGACY_OUTBOX_KEY = "ml:outbox"  # before the partitions: read and acked, never appended to
+LEGACY_PARTITION = OUTBOX_PARTITIONS  # its partition number in a pending event's key
+_READ_KEYS = (*OUTBOX_KEYS, LEGACY_OUTBOX_KEY)
 T = TypeVar("T")
 
 
@@ -87,7 +92,9 @@ class MemoryOutbox:
 
 class RedisOutbox:
     """The Streams `ml:outbox:{<n>}` (XADD; XRANGE to read; XDEL after the PubAck). A pending
-    event's key is `<partition>/<stream id>`."""
+    event's key is `<partition>/<stream id>`; partition OUTBOX_PARTITIONS is the old
+    `ml:outbox`, read on every pass (an XRANGE of an absent key in the same pipeline costs
+    nothing, and old instances may still write to it while a rolling upgrade runs)."""
 
     def __init__(self, url: str, timeout_seconds: float = 2.0) -> None:
         # No client retries: an XADD resent after a lost reply would store the event twice
@@ -138,7 +145,7 @@ class RedisOutbox:
         async def delete() -> list[Any]:
             pipe = self._redis.pipeline(transaction=False)
             for partition, entries in by_partition.items():
-                pipe.xdel(OUTBOX_KEYS[partition], *entries)
+                pipe.xdel(_READ_KEYS[partition], *entries)
             return await pipe.execute()  # type: ignore[no-any-return]
 
         await self._call(delete())
@@ -150,11 +157,12 @@ class RedisOutbox:
         await self._redis.aclose()
 
     async def _each(self, command: Callable[[Any, str], Any]) -> list[Any]:
-        """One command per partition, pipelined (one round trip per node)."""
+        """One command per partition and the old `ml:outbox`, pipelined (a round trip per
+        node)."""
 
         async def run() -> list[Any]:
             pipe = self._redis.pipeline(transaction=False)
-            for key in OUTBOX_KEYS:
+            for key in _READ_KEYS:
                 command(pipe, key)
             return await pipe.execute()  # type: ignore[no-any-return]
 

@@ -107,6 +107,10 @@ class StoreEpoch(Protocol):
         none (first use, or empty again). On Redis it is kept in the model's own hash slot,
         so on a Cluster the wipe of one shard is seen by exactly the models on it."""
 
+    async def epoch_before_upgrade(self, tenant: str, name: str) -> str | None:
+        """When this model has no epoch of its own yet: the store-wide epoch of versions
+        before the per-model one (Redis `ml:epoch`, only ever read), None if there is none."""
+
 
 # ----- monitoring (shared/monitoring) ------------------------------------------------------
 

@@ -97,6 +97,9 @@ class MemoryStateStore:
             self._epoch = candidate
         return self._epoch
 
+    async def epoch_before_upgrade(self, tenant: str, name: str) -> str | None:
+        return None  # a process has no earlier version's store
+
     async def get_record(self, tenant: str, name: str) -> str | None:
         state = self._models.get((tenant, name))
         return state.record if state else None

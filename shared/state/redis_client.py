@@ -1,5 +1,8 @@
 """The Redis client for STATE_URL: one server (`redis://`, `rediss://`, `unix://`) or a
-Redis/Valkey Cluster (`redis+cluster://host:port[,host:port…]`, the seed nodes).
+Redis/Valkey Cluster (`redis+cluster://host:port[,host:port…]`, the seed nodes;
+`rediss+cluster://` for TLS, with `?ssl_ca_certs=<file>` for a private CA and
+`?ssl_check_hostname=false` for nodes whose certificate does not name their address). Any
+other query option is refused: silently dropping one would run without what it asked for.
 
 Both clients are built without automatic retries: a resent append could apply twice (clients
 retry with an Idempotency-Key instead, which is exactly-once). The cluster client still
@@ -10,7 +13,7 @@ map after a node error, so a failover is a few 503s, then the new primary.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from redis import asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -18,17 +21,20 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 CLUSTER_SCHEME = "redis+cluster://"
+TLS_CLUSTER_SCHEME = "rediss+cluster://"
+TLS_OPTIONS = ("ssl_ca_certs", "ssl_check_hostname")  # the query options, TLS only
 
 RedisClient = aioredis.Redis | RedisCluster
 
 
 def is_cluster_url(url: str) -> bool:
-    return url.startswith(CLUSTER_SCHEME)
+    return url.startswith((CLUSTER_SCHEME, TLS_CLUSTER_SCHEME))
 
 
 def cluster_seeds(url: str) -> tuple[list[tuple[str, int]], dict[str, str]]:
-    """`redis+cluster://[user:password@]host:port[,host:port…][/]` → seed nodes, credentials."""
-    rest = url[len(CLUSTER_SCHEME) :].split("?", 1)[0].rstrip("/")
+    """`redis[s]+cluster://[user:password@]host:port[,host:port…][/]` → seed nodes,
+    credentials."""
+    rest = url.split("://", 1)[1].split("?", 1)[0].rstrip("/")
     credentials: dict[str, str] = {}
     if "@" in rest:
         auth, rest = rest.rsplit("@", 1)
@@ -46,6 +52,30 @@ def cluster_seeds(url: str) -> tuple[list[tuple[str, int]], dict[str, str]]:
     return seeds, credentials
 
 
+def cluster_tls(url: str) -> dict[str, Any]:
+    """The TLS arguments of a cluster URL ({} for `redis+cluster://`); ValueError for a
+    query option that is unknown, repeated, or given without TLS."""
+    tls = url.startswith(TLS_CLUSTER_SCHEME)
+    _, _, query = url.partition("?")
+    options: dict[str, Any] = {"ssl": True} if tls else {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name not in TLS_OPTIONS:
+            raise ValueError(
+                f"unknown option {name!r} in the cluster URL (known: {', '.join(TLS_OPTIONS)})"
+            )
+        if not tls:
+            raise ValueError(f"{name} needs TLS: use {TLS_CLUSTER_SCHEME}")
+        if name in options:
+            raise ValueError(f"option {name!r} given twice in the cluster URL")
+        if name == "ssl_check_hostname":
+            if value not in ("true", "false"):
+                raise ValueError(f"ssl_check_hostname must be true or false, got {value!r}")
+            options[name] = value == "true"
+        else:
+            options[name] = value
+    return options
+
+
 def open_redis(url: str, timeout_seconds: float) -> RedisClient:
     common: dict[str, Any] = {
         "socket_timeout": timeout_seconds,
@@ -61,5 +91,6 @@ def open_redis(url: str, timeout_seconds: float) -> RedisClient:
         # a shard whose primary is being replaced must not stop the others
         require_full_coverage=False,
         **credentials,
+        **cluster_tls(url),
         **common,
     )

@@ -38,8 +38,9 @@ T = TypeVar("T")
 
 # What a store that is down, or a cluster in the middle of a failover, answers. None of these
 # executed the command (a connection error might have: the caller drops its copy, and a retry
-# with the Idempotency-Key is exactly-once). MOVED/ASK (AskError) reach us only from the
-# pipelines sent to one node below; the cluster client follows them itself elsewhere.
+# with the Idempotency-Key is exactly-once). MOVED/ASK (AskError, MovedError's base) reach us
+# only from the pipelines sent to one node below; the cluster client follows them itself
+# elsewhere. `call` tells them apart: a redirection is a live store whose slot moved.
 UNAVAILABLE = (
     RedisConnectionError,
     RedisTimeoutError,
@@ -66,6 +67,7 @@ class RedisConnection:
         self.breaker = CircuitBreaker(breaker_cooldown_seconds)
         self.min_replicas = min_replicas
         self.replica_timeout_ms = replica_timeout_ms
+        self._slot_map_stale = False  # a Cluster node failed or redirected: re-read the map
 
     @property
     def is_cluster(self) -> bool:
@@ -86,6 +88,14 @@ class RedisConnection:
             )
         try:
             result = await operation()
+        except AskError as exc:
+            # MOVED/ASK: one slot moved (a failover, a resharding) and its node answered. Not
+            # a store that is down: the breaker, shared by every tenant, stays closed; the
+            # slot map is re-read before the next write and this request answers 503 once.
+            self._slot_map_stale = True
+            self.breaker.succeeded()
+            count_state_error(exc.__class__.__name__)
+            raise StateUnavailable(f"state store: slot moved ({exc.__class__.__name__})") from exc
         except StateUnavailable:
             self.breaker.succeeded()  # the store answered (replicas did not confirm in time)
             raise
@@ -162,7 +172,10 @@ class RedisConnection:
         the keys' slot (the cluster pipeline cannot route a keyless WAIT to that node)."""
         cluster = self.client
         assert isinstance(cluster, RedisCluster)
-        await cluster.initialize()  # a no-op unless a node error asked for a new slot map
+        await cluster.initialize()  # the first slot map (a no-op afterwards)
+        if self._slot_map_stale:
+            self._slot_map_stale = False
+            await self._reread_slot_map(cluster)
         node = cluster.get_node_from_key(keys[0])
         wait = ("WAIT", self.min_replicas, self.replica_timeout_ms)
         for _ in range(2):
@@ -173,14 +186,14 @@ class RedisConnection:
             try:
                 await node.execute_pipeline(commands)
             except (RedisConnectionError, RedisTimeoutError, OSError):
-                cluster._initialize = True  # as the client does itself: re-read the slot map
+                self._slot_map_stale = True  # as the client does itself: re-read the map
                 raise
             result, replicas = commands[0].result, commands[1].result
             if isinstance(result, NoScriptError):  # a node that never ran it (a new primary)
                 await node.execute_command("SCRIPT", "LOAD", script.script)
                 continue
-            if isinstance(result, AskError | ClusterDownError | TryAgainError | ReadOnlyError):
-                cluster._initialize = True  # the slot moved (a failover): nothing executed
+            if isinstance(result, ClusterDownError | TryAgainError | ReadOnlyError):
+                self._slot_map_stale = True  # a failover under way: nothing executed
                 raise result
             if isinstance(result, Exception):
                 raise result
@@ -188,6 +201,13 @@ class RedisConnection:
                 raise replicas
             return [result, replicas]
         raise StateUnavailable("state store: the script could not be loaded on its node")
+
+    @staticmethod
+    async def _reread_slot_map(cluster: RedisCluster) -> None:
+        """Re-read which node serves which slot. `RedisCluster.initialize()` does so only
+        when the client's private `_initialize` flag is set, so this goes through its
+        `nodes_manager.initialize()` (public in redis-py 5 to 8) instead of setting that flag."""
+        await cluster.nodes_manager.initialize()
 
     async def close(self) -> None:
         await self.client.aclose()

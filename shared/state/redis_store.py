@@ -114,6 +114,9 @@ class RedisStateStore:
         # in the model's slot, never deleted (like the incarnation): shared/state_loss.py
         return f"ml:{{{tenant}:{name}}}:epoch"
 
+    # The store-wide epoch of versions before the per-model one (shared/state_loss.py).
+    _LEGACY_EPOCH_KEY = "ml:epoch"
+
     @staticmethod
     def _index(tenant: str) -> str:
         return f"ml:tenant:{{{tenant}}}:models"
@@ -159,6 +162,14 @@ class RedisStateStore:
         keys = [self._epoch_key(tenant, name)]
         raw = await self.connection.call(lambda: self._epoch(keys=keys, args=[candidate]))
         return raw.decode()
+
+    async def epoch_before_upgrade(self, tenant: str, name: str) -> str | None:
+        client = self.connection.client
+        key = self._epoch_key(tenant, name)
+        if await self.connection.call(lambda: client.exists(key)):
+            return None
+        raw = await self.connection.call(lambda: client.get(self._LEGACY_EPOCH_KEY))
+        return raw.decode() if raw is not None else None
 
     async def get_record(self, tenant: str, name: str) -> str | None:
         state, _, _ = self._keys(tenant, name)

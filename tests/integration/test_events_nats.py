@@ -18,8 +18,8 @@ from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
 from shared.events import EVENT_TYPES, OutboxRelay, RedisOutbox, open_event_bus
-from shared.events.cloudevent import Envelope
-from shared.events.outbox import OUTBOX_KEYS
+from shared.events.cloudevent import Envelope, build_event
+from shared.events.outbox import LEGACY_OUTBOX_KEY, OUTBOX_KEYS
 from tests.nats_server import NatsServer
 from tests.servers import ROOT
 
@@ -124,6 +124,28 @@ async def test_another_instance_relays_what_a_stopped_one_left(
     assert [e["id"] for e in await stream_events(js)] == ids
     await nc.close()
     await second.close()
+
+
+async def test_events_left_in_the_old_single_outbox_are_relayed_once(
+    nats_server: NatsServer, redis_url: str, js: JetStreamContext
+) -> None:
+    # As the version before the partitions wrote it: one Stream `ml:outbox`.
+    old = build_event("acme", "model.created", {"written": "before the upgrade"})
+    valkey = aioredis.Redis.from_url(redis_url)
+    fields = {"id": old.id, "tenant": old.tenant, "subject": old.subject, "event": old.payload}
+    await valkey.xadd(LEGACY_OUTBOX_KEY, fields)  # type: ignore[arg-type]
+
+    bus = open_event_bus(nats_server.url, redis_url)
+    assert await bus.backlog() == 1
+    new = await bus.publish("acme", "model.trained", {"written": "after"})
+    assert await bus.flush() == 2
+    assert await bus.backlog() == 0
+    assert await valkey.xlen(LEGACY_OUTBOX_KEY) == 0
+    assert await bus.flush(timeout=0.5) == 0  # acked: never relayed again
+    assert [e["id"] for e in await stream_events(js)] == [old.id, new["id"]]
+    assert (await stream_events(js))[0] == json.loads(old.payload)
+    await valkey.aclose()
+    await bus.close()
 
 
 async def test_a_resent_event_is_deduplicated_by_jetstream(

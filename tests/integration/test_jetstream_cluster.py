@@ -23,6 +23,7 @@ from shared.events.bus import OutboxRelay
 from shared.events.cloudevent import STREAM
 from shared.events.jetstream import ensure_stream
 from shared.events.outbox import MemoryOutbox
+from shared.settings import load_settings
 from tests.nats_server import NatsCluster, NatsServer
 
 pytestmark = pytest.mark.slow
@@ -164,6 +165,24 @@ async def test_an_existing_stream_is_moved_to_events_replicas(cluster: NatsClust
         await ensure_stream(js)  # the CLI never scales it back
         assert (await js.stream_info(STREAM)).config.num_replicas == 3
     finally:
+        await nc.close()
+
+
+async def test_events_replicas_unset_keeps_an_operator_tuned_count(
+    cluster: NatsCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EVENTS_REPLICAS", raising=False)
+    assert load_settings().events_replicas is None  # the default: unset
+    nc = await nats.connect(cluster.url.split(","), connect_timeout=2)
+    relay = OutboxRelay(cluster.url, MemoryOutbox(), replicas=load_settings().events_replicas)
+    try:
+        js = nc.jetstream(timeout=10)
+        await ensure_stream(js, 3)  # tuned to R3 by an operator
+        await relay.publish(TENANT, "model.created", {})
+        assert await relay.flush(timeout=20) == 1  # the relay connected and checked the stream
+        assert (await js.stream_info(STREAM)).config.num_replicas == 3
+    finally:
+        await relay.close()
         await nc.close()
 
 

@@ -268,6 +268,62 @@ async def test_a_broker_carries_the_tenant_key_as_the_tenantkey_attribute(
         assert (await client.get("/api/v1/models/lin", headers=mine)).json()["seq"] == 1
 
 
+async def test_after_one_key_is_refused_a_batch_tries_no_other(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """One request cannot try EVENTS_MAX_PER_BATCH keys: after the first refused, every
+    further event that needs a key is refused the same way, even with a valid key."""
+    env = {"TENANT_AUTH": "keys", "ADMIN_API_KEY": ADMIN}
+    async with edge_client(monkeypatch, tmp_path, env, headers={}) as client:
+        admin = {"X-API-Key": ADMIN}
+        acme = (await client.post("/api/v1/admin/tenants/acme/keys", headers=admin)).json()["key"]
+        other = (await client.post("/api/v1/admin/tenants/other/keys", headers=admin)).json()["key"]
+        for tenant, key in (("acme", acme), ("other", other)):
+            mine = {"X-Tenant-ID": tenant, "X-Tenant-Key": key}
+            spec = {"name": "lin", **LINEAR}
+            assert (await client.post("/api/v1/models", json=spec, headers=mine)).status_code == 201
+        sample = {"model": "lin", "x": {"a": 1.0}, "y": 1.0}
+        batch = [
+            event(SAMPLE, sample, "g1", tenant="acme", tenantkey=other),  # a guess: refused
+            event(SAMPLE, sample, "g2", tenant="acme", tenantkey=acme),  # right, not tried
+            event(SAMPLE, sample, "g3", tenant="other", tenantkey=other),  # right, not tried
+        ]
+        answer = await push(client, "batch", batch)
+        assert answer.status_code == 200, answer.text
+        results = answer.json()["results"]
+        first = (results[0]["status"], results[0]["error"]["code"])
+        assert first == (403, "tenant_key_mismatch")
+        assert [(r["status"], r["error"]["code"]) for r in results[1:]] == [first, first]
+        for tenant, key in (("acme", acme), ("other", other)):
+            mine = {"X-Tenant-ID": tenant, "X-Tenant-Key": key}
+            assert (await client.get("/api/v1/models/lin", headers=mine)).json()["seq"] == 0
+        # the next request is a new one: its valid key is tried and accepted
+        again = await push(client, "batch", batch[1:])
+        assert [r["status"] for r in again.json()["results"]] == [200, 200]
+
+
+async def test_every_key_tried_counts_against_the_tenants_rate_limit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env = {"TENANT_AUTH": "keys", "ADMIN_API_KEY": ADMIN, "RATE_LIMIT_PER_MINUTE": "5"}
+    async with edge_client(monkeypatch, tmp_path, env, headers={}) as client:
+        admin = {"X-API-Key": ADMIN}
+        acme = (await client.post("/api/v1/admin/tenants/acme/keys", headers=admin)).json()["key"]
+        other = (await client.post("/api/v1/admin/tenants/other/keys", headers=admin)).json()["key"]
+        sample = {"model": "lin", "x": {"a": 1.0}, "y": 1.0}
+        refused = 0
+        for index in range(100):  # wrong keys, until the budget is spent
+            guess = event(SAMPLE, sample, f"w{index}", tenant="acme", tenantkey=other)
+            answer = await push(client, "binary", [guess])
+            if answer.status_code != 403:
+                break
+            refused += 1
+        assert refused >= 1
+        assert error_code(answer, 429) == "rate_limited"  # not one more key is tried
+        right = event(SAMPLE, sample, "w-right", tenant="acme", tenantkey=acme)
+        assert error_code(await push(client, "binary", [right]), 429) == "rate_limited"
+
+
 async def test_the_tenant_attributes_rate_limit_refuses_a_batch_whole(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -16,7 +16,7 @@ from shared.events.cloudevent import build_event
 from shared.events.outbox import OUTBOX_KEYS, RedisOutbox
 from shared.settings import ConfigError, load_settings
 from shared.state import RedisStateStore
-from shared.state.base import Idempotency, ReplicasUnconfirmed
+from shared.state.base import Idempotency, ReplicasUnconfirmed, StateUnavailable
 from shared.state.redis_client import cluster_seeds
 from shared.state.series import RedisSeriesState
 from shared.state.tenant_keys import RedisKeyRecords
@@ -89,6 +89,35 @@ async def test_a_wiped_shard_gives_its_models_and_only_them_a_new_epoch(
         expected = f"second-{name}" if name in on_wiped else before[name]
         assert after[name] == expected
     await store.close()
+
+
+async def test_a_moved_slot_refreshes_the_slot_map_and_never_opens_the_breaker(
+    valkey_cluster: ValkeyCluster, cluster_url: str
+) -> None:
+    # WAIT on the append's connection sends the script to the slot's node itself, so the
+    # MOVED of a slot resharded elsewhere reaches us (the cluster client follows it otherwise).
+    store = RedisStateStore(
+        cluster_url, breaker_cooldown_seconds=3600, min_replicas=1, replica_timeout_ms=2000
+    )
+    for tenant in ("t", "u"):
+        assert await store.create_model(tenant, "m", "x", "{}", b"s")
+        await store.append(tenant, "m", "x", 0, ["a"], expected=True, idempotency=None)
+    moved_key = "ml:{t:m}:log"
+    home = valkey_cluster.owner_of(moved_key)
+    away = next(n for n in valkey_cluster.nodes[:3] if n is not home)
+    valkey_cluster.move_slot_of(moved_key, away)
+    try:
+        with pytest.raises(StateUnavailable, match="slot moved"):  # at most one 503
+            await store.append("t", "m", "x", 1, ["b"], expected=True, idempotency=None)
+        assert not store.breaker.is_open  # one moved slot is not a store that is down
+        done = await store.append("u", "m", "x", 1, ["b"], expected=True, idempotency=None)
+        assert done.status == "appended"  # another tenant is not failed fast
+        done = await store.append("t", "m", "x", 1, ["b"], expected=True, idempotency=None)
+        assert (done.status, done.last) == ("appended", 2)  # the new slot map, nothing twice
+        assert await store.log_length("t", "m") == 2
+    finally:
+        valkey_cluster.move_slot_of(moved_key, home)
+        await store.close()
 
 
 async def test_min_replicas_acknowledge_only_what_replicas_hold(
