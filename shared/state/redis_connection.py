@@ -23,6 +23,7 @@ from redis.exceptions import (
     ClusterDownError,
     NoScriptError,
     ReadOnlyError,
+    RedisClusterException,
     SlotNotCoveredError,
     TryAgainError,
 )
@@ -103,6 +104,15 @@ class RedisConnection:
             self.breaker.failed()
             count_state_error(exc.__class__.__name__)
             raise StateUnavailable(f"state store unreachable: {exc.__class__.__name__}") from exc
+        except RedisClusterException as exc:
+            # the cluster client's own error: "cannot be connected" when no seed node answers
+            # (a store that is down); any other is ours (a command it cannot route) and stays
+            if not str(exc).startswith("Redis Cluster cannot be connected"):
+                self.breaker.succeeded()
+                raise
+            self.breaker.failed()
+            count_state_error(exc.__class__.__name__)
+            raise StateUnavailable("state store unreachable: no cluster seed node answers") from exc
         except Exception:
             self.breaker.succeeded()  # the store answered (with an error of its own)
             raise

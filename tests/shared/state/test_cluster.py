@@ -197,3 +197,12 @@ def test_cluster_url_is_a_state_url_and_wait_fits_in_the_socket_timeout(
     monkeypatch.setenv("STATE_REPLICA_TIMEOUT_MS", "2000")
     with pytest.raises(ConfigError, match="STATE_REPLICA_TIMEOUT_MS"):
         load_settings()
+
+
+async def test_a_cluster_whose_seed_nodes_are_all_down_is_unavailable() -> None:
+    """No seed node answers: 503 (StateUnavailable), as a single Redis that is down, never a
+    500 from the cluster client's own exception."""
+    store = RedisStateStore(f"redis+cluster://127.0.0.1:{free_port()}", timeout_seconds=0.5)
+    with pytest.raises(StateUnavailable):
+        await store.create_model("t", "m", "u", "{}", b"snap")
+    await store.close()
