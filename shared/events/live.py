@@ -90,7 +90,12 @@ class _Background:
 
 
 class LocalLive:
-    """`<events_dir>/live/<tenant>.jsonl`, appended in one write() per line."""
+    """`<events_dir>/live/<tenant>.jsonl`, appended in one write() per tenant and batch.
+
+    `publish` only buffers the line; one background task at a time writes every buffered
+    line (a burst of predictions costs one executor hop and one write per tenant, not one of
+    each per event). At most MAX_WRITES_IN_FLIGHT lines wait: past that, a line is dropped
+    and counted, as NATS publishes are."""
 
     def __init__(
         self, events_dir: str | os.PathLike[str], max_bytes: int, executor: Executor | None
@@ -98,31 +103,57 @@ class LocalLive:
         self.directory = Path(events_dir) / LIVE_DIR
         self.max_bytes = max_bytes
         self.executor = executor
+        self._pending: dict[str, list[bytes]] = {}
+        self._waiting = 0  # lines in _pending
         self._background = _Background()
+        self._flushing = False
+        self._directory_made = False
 
     def publish(self, tenant: str, event_type: str, data: dict[str, Any]) -> None:
+        if self._waiting >= MAX_WRITES_IN_FLIGHT:
+            LIVE_DROPPED.inc()
+            return
         try:
             line = live_event(tenant, event_type, data) + b"\n"
         except (TypeError, ValueError) as exc:
             log.debug("live event not sent: %s", exc)
             return
-        self._background.spawn(self._write(tenant, line))
+        self._pending.setdefault(tenant, []).append(line)
+        self._waiting += 1
+        if not self._flushing:
+            self._flushing = True
+            self._background.spawn(self._flush())
 
-    async def _write(self, tenant: str, line: bytes) -> None:
+    async def _flush(self) -> None:
         try:
-            await run_in(self.executor, self._append, tenant, line)
-        except OSError as exc:
-            log.debug("live event not written: %s", exc)
+            while self._pending:
+                batch, self._pending, self._waiting = self._pending, {}, 0
+                try:
+                    await run_in(self.executor, self._write_batch, batch)
+                except OSError as exc:
+                    log.debug("live events not written: %s", exc)
+        finally:
+            self._flushing = False
 
-    def _append(self, tenant: str, line: bytes) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+    def _write_batch(self, batch: dict[str, list[bytes]]) -> None:
+        for tenant, lines in batch.items():
+            self._append(tenant, b"".join(lines))
+
+    def _append(self, tenant: str, lines: bytes) -> None:
+        if not self._directory_made:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._directory_made = True
         path = self.directory / f"{tenant}.jsonl"
         with contextlib.suppress(FileNotFoundError):
             if path.stat().st_size > self.max_bytes:
                 os.replace(path, path.with_suffix(".jsonl.1"))  # followers see a new inode
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line)  # one write with O_APPEND: lines never interleave
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # the directory went away (a cleaned data dir)
+            self._directory_made = False
+            raise
+        try:
+            os.write(fd, lines)  # one write with O_APPEND: lines never interleave
         finally:
             os.close(fd)
 

@@ -4,6 +4,7 @@ dropped and counted, never queued; the sampler's per-model counters are bounded 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,19 @@ async def test_sampler_counters_are_bounded(
     assert list(sampler._counts) == [("acme", "d"), ("acme", "a"), ("acme", "e")]
     await sampler.close()
     await publisher.close()
+
+
+async def test_local_live_writes_a_burst_in_order_and_drops_past_its_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "MAX_WRITES_IN_FLIGHT", 4)
+    publisher = LocalLive(tmp_path, 1 << 20, None)
+    for n in range(6):  # one burst, before the flush task runs: 4 wait, 2 are dropped
+        publisher.publish("acme", "prediction", {"model": "m", "n": n})
+    publisher.publish("other", "prediction", {"model": "m", "n": 0})  # dropped too
+    await publisher.close()
+    publisher.publish("acme", "prediction", {"model": "m", "n": 6})  # room again
+    await publisher.close()
+    lines = (tmp_path / "live" / "acme.jsonl").read_text().splitlines()
+    assert [json.loads(line)["data"]["n"] for line in lines] == [0, 1, 2, 3, 6]
+    assert not (tmp_path / "live" / "other.jsonl").exists()
