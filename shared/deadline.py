@@ -27,14 +27,19 @@ def remaining() -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
+def _free(lock: asyncio.Lock) -> bool:
+    """Whether acquire() returns without suspending: not held and nobody queued (a released
+    lock's next waiter has it reserved). Then no timer is armed and cancelled for it, the
+    usual case on the hot path. `_waiters` is the queue asyncio.Lock.acquire itself checks."""
+    return not lock.locked() and not getattr(lock, "_waiters", None)
+
+
 async def acquire(lock: asyncio.Lock, what: str) -> None:
     """Take `lock` before the request's deadline, or answer 503 model_busy."""
     left = remaining()
-    if left is None:
+    if left is None or _free(lock):
         await lock.acquire()
         return
-    # a free lock is taken without suspending, so before the timeout can fire: a request
-    # past its deadline still gets a lock nobody holds
     try:
         async with asyncio.timeout(left):
             await lock.acquire()

@@ -36,7 +36,10 @@ async def predict(request: Request) -> Response:
     answer's `prediction_id` (the `id` sent, or a new one) labels it later: POST …/labels."""
     tenant, name = tenant_of(request), path_name(request)
     body = await parse_body(request, PredictRequest)
-    version, alias = request.query_params.get("version"), request.query_params.get("alias")
+    version = alias = None
+    if request.scope["query_string"]:  # most predicts have none: no parse
+        query = request.query_params
+        version, alias = query.get("version"), query.get("alias")
     serving = current_runtime().serving
     answer = await serving.predict(
         tenant, name, body.x, version=version, alias=alias, prediction_id=body.id
