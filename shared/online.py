@@ -41,7 +41,7 @@ from shared.monitoring.outcomes import encode_outcome
 from shared.schemas import ModelSpec, Sample
 from shared.state.base import AppendResult, Idempotency, LogEntry, Snapshot
 from shared.state.interfaces import OnlineState
-from shared.state.predictions import Fetched, Kept, KeptPredictions, LabelWrite
+from shared.state.predictions import Fetched, FreshKeep, Kept, KeptPredictions, LabelWrite
 
 log = logging.getLogger("ml.online")
 
@@ -228,16 +228,16 @@ class OnlineModels:
         keep the prediction and the x as sent under that id in the same round trip as the
         freshness check (architecture.md §4), 409 if the id was labelled already."""
         started = time.perf_counter()
-        async with self._locked(tenant, name) as live:
-            sent, x = x, learning.check_x(live.blueprint, x)
-            if keep is None:
+        if keep is None:
+            async with self._locked(tenant, name) as live:
+                x = learning.check_x(live.blueprint, x)
                 await self._catch_up(live)
                 answer = self._answer(live, x, live.seq)
-            else:
-                answer = await self._answer_kept(live, x, sent, *keep)
-                # the audit row carries the id, so a later label can be joined to it
-                answer["prediction_id"] = keep[1]
-            uid = live.uid
+                uid = live.uid
+        else:
+            x, answer, uid = await self._predict_kept(tenant, name, x, *keep)
+            # the audit row carries the id, so a later label can be joined to it
+            answer["prediction_id"] = keep[1]
         self.observer.predicted(tenant, name, "predict", started, x, answer)
         await self._degraded(tenant, name, uid, answer, "predict")
         return answer
@@ -741,31 +741,43 @@ class OnlineModels:
         answer["seq"] = seq
         return answer
 
-    async def _answer_kept(
-        self, live: LiveModel, x: Any, sent: Any, kept: KeptPredictions, prediction_id: str
-    ) -> dict[str, Any]:
+    async def _predict_kept(
+        self, tenant: str, name: str, sent: Any, kept: KeptPredictions, prediction_id: str
+    ) -> tuple[Any, dict[str, Any], str]:
         """Predict on the copy as it is, then keep the prediction conditional on the log still
         ending at the copy's seq: one round trip when the copy is current (the usual case),
         else the missed entries come back instead, are applied, and the step is retried. So
-        the prediction kept and answered was always made on the whole log."""
+        the prediction kept and answered was always made on the whole log.
+
+        The model's lock covers only the prediction, not the round trip: concurrent predicts
+        of one model keep theirs side by side instead of one round trip after another (a
+        predict never changes the copy; a learn that lands in between makes the keep answer
+        `behind`, and the predict is made again on the copy caught up)."""
         features = ""  # encoded after the first prediction, as the keep has always been
+        missed: tuple[str, int, FreshKeep] | None = None  # (uid, seq) the keep was tried at
         for _ in range(MAX_APPEND_ATTEMPTS):
-            try:
-                answer = self._answer(live, x, live.seq)
-            except ApiError:  # maybe only the copy's lag: answer as the current model does
-                await self._catch_up(live)
-                answer = self._answer(live, x, live.seq)
+            async with self._locked(tenant, name) as live:
+                if missed is not None and (live.uid, live.seq) == missed[:2]:
+                    # nobody caught the copy up meanwhile: the keep's answer does it
+                    if missed[2].status == "behind":
+                        await self._apply_off_loop(live, missed[2].entries)
+                    else:
+                        await self._resolve(live, missed[2].status)
+                x = learning.check_x(live.blueprint, sent)
+                try:
+                    answer = self._answer(live, x, live.seq)
+                except ApiError:  # maybe only the copy's lag: answer as the current model does
+                    await self._catch_up(live)
+                    answer = self._answer(live, x, live.seq)
+                uid, seq = live.uid, live.seq
             features = features or features_text(sent)
             item = (prediction_id, features, encode_outcome(answer, time.time()))
-            fresh = await kept.keep_fresh(live.tenant, live.name, live.uid, live.seq, item)
+            fresh = await kept.keep_fresh(tenant, name, uid, seq, item)
             if fresh.status == "kept":
-                return answer
+                return x, answer, uid
             if fresh.status == "labelled":
                 raise already_labelled(prediction_id)
-            if fresh.status == "behind":
-                await self._apply_off_loop(live, fresh.entries)
-            else:
-                await self._resolve(live, fresh.status)
+            missed = (uid, seq, fresh)
         raise unavailable("too much contention on this model; retry", code="contention")
 
     async def _learn_then_append(

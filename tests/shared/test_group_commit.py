@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -16,6 +17,12 @@ from shared.online import OnlineModels
 from shared.schemas import ModelSpec
 from shared.state import MemoryStateStore, RedisStateStore
 from shared.state.interfaces import StateStore
+from shared.state.predictions import (
+    Kept,
+    KeptPredictions,
+    MemoryKeptPredictions,
+    RedisKeptPredictions,
+)
 from tests.conftest import STATE_BACKENDS, redis_store_for
 
 SPEC = {"name": "m", "steps": [{"kind": "standard_scaler"}, {"kind": "linear_regression"}]}
@@ -93,3 +100,46 @@ async def test_one_instance_commits_concurrent_predict_learns_in_few_appends(
     assert calls < 10, calls  # grouped: far fewer Lua calls than requests
     assert await store.log_length("t", "g") == 41
     await store.close()
+
+
+async def test_concurrent_kept_predicts_among_learns_are_each_made_on_the_whole_log(
+    store: StateStore,
+) -> None:
+    """A kept predict holds the model's lock only while it predicts, not over its keep's round
+    trip: predicts of one model keep side by side while learns land in between (from this
+    instance and another). Each answer, and what was kept for its label, is River's prediction
+    on exactly the log up to the seq it answered."""
+    kept: KeptPredictions = (
+        MemoryKeptPredictions(store, 3600, 10_000)  # type: ignore[arg-type]
+        if isinstance(store, MemoryStateStore)
+        else RedisKeptPredictions(store.connection, 3600, 10_000)  # type: ignore[attr-defined]
+    )
+    one, other = OnlineModels(store), OnlineModels(store)
+    record, blob = OnlineModels.prepare(ModelSpec.model_validate({**SPEC, "name": "k"}))
+    assert await one.install("t", record, blob)
+    samples = [(dict(x), float(y)) for x, y in datasets.TrumpApproval()][:90]
+    await one.predict_learn("t", "k", *samples[0], None)  # a scaler with one sample seen
+
+    async def send(index: int, x: dict, y: float) -> tuple[str, dict, dict]:
+        if index % 3:  # two of three are kept predicts, on the instance learning most
+            answer = await one.predict("t", "k", x, keep=(kept, f"p{index}"))
+            return "predict", x, answer
+        models = other if index % 2 else one
+        return "learn", x, await models.predict_learn("t", "k", x, y, None)
+
+    sent = await asyncio.gather(*(send(i, x, y) for i, (x, y) in enumerate(samples[1:], 1)))
+
+    read = await store.read_log("t", "k", record["uid"], 0)
+    log = [tuple(json.loads(entry.data)) for entry in read.entries]
+    predicts = [(x, answer) for route, x, answer in sent if route == "predict"]
+    assert {answer["seq"] for _, answer in predicts} - {0} <= set(range(1, len(log) + 1))
+    for x, answer in predicts:
+        local = preprocessing.StandardScaler() | linear_model.LinearRegression()
+        for lx, ly in log[: answer["seq"]]:
+            local.learn_one(lx, ly)
+        assert answer["prediction"] == local.predict_one(x)  # == floats
+    ids = [answer["prediction_id"] for _, answer in predicts]
+    found = await kept.fetch("t", "k", record["uid"], ids, time.time(), None)
+    for (_, answer), pid in zip(predicts, ids, strict=True):
+        keep = found.kept[pid]
+        assert isinstance(keep, Kept) and json.loads(keep.outcome)["p"] == answer["prediction"]
