@@ -6,7 +6,6 @@ before anything is built, learned or stored.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 from shared.errors import ApiError, unprocessable
@@ -38,14 +37,17 @@ class Limits:
         )
 
 
-@functools.lru_cache(maxsize=4)
-def _limits_of(settings: Settings) -> Limits:
-    return Limits.of(settings)
+_cached: tuple[Settings, Limits] | None = None
 
 
 def current() -> Limits:
-    """The limits of the process's settings (cached per Settings object)."""
-    return _limits_of(get_settings())
+    """The limits of the process's settings, cached per Settings object by identity (an
+    lru_cache keyed by the settings hashed every field of them, three times a predict)."""
+    global _cached
+    settings, cached = get_settings(), _cached
+    if cached is None or cached[0] is not settings:
+        cached = _cached = (settings, Limits.of(settings))
+    return cached[1]
 
 
 def over(what: str, count: int, setting: str, bound: int | float, code: str) -> ApiError:

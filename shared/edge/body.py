@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message, Receive
 
 from shared.errors import ApiError
@@ -39,9 +39,28 @@ async def read_body(request: Request) -> bytes:
     content_type = request.headers.get("content-type", "")
     if content_type.split(";", 1)[0].strip().lower() != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    body = await request.body()
+    body = await body_of(request)
     if not body.strip():
         raise ApiError(400, "empty_body", "the request body is empty; send a JSON object")
+    return body
+
+
+async def body_of(request: Request) -> bytes:
+    """`await request.body()` without Starlette's async generator per request (the hot
+    path). Cached where Starlette caches it, so `request.body()` / `stream()` still work."""
+    body: bytes | None = getattr(request, "_body", None)
+    if body is not None:
+        return body
+    chunks: list[bytes] = []
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    request._body = body
     return body
 
 
