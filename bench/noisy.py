@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import resource
@@ -208,10 +209,10 @@ def abuser_main(port: int, seconds: float, actions: tuple[str, ...]) -> None:
 def with_abuser(
     server: Server,
     seconds: float,
-    measure: Callable[[], Result],
+    measure: Callable[[int], Result],
     actions: tuple[str, ...] = ACTIONS,
 ) -> tuple[Result, dict[str, int]]:
-    """`measure()` while tenant B's process abuses `server`; A's result and B's tally."""
+    """`measure(B's pid)` while tenant B's process abuses `server`; A's result and B's tally."""
     argv = [sys.executable, "-m", "bench.noisy", "--port", str(server.port)]
     argv += ["--seconds", str(seconds), "--actions", ",".join(actions)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -223,7 +224,7 @@ def with_abuser(
             if abuser.stdout.readline().strip() != "ready":
                 raise RuntimeError("the noisy tenant did not start (see its stderr above)")
             time.sleep(LEAD_SECONDS)
-            result = measure()
+            result = measure(abuser.pid)
             out, _ = abuser.communicate(timeout=seconds + 120)
         finally:
             if abuser.poll() is None:
@@ -249,7 +250,13 @@ def neighbour(
     for round_no in range(1, rounds + 1):
         progress(f"noisy neighbour round {round_no}/{rounds}: quiet, then with tenant B")
         calm = drive(job)
-        loud, tally = with_abuser(job.server, seconds, lambda: drive(job), actions)
+        # B's own CPU is sampled too: on a small box the abuser competes for the cores as well
+        loud, tally = with_abuser(
+            job.server,
+            seconds,
+            lambda pid: drive(dataclasses.replace(job, pids={**job.pids, "tenant B": pid})),
+            actions,
+        )
         quiet = calm if quiet is None or calm.rps > quiet.rps else quiet
         noisy = loud if noisy is None or loud.rps > noisy.rps else noisy
     assert quiet is not None and noisy is not None
@@ -274,7 +281,9 @@ def standalone(actions: tuple[str, ...], rounds: int) -> None:
     print(f"B's actions: {','.join(actions)}")
     print(f"A quiet {quiet.rps:,.0f} req/s, with B {loud.rps:,.0f} req/s (errors {loud.errors}),")
     print(f"ratio {loud.rps / quiet.rps:.2f}; A's p99 {quiet.p99_ms:.1f} -> {loud.p99_ms:.1f} ms")
-    print(f"server CPU with B: {loud.server_cpu}, machine {loud.machine_cpu:.0%}")
+    for name, result in (("alone", quiet), ("with B", loud)):
+        shares = ", ".join(f"{k} {v:.0%}" for k, v in result.server_cpu.items())
+        print(f"CPU {name}: {shares}, client {result.client_cpu:.0%}, box {result.machine_cpu:.0%}")
     print("tenant B did: " + ", ".join(f"{k} x{v}" for k, v in tally.items()))
 
 
