@@ -25,7 +25,6 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from typing import Any
 
 from shared import learning
@@ -36,12 +35,13 @@ from shared.executors import Executors, run_in
 QUOTA_RETRY_AFTER = "1"  # seconds: a batch takes a few seconds at most to make room
 
 
-@dataclass(frozen=True)
 class SampleFailed(Exception):
     """The sample at `index` raised in learn_one: nothing of the batch is kept."""
 
-    index: int
-    error: str  # "TypeName: message", as the caller words its 422
+    def __init__(self, index: int, error: str) -> None:
+        super().__init__(index, error)  # its args: what unpickling calls it with again
+        self.index = index
+        self.error = error  # "TypeName: message", as the caller words its 422
 
 
 def learn_pickled(blob: bytes, blueprint: Blueprint, pairs: list[tuple[Any, Any]]) -> bytes:
