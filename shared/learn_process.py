@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import pickle
 from collections import Counter
 from collections.abc import Iterator
@@ -30,7 +31,9 @@ from typing import Any
 from shared import learning
 from shared.catalog import Blueprint
 from shared.errors import ApiError
-from shared.executors import Executors, run_in
+from shared.executors import Executors, run_in, run_to_end
+
+log = logging.getLogger("ml.learn_process")
 
 QUOTA_RETRY_AFTER = "1"  # seconds: a batch takes a few seconds at most to make room
 
@@ -77,7 +80,8 @@ class ProcessLearner:
             return None
         cpu: Executor = self.executors.cpu
         try:
-            blob = await run_in(cpu, pickle.dumps, model, pickle.HIGHEST_PROTOCOL)
+            # run_to_end: it reads the live model, whose lock the caller holds until it ends
+            blob = await run_to_end(cpu, pickle.dumps, model, pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
             return None
         loop = asyncio.get_running_loop()
@@ -85,7 +89,11 @@ class ProcessLearner:
             # not run_in: its contextvars wrapper cannot be pickled to another process
             learned = await loop.run_in_executor(pool, learn_pickled, blob, blueprint, pairs)
         except BrokenProcessPool:
+            log.warning("a learn worker process died; learning this batch in a thread")
             self.executors.drop_learn_pool(pool)
+            return None
+        except Exception:  # e.g. the learned model too deep to pickle back: learn in place
+            log.exception("learning in a worker process failed; learning in a thread")
             return None
         copy = await run_in(cpu, pickle.loads, learned)
         if isinstance(copy, SampleFailed):

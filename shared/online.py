@@ -589,9 +589,9 @@ class OnlineModels:
                 return result, 0
 
             offload = len(samples) > OFFLOAD_ABOVE  # a long batch: the CPU pool, off the loop
-            elsewhere = self.learner is not None and self.learner.takes(len(samples))
+            in_process = self.learner is not None and self.learner.takes(len(samples))
             result, _ = await self._learn_then_append(
-                live, validate, append, offload=offload, in_process=elsewhere
+                live, validate, append, offload=offload, in_process=in_process
             )
             if result.status == "appended":
                 self._maybe_compact(live)
