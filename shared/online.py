@@ -9,6 +9,7 @@ interleaving, holds exactly the model one process would build from the same orde
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -36,6 +37,7 @@ from shared.labels import (
     prediction_not_found,
 )
 from shared.labels import answer as labels_answer
+from shared.learn_process import HeavyLearns, ProcessLearner, SampleFailed
 from shared.monitoring.hooks import NullObserver, Observer
 from shared.monitoring.outcomes import encode_outcome
 from shared.schemas import ModelSpec, Sample
@@ -109,9 +111,15 @@ class OnlineModels:
         cpu: Executor | None = None,
         observer: Observer | None = None,
         report_degraded: ReportDegraded | None = None,
+        learner: ProcessLearner | None = None,
+        heavy: HeavyLearns | None = None,
     ) -> None:
         self.store = store
         self.cpu = cpu  # CPU_WORKERS: builds, learn batches, cold loads (shared/executors.py)
+        # Heavy learn batches: learned in a worker process, bounded per tenant
+        # (shared/learn_process.py); None: in the CPU threads, unbounded.
+        self.learner = learner
+        self.heavy = heavy
         # Called when the state store has no such model (memory:// after a restart): rebuild
         # it from the durable registry; True if it now exists.
         self.recover = recover
@@ -542,6 +550,17 @@ class OnlineModels:
     ) -> dict[str, Any]:
         started = time.perf_counter()
         limits.check_samples(len(samples))
+        with self._heavy_admitted(tenant, len(samples)):
+            return await self._learn(tenant, name, samples, idempotency, started)
+
+    async def _learn(
+        self,
+        tenant: str,
+        name: str,
+        samples: list[Sample],
+        idempotency: Idempotency | None,
+        started: float,
+    ) -> dict[str, Any]:
         async with self._locked(tenant, name) as live:
             data: list[str] = []
 
@@ -570,7 +589,10 @@ class OnlineModels:
                 return result, 0
 
             offload = len(samples) > OFFLOAD_ABOVE  # a long batch: the CPU pool, off the loop
-            result, _ = await self._learn_then_append(live, validate, append, offload=offload)
+            in_process = self.learner is not None and self.learner.takes(len(samples))
+            result, _ = await self._learn_then_append(
+                live, validate, append, offload=offload, in_process=in_process
+            )
             if result.status == "appended":
                 self._maybe_compact(live)
                 self.observer.learned(tenant, name, started, len(data))
@@ -788,11 +810,14 @@ class OnlineModels:
         before: Callable[[], None] | None = None,
         *,
         offload: bool = False,
+        in_process: bool = False,
     ) -> tuple[AppendResult, int]:
         """Learn the samples on the live model, then append them conditionally on the seq it
         was at: a sample whose learn raises is never acknowledged (422 learn_failed, nothing
         appended), and a log that moved meanwhile makes the live model reload and try again,
-        so it still only ever holds the log applied in seq order."""
+        so it still only ever holds the log applied in seq order. `in_process`: learned on a
+        copy in a worker process (shared/learn_process.py), which then becomes the live
+        model."""
         for _ in range(MAX_APPEND_ATTEMPTS):
             if live.contended_until > time.monotonic():
                 await self._catch_up(live)
@@ -800,7 +825,9 @@ class OnlineModels:
             pairs = await run_to_end(self.cpu, validate) if offload else validate()
             if before is not None:
                 before()  # predict_learn predicts with the state before its sample
-            if offload:
+            if in_process:
+                await self._learn_in_process(live, pairs)
+            elif offload:
                 await run_to_end(self.cpu, self._trial_learn, live, pairs)
             else:
                 self._trial_learn(live, pairs)
@@ -833,12 +860,26 @@ class OnlineModels:
             except Exception as exc:
                 # the model may be half-changed: drop it, the next request reloads it
                 self._evict(live)
-                which = f"sample {index}" if len(pairs) > 1 else "this sample"
-                raise unprocessable(
-                    f"the model cannot learn {which} ({type(exc).__name__}: {exc}); "
-                    "nothing was learned",
-                    "learn_failed",
-                ) from None
+                raise _learn_failed(index, len(pairs), f"{type(exc).__name__}: {exc}") from None
+
+    async def _learn_in_process(self, live: LiveModel, pairs: list[tuple[Any, Any]]) -> None:
+        """`_trial_learn` on a copy in a worker process; the copy becomes the live model (the
+        caller holds its lock). Where no worker can take it, in the CPU threads."""
+        assert self.learner is not None
+        try:
+            copy = await self.learner.learn(live.model, live.blueprint, pairs)
+        except SampleFailed as failed:  # the live model was never touched
+            raise _learn_failed(failed.index, len(pairs), failed.error) from None
+        if copy is None:
+            await run_to_end(self.cpu, self._trial_learn, live, pairs)
+        else:
+            live.model = copy
+
+    def _heavy_admitted(self, tenant: str, samples: int) -> contextlib.AbstractContextManager[None]:
+        """MAX_HEAVY_LEARNS_PER_TENANT: 429 when the tenant has too many heavy batches."""
+        if self.heavy is None:
+            return contextlib.nullcontext()
+        return self.heavy.admitted(tenant, samples)
 
     def _evict(self, live: LiveModel) -> None:
         if self._cache.get((live.tenant, live.name)) is live:
@@ -985,6 +1026,13 @@ class OnlineModels:
     async def drain(self) -> None:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def _learn_failed(index: int, count: int, error: str) -> ApiError:
+    which = f"sample {index}" if count > 1 else "this sample"
+    return unprocessable(
+        f"the model cannot learn {which} ({error}); nothing was learned", "learn_failed"
+    )
 
 
 def answer_of(blueprint: Blueprint, prediction: Any, extra: Any) -> dict[str, Any]:

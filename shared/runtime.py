@@ -21,6 +21,7 @@ from shared.events.feed import open_feed
 from shared.events.live import open_live
 from shared.executors import Executors
 from shared.ingest import Ingest
+from shared.learn_process import HeavyLearns, ProcessLearner
 from shared.lifecycle import Lifecycle
 from shared.monitoring.monitor import Monitor
 from shared.monitoring.sse import StreamHub
@@ -125,6 +126,10 @@ def current_runtime() -> Runtime:
             cpu=executors.cpu,
             observer=monitor,
             report_degraded=degraded.report,
+            learner=ProcessLearner(executors, settings.learn_process_min_samples),
+            heavy=HeavyLearns(
+                settings.learn_process_min_samples, settings.max_heavy_learns_per_tenant
+            ),
         )
 
         async def promote(tenant: str, model: str, blob: bytes, meta: dict[str, Any]) -> int:

@@ -404,6 +404,37 @@ class Settings(BaseSettings):
         description="models whose live `metrics` one instance folds per STREAM_METRICS_SECONDS "
         "tick; the rest wait for the next tick",
     )
+    # --- noisy: one tenant's CPU-heavy work beside another's requests (shared/executors.py,
+    # shared/learn_process.py) ---
+    gil_switch_ms: float = Field(
+        0.5,
+        gt=0,
+        le=100,
+        description="how long a pool thread (a learn batch, a build, a job) may keep the GIL "
+        "while the event loop waits for it (sys.setswitchinterval): short, so other tenants' "
+        "requests are not each held up behind it",
+    )
+    learn_processes: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="worker processes that run learn batches of LEARN_PROCESS_MIN_SAMPLES or "
+        "more on a copy of the model, off the serving process's GIL; 0: in the CPU threads",
+    )
+    learn_process_min_samples: int = Field(
+        256,
+        ge=1,
+        le=1_000_000,
+        description="a learn batch with at least this many samples is learned in a worker "
+        "process (LEARN_PROCESSES); smaller ones cost less than the model's round trip",
+    )
+    max_heavy_learns_per_tenant: int = Field(
+        2,
+        ge=1,
+        le=1000,
+        description="one tenant's learn batches of LEARN_PROCESS_MIN_SAMPLES or more under way "
+        "in this instance at once; one more answers 429 learn_quota_exceeded",
+    )
 
     @field_validator("state_url")
     @classmethod

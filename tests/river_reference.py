@@ -15,7 +15,7 @@ import subprocess
 import sys
 from typing import Any
 
-from river import anomaly, cluster, datasets, preprocessing
+from river import anomaly, cluster, datasets, forest, preprocessing
 
 from tests.servers import ROOT
 
@@ -81,8 +81,27 @@ def water_answers(n: int = N_WATER, n_lags: int = WATER_LAGS) -> dict[str, list[
     return answers
 
 
+FOREST_BATCHES = (300, 100)  # learn batches, in order, then FOREST_PROBES predictions
+FOREST_PROBES = 30
+
+
+def trump(n: int) -> list[tuple[dict[str, Any], float]]:
+    return [(dict(x), float(y)) for x, y in itertools.islice(datasets.TrumpApproval(), n)]
+
+
+def forest_answers() -> list[float]:
+    """An ARFRegressor(n_models=3, seed=7) fed the FOREST_BATCHES of TrumpApproval in order:
+    its predictions of the next FOREST_PROBES xs."""
+    model = forest.ARFRegressor(n_models=3, seed=7)
+    learned = sum(FOREST_BATCHES)
+    samples = trump(learned + FOREST_PROBES)
+    for x, y in samples[:learned]:
+        model.learn_one(x, y)
+    return [model.predict_one(x) for x, _ in samples[learned:]]
+
+
 def reference(which: str, seed: str) -> Any:
-    """`which` ("anomaly", "kmeans" or "water") computed in a process started with PYTHONHASHSEED=seed."""
+    """`which` ("anomaly", "kmeans", "water" or "forest") computed in a process started with PYTHONHASHSEED=seed."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": seed}
     done = subprocess.run(
         [sys.executable, "-m", "tests.river_reference", which],
@@ -96,5 +115,10 @@ def reference(which: str, seed: str) -> Any:
 
 
 if __name__ == "__main__":
-    which = {"anomaly": anomaly_answers, "kmeans": kmeans_answers, "water": water_answers}
+    which = {
+        "anomaly": anomaly_answers,
+        "kmeans": kmeans_answers,
+        "water": water_answers,
+        "forest": forest_answers,
+    }
     print(json.dumps(which[sys.argv[1]]()))

@@ -5,6 +5,8 @@
   stored; another tenant's create and predict_learn are served while the jobs run.
 - Model builds and learn batches run in the CPU pool, off the event loop: /health answers
   while they wait for it.
+- Heavy learn batches (LEARN_PROCESS_MIN_SAMPLES or more): over MAX_HEAVY_LEARNS_PER_TENANT
+  under way for one tenant → 429 with Retry-After, nothing learned; other tenants go on.
 - A stalled state store (Valkey SIGSTOPped) fails the requests queued on one model's lock
   fast: the first waits STATE_TIMEOUT_SECONDS, the breaker then answers the others without
   calling the store; with the breaker off, REQUEST_DEADLINE_SECONDS still bounds the wait.
@@ -181,6 +183,67 @@ async def test_job_quotas_refuse_at_once_and_others_are_served(
         # the task itself, as above, or the count may still hold it
         await runtime.jobs.drain()
         assert runtime.jobs.active(case.refused) == 0
+
+
+# ----- heavy learn batches: a bound per tenant ----------------------------------------------
+
+HEAVY_LEARN = {"samples": [{"x": {"a": float(i)}, "y": float(i)} for i in range(40)]}
+
+
+async def test_heavy_learns_over_the_tenant_bound_are_refused_at_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis_url: str
+) -> None:
+    env = {
+        "STATE_URL": redis_url,
+        "CPU_WORKERS": "1",
+        "LEARN_PROCESS_MIN_SAMPLES": str(len(HEAVY_LEARN["samples"])),
+        "MAX_HEAVY_LEARNS_PER_TENANT": "1",
+    }
+    async with edge_client(monkeypatch, tmp_path, env) as client:
+        for who in ("t-a", "t-b"):
+            for name in ("m", "n"):
+                await create(client, who, name)
+                # warm (a cold load is CPU work too: it would wait for the pool as well)
+                warm = await client.post(
+                    f"/api/v1/models/{name}/predict", json={"x": {"a": 1.0}}, headers=tenant(who)
+                )
+                assert warm.status_code == 200, warm.text
+        # t-a's first heavy batch is under way, held in the CPU pool however long
+        blocker = Blocker(current_runtime().executors.cpu, 1)
+        try:
+            first = asyncio.create_task(
+                client.post("/api/v1/models/m/learn", json=HEAVY_LEARN, headers=tenant("t-a"))
+            )
+            await queued_behind(blocker, first)
+            before = await model_state(client, "n", **tenant("t-a"))
+
+            over = await client.post(
+                "/api/v1/models/n/learn", json=HEAVY_LEARN, headers=tenant("t-a")
+            )
+            assert_envelope(over, 429, "learn_quota_exceeded")
+            assert int(over.headers["retry-after"]) >= 1
+            assert await model_state(client, "n", **tenant("t-a")) == before
+
+            # a short batch of the same tenant is not counted; another tenant has its own count
+            short = {"samples": HEAVY_LEARN["samples"][:5]}
+            learned = await client.post("/api/v1/models/n/learn", json=short, headers=tenant("t-a"))
+            assert learned.status_code == 200, learned.text
+            other = asyncio.create_task(
+                client.post("/api/v1/models/m/learn", json=HEAVY_LEARN, headers=tenant("t-b"))
+            )
+            for _ in range(2000):  # until it waits behind the first one, in the pool's queue
+                if blocker.waiting() == 2:
+                    break
+                assert not other.done(), (await other).text
+                await asyncio.sleep(0.005)
+        finally:
+            blocker.release()
+        assert (await first).status_code == 200
+        assert (await other).status_code == 200
+        # the bound is freed as the batch ends
+        again = await client.post("/api/v1/models/n/learn", json=HEAVY_LEARN, headers=tenant("t-a"))
+        assert again.status_code == 200, again.text
+        assert again.json()["first_seq"] == before["seq"] + len(short["samples"]) + 1
 
 
 # ----- CPU work off the event loop ------------------------------------------------------------
