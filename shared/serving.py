@@ -21,7 +21,13 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
-from shared.labels import Label, already_labelled, features_text, new_prediction_id
+from shared.labels import (
+    Label,
+    already_labelled,
+    features_text,
+    new_prediction_id,
+    new_prediction_ids,
+)
 from shared.monitoring.hooks import Observer
 from shared.monitoring.outcomes import encode_outcome
 from shared.online import OnlineModels
@@ -125,20 +131,16 @@ class Serving:
         instances: list[Any],
         *,
         version: str | None = None,
-        exact: bool = False,
         ids: list[str] | None = None,
     ) -> dict[str, Any]:
         """One result or error per instance, with the live model or (`version`) a registered
-        version as frozen. `exact`: each result equals `predict` of that instance float for
-        float (no vectorised predict_many); a pinned version is always exact. Each result is
-        kept under its own `prediction_id` (`ids`, one per instance, or new ones) for a later
-        label, in one round trip for the whole batch."""
+        version as frozen; each result equals `predict` of that instance float for float.
+        Each result is kept under its own `prediction_id` (`ids`, one per instance, or new
+        ones) for a later label, in one round trip for the whole batch."""
         # chosen before the model call, so the audit rows carry them (a label joins on them)
-        chosen = ids or [new_prediction_id() for _ in instances]
+        chosen = ids or new_prediction_ids(len(instances))
         if version is None:
-            batch = await self.models.predict_batch(
-                tenant, name, instances, vectorised=not exact, prediction_ids=chosen
-            )
+            batch = await self.models.predict_batch(tenant, name, instances, prediction_ids=chosen)
         else:
             started = time.perf_counter()
             pinned = await self.pinned.resolve(tenant, name, version, None)

@@ -17,6 +17,8 @@ import json
 import time
 from typing import Any
 
+import orjson
+
 from shared.edge.codec import dump_text
 
 MAX_LIMIT = 1000
@@ -39,7 +41,33 @@ def _compact(row: dict[str, Any]) -> str:
 _OUTPUT_KEYS = ("prediction", "proba", "score", "is_anomaly", "cluster", "error")
 
 
+def _orjson_writes_as_json(x: Any) -> bool:
+    """True when orjson (keys sorted) writes `x` byte for byte as `_canonical` does: a flat
+    object of strings, ints, bools, nulls and floats that Python writes without an exponent
+    (orjson's exponents differ: 1e-5 against 1e-05); its text must then be ASCII, no DEL
+    (which json escapes). Ints past 64 bits make orjson raise: the caller falls back."""
+    if type(x) is not dict:
+        return False
+    for value in x.values():
+        kind = type(value)
+        if kind is float:
+            if not (1e-4 <= abs(value) < 1e16 or value == 0.0):  # NaN fails both
+                return False
+        elif kind is not int and kind is not str and kind is not bool and value is not None:
+            return False
+    return True
+
+
 def input_hash(x: Any) -> str:
+    """sha256 of the canonical JSON (json.dumps, keys sorted, compact, ASCII): orjson writes
+    the usual row (a flat object of numbers) the same, several times faster."""
+    if _orjson_writes_as_json(x):
+        try:
+            text = orjson.dumps(x, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # an int past 64 bits
+            text = b""
+        if text and text.isascii() and b"\x7f" not in text:
+            return hashlib.sha256(text).hexdigest()
     return hashlib.sha256(_canonical(x).encode()).hexdigest()
 
 
