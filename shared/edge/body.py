@@ -10,7 +10,6 @@ integer past 64 bits as a float (pydantic keeps it an int).
 
 from __future__ import annotations
 
-import re
 from typing import Any, TypeVar
 
 import orjson
@@ -22,8 +21,10 @@ from shared.errors import ApiError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-# 19 digits in a row may be an integer past 64 bits, which orjson reads as a float
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+# 19 digits in a row may be an integer past 64 bits, which orjson reads as a float; a body
+# with digits as 0 and all else as a space is searched for them (a regex: ten times slower)
+_DIGITS_ONLY = bytes(ord("0") if chr(i).isdigit() and i < 128 else ord(" ") for i in range(256))
+_LONG_DIGITS = b"0" * 19
 
 
 def too_large(limit: int) -> ApiError:
@@ -85,7 +86,7 @@ async def parse_rows(request: Request, model: type[BaseModel], field: str) -> li
     schema, which answers any other body exactly as `parse_body` does, errors included)."""
     body = await read_body(request)
     request.state.raw_body = body
-    if _LONG_DIGITS.search(body) is None:
+    if _LONG_DIGITS not in body.translate(_DIGITS_ONLY):
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
