@@ -158,8 +158,35 @@ def encode(pending: list[Pending]) -> dict[str, list[str]]:
                 output["prediction_id"] = answer["prediction_id"]
             out.append(_row(p, p[6], output, version, seq))
             continue
+        if p[9] is None:
+            out.extend(_batch_rows(p, version, seq))
+            continue
         for x, result in zip(p[6], answer["results"], strict=True):
             out.append(_row(p, x, dict(result), version, seq))
+    return rows
+
+
+def _batch_rows(p: Pending, version: Any, seq: Any) -> list[str]:
+    """`_row` of each item of a batch without actuals (a batch predict's), the fields they
+    share (time, request, model) made once: the same text, in the same key order."""
+    head = {
+        "at": _Clock.iso(p[4]),
+        "request_id": p[3],
+        "tenant": p[0],
+        "model": p[1],
+        "version": version,
+        "route": p[2],
+    }
+    latency_ms = round(p[5], 3)
+    rows = []
+    for x, result in zip(p[6], p[7]["results"], strict=True):
+        output = dict(result)
+        prediction_id = output.pop("prediction_id", None)
+        row = {**head, "input_hash": input_hash(x), "output": output}
+        row["seq"], row["latency_ms"] = seq, latency_ms
+        if prediction_id is not None:
+            row["prediction_id"] = prediction_id
+        rows.append(_compact(row))
     return rows
 
 
