@@ -29,7 +29,7 @@ from shared.labels import (
     new_prediction_ids,
 )
 from shared.monitoring.hooks import Observer
-from shared.monitoring.outcomes import encode_outcome
+from shared.monitoring.outcomes import encode_outcome, encode_outcomes
 from shared.online import OnlineModels
 from shared.schemas import Sample
 from shared.state.base import Idempotency
@@ -149,12 +149,14 @@ class Serving:
                 if "error" not in result:
                     result["prediction_id"] = prediction_id
             self.monitor.predicted_batch(tenant, name, started, instances, batch)
-        now, model_version = time.time(), batch["model_version"]
-        items: list[tuple[str, str, str]] = []
-        for x, result in zip(instances, batch["results"], strict=True):
-            if "error" not in result:
-                outcome = encode_outcome({**result, "model_version": model_version}, now)
-                items.append((result["prediction_id"], _features(x), outcome))
+        answered = [
+            (x, r) for x, r in zip(instances, batch["results"], strict=True) if "error" not in r
+        ]
+        outcomes = encode_outcomes([r for _, r in answered], batch["model_version"], time.time())
+        items = [
+            (result["prediction_id"], _features(x), outcome)
+            for (x, result), outcome in zip(answered, outcomes, strict=True)
+        ]
         if items:
             kept = await self.kept.keep(tenant, name, items)
             for (prediction_id, _, _), done in zip(items, kept, strict=True):
