@@ -167,58 +167,26 @@ def encode(pending: list[Pending]) -> dict[str, list[str]]:
 
 
 def _batch_rows(p: Pending, version: Any, seq: Any) -> list[str]:
-    """`_row` of each item of a batch without actuals (a batch predict's), the fields they
-    share (time, request, model) made once: the same text, in the same key order."""
-    head = {
-        "at": _Clock.iso(p[4]),
-        "request_id": p[3],
-        "tenant": p[0],
-        "model": p[1],
-        "version": version,
-        "route": p[2],
-    }
-    latency_ms = round(p[5], 3)
+    """`_row` of each item of a batch without actuals (a batch predict's): the same text, the
+    fields the items share (time, request, model, seq, latency) written once and each item's
+    own parts (hash, output, id) spliced in between, as orjson writes a compact object."""
+    head = _compact(
+        {
+            "at": _Clock.iso(p[4]),
+            "request_id": p[3],
+            "tenant": p[0],
+            "model": p[1],
+            "version": version,
+            "route": p[2],
+        }
+    )[:-1]
+    tail = _compact({"seq": seq, "latency_ms": round(p[5], 3)})[1:-1]
     rows = []
     for x, result in zip(p[6], p[7]["results"], strict=True):
         output = dict(result)
         prediction_id = output.pop("prediction_id", None)
-        row = {**head, "input_hash": input_hash(x), "output": output}
-        row["seq"], row["latency_ms"] = seq, latency_ms
+        row = f'{head},"input_hash":"{input_hash(x)}","output":{_compact(output)},{tail}'
         if prediction_id is not None:
-            row["prediction_id"] = prediction_id
-        rows.append(_compact(row))
+            row += f',"prediction_id":{_compact(prediction_id)}'
+        rows.append(row + "}")
     return rows
-
-
-def matches(raw: str, model: str | None) -> dict[str, Any] | None:
-    row: dict[str, Any] = json.loads(raw)
-    return row if model is None or row.get("model") == model else None
-
-
-class LabelJoin:
-    """Rows read newest first, labels set aside and joined to their predictions' rows.
-
-    A label is newer than its prediction, so it is usually read first; one read earlier (two
-    instances' flushes crossing) is still joined when both are among the rows read."""
-
-    def __init__(self) -> None:
-        self.predictions: list[dict[str, Any]] = []
-        self.labels: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def add(self, row: dict[str, Any]) -> None:
-        if row.get("route") == LABEL:
-            self.labels.setdefault((row["model"], row["prediction_id"]), row)
-        else:
-            self.predictions.append(row)
-
-    def rows(self, limit: int) -> list[dict[str, Any]]:
-        """The newest `limit` predictions, each labelled one with its actual and error."""
-        out = self.predictions[:limit]
-        for row in out:
-            pid = row.get("prediction_id")
-            label = self.labels.get((row["model"], pid)) if pid is not None else None
-            if label is not None and row.get("actual") is None:
-                row["actual"] = label["actual"]
-                row["prediction_error"] = label["prediction_error"]
-                row["labelled_at"] = label["at"]
-        return out

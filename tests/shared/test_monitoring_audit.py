@@ -32,18 +32,25 @@ def test_input_hash_is_sha256_of_the_canonical_json(x: Any) -> None:
     assert audit.input_hash(x) == hashlib.sha256(text.encode()).hexdigest()
 
 
-def test_a_batch_gives_the_rows_of_its_items_one_by_one() -> None:
-    xs = [{"a": 1.0}, {"a": "text"}, {"a": 2.0, "b": 1e-9}]
+@pytest.mark.parametrize(
+    ("request_id", "seq", "odd_id"),
+    [("req-1", 17, "p3"), ('r"é\\n', None, 'id "quoted" \u00e9\n')],
+)
+def test_a_batch_gives_the_rows_of_its_items_one_by_one(
+    request_id: str, seq: int | None, odd_id: str
+) -> None:
+    xs = [{"a": 1.0}, {"a": "text"}, {"a": 2.0, "b": 1e-9}, "a text"]
     results: list[dict[str, Any]] = [
         {"prediction": 0.5, "prediction_id": "p1"},
-        {"error": {"code": "invalid_features", "message": "no"}},
-        {"prediction": None, "degraded": True, "prediction_id": "p3"},
+        {"error": {"code": "invalid_features", "message": 'no "é"'}},
+        {"prediction": None, "degraded": True, "prediction_id": odd_id},
+        {"prediction": "spam", "proba": {"spam": 0.5, "ham": 0.5}},
     ]
-    answer = {"results": results, "model_version": 3, "seq": 17}
-    pending = ("acme", "lin", "predict_batch", "req-1", 1_700_000_000.25, 1.23456, xs, answer)
+    answer = {"results": results, "model_version": 3, "seq": seq}
+    pending = ("acme", "lin", "predict_batch", request_id, 1_700_000_000.25, 1.23456, xs, answer)
     batch: audit.Pending = (*pending, True, None)
     rows = audit.encode([batch])["acme"]
-    expected = [audit._row(batch, x, dict(r), 3, 17) for x, r in zip(xs, results, strict=True)]
+    expected = [audit._row(batch, x, dict(r), 3, seq) for x, r in zip(xs, results, strict=True)]
     assert rows == expected
-    assert [json.loads(row)["route"] for row in rows] == ["predict_batch"] * 3
+    assert [json.loads(row)["route"] for row in rows] == ["predict_batch"] * 4
     assert results[0]["prediction_id"] == "p1"  # the answer itself is left as it was
