@@ -190,3 +190,37 @@ def _batch_rows(p: Pending, version: Any, seq: Any) -> list[str]:
             row += f',"prediction_id":{_compact(prediction_id)}'
         rows.append(row + "}")
     return rows
+
+
+def matches(raw: str, model: str | None) -> dict[str, Any] | None:
+    row: dict[str, Any] = json.loads(raw)
+    return row if model is None or row.get("model") == model else None
+
+
+class LabelJoin:
+    """Rows read newest first, labels set aside and joined to their predictions' rows.
+
+    A label is newer than its prediction, so it is usually read first; one read earlier (two
+    instances' flushes crossing) is still joined when both are among the rows read."""
+
+    def __init__(self) -> None:
+        self.predictions: list[dict[str, Any]] = []
+        self.labels: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def add(self, row: dict[str, Any]) -> None:
+        if row.get("route") == LABEL:
+            self.labels.setdefault((row["model"], row["prediction_id"]), row)
+        else:
+            self.predictions.append(row)
+
+    def rows(self, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` predictions, each labelled one with its actual and error."""
+        out = self.predictions[:limit]
+        for row in out:
+            pid = row.get("prediction_id")
+            label = self.labels.get((row["model"], pid)) if pid is not None else None
+            if label is not None and row.get("actual") is None:
+                row["actual"] = label["actual"]
+                row["prediction_error"] = label["prediction_error"]
+                row["labelled_at"] = label["at"]
+        return out
