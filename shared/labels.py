@@ -25,6 +25,12 @@ def new_prediction_id() -> str:
     return os.urandom(16).hex()  # 32 hex digits, as uuid4().hex, for less per predict
 
 
+def new_prediction_ids(count: int) -> list[str]:
+    """`count` new ids from one read of the OS's random source (a batch's, one per item)."""
+    digits = os.urandom(16 * count).hex()
+    return [digits[i : i + 32] for i in range(0, 32 * count, 32)]
+
+
 def prediction_not_found(prediction_id: str) -> ApiError:
     return ApiError(
         404,

@@ -394,7 +394,7 @@ class Lifecycle:
             except ApiError as exc:
                 results.append({"error": {"code": exc.code, "message": exc.message}})
                 continue
-            [answer] = learning.predict_batch(model, blueprint, [checked], vectorised=False)
+            [answer] = learning.predict_batch(model, blueprint, [checked])
             if isinstance(answer, Exception):
                 message = f"the model cannot predict this x: {answer}"
                 results.append({"error": {"code": "prediction_failed", "message": message}})

@@ -183,5 +183,5 @@ async def oip_infer(request: Request) -> Response:
     rows = oip.rows_of(infer, text_input=described["text_input"])
     # each row's prediction is kept for a delayed label under "{id}" or "{id}:{row}"
     ids = oip.row_ids(infer.id, len(rows))
-    batch = await serving.predict_batch(tenant, name, rows, version=version, exact=True, ids=ids)
+    batch = await serving.predict_batch(tenant, name, rows, version=version, ids=ids)
     return JSON(oip.infer_response(name, infer, described["task"], batch))

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import pickle
 import time
 import uuid
@@ -268,38 +269,38 @@ class OnlineModels:
         name: str,
         instances: list[Any],
         *,
-        vectorised: bool = True,
         prediction_ids: list[str] | None = None,
     ) -> dict[str, Any]:
-        """One result or one error per instance, in order; never all-or-nothing. With
-        `vectorised` False each prediction equals `predict` exactly (no predict_many).
+        """One result or one error per instance, in order; never all-or-nothing. Each
+        prediction equals `predict` of that instance exactly (River's predict_one).
         `prediction_ids` (one per instance): each result carries its own, audited with it."""
         started = time.perf_counter()
         async with self._locked(tenant, name) as live:
             await self._catch_up(live)
             results: list[dict[str, Any]] = [{} for _ in instances]
-            valid: list[tuple[int, Any]] = []
-            for index, x in enumerate(instances):
-                try:
-                    valid.append((index, learning.check_x(live.blueprint, x)))
-                except ApiError as exc:
-                    results[index] = {"error": {"code": exc.code, "message": exc.message}}
-            xs = [x for _, x in valid]
-            predict = functools.partial(
-                learning.predict_batch, live.model, live.blueprint, xs, vectorised=vectorised
-            )
+            valid: list[int] = []
+            xs: list[Any] = []
+            for index, checked in enumerate(learning.check_many(live.blueprint, instances)):
+                if isinstance(checked, ApiError):
+                    results[index] = {"error": {"code": checked.code, "message": checked.message}}
+                else:
+                    valid.append(index)
+                    xs.append(checked)
+            predict = functools.partial(learning.predict_batch, live.model, live.blueprint, xs)
             if len(xs) > OFFLOAD_ABOVE:
                 answers = await run_to_end(self.cpu, predict)
             else:
                 answers = predict()
-            for (index, _), answer in zip(valid, answers, strict=True):
+            blueprint = live.blueprint
+            for index, answer in zip(valid, answers, strict=True):
                 if isinstance(answer, Exception):
                     message = f"the model cannot predict this x: {answer}"
                     results[index] = {"error": {"code": "prediction_failed", "message": message}}
                     continue
-                results[index] = answer_of(live.blueprint, *answer)
+                result = answer_of(blueprint, *answer)
                 if prediction_ids is not None:
-                    results[index]["prediction_id"] = prediction_ids[index]
+                    result["prediction_id"] = prediction_ids[index]
+                results[index] = result
             batch = {
                 "results": results,
                 "model_version": live.record.get("version", 0),
@@ -1045,6 +1046,8 @@ def answer_of(blueprint: Blueprint, prediction: Any, extra: Any) -> dict[str, An
 
 def finite_answer(prediction: Any, proba: dict[str, float] | None) -> dict[str, Any]:
     """A prediction as answered: a non-finite number becomes null, with `degraded: true`."""
+    if proba is None and type(prediction) is float and math.isfinite(prediction):
+        return {"prediction": prediction}  # a regressor's usual answer: nothing to replace
     answer: dict[str, Any] = {"prediction": numbers.finite_or_none(prediction)}
     degraded = not numbers.output_is_finite(prediction)
     if proba is not None:

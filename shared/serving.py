@@ -21,9 +21,15 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
-from shared.labels import Label, already_labelled, features_text, new_prediction_id
+from shared.labels import (
+    Label,
+    already_labelled,
+    features_text,
+    new_prediction_id,
+    new_prediction_ids,
+)
 from shared.monitoring.hooks import Observer
-from shared.monitoring.outcomes import encode_outcome
+from shared.monitoring.outcomes import encode_outcome, encode_outcomes
 from shared.online import OnlineModels
 from shared.schemas import Sample
 from shared.state.base import Idempotency
@@ -125,20 +131,16 @@ class Serving:
         instances: list[Any],
         *,
         version: str | None = None,
-        exact: bool = False,
         ids: list[str] | None = None,
     ) -> dict[str, Any]:
         """One result or error per instance, with the live model or (`version`) a registered
-        version as frozen. `exact`: each result equals `predict` of that instance float for
-        float (no vectorised predict_many); a pinned version is always exact. Each result is
-        kept under its own `prediction_id` (`ids`, one per instance, or new ones) for a later
-        label, in one round trip for the whole batch."""
+        version as frozen; each result equals `predict` of that instance float for float.
+        Each result is kept under its own `prediction_id` (`ids`, one per instance, or new
+        ones) for a later label, in one round trip for the whole batch."""
         # chosen before the model call, so the audit rows carry them (a label joins on them)
-        chosen = ids or [new_prediction_id() for _ in instances]
+        chosen = ids or new_prediction_ids(len(instances))
         if version is None:
-            batch = await self.models.predict_batch(
-                tenant, name, instances, vectorised=not exact, prediction_ids=chosen
-            )
+            batch = await self.models.predict_batch(tenant, name, instances, prediction_ids=chosen)
         else:
             started = time.perf_counter()
             pinned = await self.pinned.resolve(tenant, name, version, None)
@@ -147,12 +149,14 @@ class Serving:
                 if "error" not in result:
                     result["prediction_id"] = prediction_id
             self.monitor.predicted_batch(tenant, name, started, instances, batch)
-        now, model_version = time.time(), batch["model_version"]
-        items: list[tuple[str, str, str]] = []
-        for x, result in zip(instances, batch["results"], strict=True):
-            if "error" not in result:
-                outcome = encode_outcome({**result, "model_version": model_version}, now)
-                items.append((result["prediction_id"], _features(x), outcome))
+        answered = [
+            (x, r) for x, r in zip(instances, batch["results"], strict=True) if "error" not in r
+        ]
+        outcomes = encode_outcomes([r for _, r in answered], batch["model_version"], time.time())
+        items = [
+            (result["prediction_id"], _features(x), outcome)
+            for (x, result), outcome in zip(answered, outcomes, strict=True)
+        ]
         if items:
             kept = await self.kept.keep(tenant, name, items)
             for (prediction_id, _, _), done in zip(items, kept, strict=True):

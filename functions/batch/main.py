@@ -16,7 +16,7 @@ from starlette.routing import Route
 from compat.engine import routes as engine
 from compat.ml_service import handlers as ml_service
 from shared.app import build_router
-from shared.edge.body import parse_body
+from shared.edge.body import parse_body, parse_rows
 from shared.edge.bridge import forward
 from shared.edge.codec import JSON
 from shared.errors import ApiError, unprocessable
@@ -36,9 +36,9 @@ def _check_size(count: int) -> None:
 async def predict_batch(request: Request) -> Response:
     """Predict many instances with one model's current online state."""
     tenant, name = tenant_of(request), path_name(request)
-    body = await parse_body(request, BatchRequest)
-    _check_size(len(body.instances))
-    return JSON(await current_runtime().serving.predict_batch(tenant, name, body.instances))
+    instances = await parse_rows(request, BatchRequest, "instances")  # orjson, shape in bulk
+    _check_size(len(instances))
+    return JSON(await current_runtime().serving.predict_batch(tenant, name, instances))
 
 
 @api("batch", body=MultiBatchRequest, response=BatchOut)

@@ -1,10 +1,18 @@
 """Request bodies: the size bound (`MAX_BODY_BYTES`) and JSON validated against a pydantic
-model (bad JSON → 400, wrong shape → 422 naming the field)."""
+model (bad JSON → 400, wrong shape → 422 naming the field).
+
+A batch body (one list of many rows) is read by orjson and its shape checked in bulk
+(`parse_rows`): pydantic would build the same plain values, only about 2.5 times slower. Whatever orjson
+might read otherwise than pydantic goes through pydantic, so both give one answer: orjson
+refuses NaN, 1e400 and lone surrogates (pydantic reads the first two as floats) and reads an
+integer past 64 bits as a float (pydantic keeps it an int).
+"""
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message, Receive
@@ -12,6 +20,11 @@ from starlette.types import Message, Receive
 from shared.errors import ApiError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# 19 digits in a row may be an integer past 64 bits, which orjson reads as a float; a body
+# with digits as 0 and all else as a space is searched for them (a regex: ten times slower)
+_DIGITS_ONLY = bytes(ord("0") if chr(i).isdigit() and i < 128 else ord(" ") for i in range(256))
+_LONG_DIGITS = b"0" * 19
 
 
 def too_large(limit: int) -> ApiError:
@@ -85,6 +98,27 @@ async def parse_body(request: Request, model: type[ModelT]) -> ModelT:
         return model.model_validate_json(body)
     except ValidationError as exc:
         raise describe(exc) from None
+
+
+async def parse_rows(request: Request, model: type[BaseModel], field: str) -> list[Any]:
+    """The non-empty list `field` of a body that holds that field alone (`model`: its pydantic
+    schema, which answers any other body exactly as `parse_body` does, errors included)."""
+    body = await read_body(request)
+    request.state.raw_body = body
+    if _LONG_DIGITS not in body.translate(_DIGITS_ONLY):
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            data = None  # pydantic reads it, or names what is wrong
+        if type(data) is dict and len(data) == 1:
+            rows = data.get(field)
+            if type(rows) is list and rows:
+                return rows
+    try:
+        rows = getattr(model.model_validate_json(body), field)
+    except ValidationError as exc:
+        raise describe(exc) from None
+    return list(rows)
 
 
 async def optional_body(request: Request, model: type[ModelT]) -> ModelT:

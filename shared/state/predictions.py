@@ -146,6 +146,12 @@ def new_token() -> str:
     return os.urandom(16).hex()
 
 
+def new_tokens(count: int) -> list[str]:
+    """`count` tokens from one read of the OS's random source (a batch keeps many)."""
+    digits = os.urandom(16 * count).hex()
+    return [digits[i : i + 32] for i in range(0, 32 * count, 32)]
+
+
 # ----- memory:// ------------------------------------------------------------------------
 
 
@@ -192,14 +198,15 @@ class MemoryKeptPredictions:
         now = time.time()
         model = self._model(tenant, name, now)
         done = []
-        for prediction_id, x, outcome in items:
-            if prediction_id in model.labelled:
+        kept, labelled = model.kept, model.labelled
+        for (prediction_id, x, outcome), token in zip(items, new_tokens(len(items)), strict=True):
+            if prediction_id in labelled:
                 done.append(False)
                 continue
-            model.kept.pop(prediction_id, None)
-            model.kept[prediction_id] = (now, Kept(new_token(), outcome, x))
-            while len(model.kept) > self.max_kept:
-                model.kept.popitem(last=False)
+            kept.pop(prediction_id, None)
+            kept[prediction_id] = (now, Kept(token, outcome, x))
+            while len(kept) > self.max_kept:
+                kept.popitem(last=False)
             done.append(True)
         return done
 

@@ -159,11 +159,11 @@ async def test_a_pinned_predict_reads_the_frozen_version_and_is_reported() -> No
     assert live["seq"] == 0 and len(monitor.predictions) == 2
 
 
-async def test_an_exact_batch_equals_predict_row_for_row() -> None:
+async def test_a_batch_equals_predict_row_for_row() -> None:
     serving, _, _ = await _serving()
     await serving.learn("t", "m", [Sample(x=x, y=y) for x, y in SAMPLES[:60]], None)
-    xs = [x for x, _ in SAMPLES[60:]] * 2  # 60 rows: over predict_many's threshold (32)
-    batch = await serving.predict_batch("t", "m", xs, exact=True)
+    xs = [x for x, _ in SAMPLES[60:]] * 2  # 60 rows: offloaded to the CPU pool (over 32)
+    batch = await serving.predict_batch("t", "m", xs)
     singles = [(await serving.predict("t", "m", x))["prediction"] for x in xs]
     assert [r["prediction"] for r in batch["results"]] == singles  # float for float
 
