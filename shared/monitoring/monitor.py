@@ -64,8 +64,10 @@ class Monitor:
         live_prediction_every: int = 0,
         live_metrics_seconds: float = 5.0,
         live_metrics_max_models: int = 1000,
+        ride_after_seconds: float = RIDE_AFTER,
     ) -> None:
         self.store = store
+        self.ride_after = ride_after_seconds
         self.events = events
         self.audit_max_rows = audit_max_rows
         self.folder = Folder(store, events, cpu)
@@ -310,7 +312,7 @@ class Monitor:
             return None  # one write at a time, in order
         if not (self._pending or self._latest or self._counts):
             return None
-        if time.monotonic() - self._buffered_at < RIDE_AFTER:
+        if time.monotonic() - self._buffered_at < self.ride_after:
             return None
         batch = self._take()
         if batch is None:
