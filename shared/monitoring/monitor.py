@@ -45,7 +45,7 @@ log = logging.getLogger("ml.monitoring")
 FLUSH_DELAY = 0.05  # seconds a buffered row waits for others to share its round trip
 # seconds buffered before a request's round trip may carry the rows (so a ride carries a
 # batch under load, as a flush does); after FLUSH_DELAY the timer writes them alone
-RIDE_AFTER = FLUSH_DELAY / 2
+RIDE_AFTER = FLUSH_DELAY / 5
 FLUSH_NOW = 2000  # buffered predictions that trigger a flush at once
 MAX_BUFFERED = 50_000  # beyond this (store down), new rows are dropped, never memory
 BACKLOG_EVERY = 5.0  # seconds between two reads of the outbox depth
