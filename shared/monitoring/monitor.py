@@ -1,9 +1,13 @@
 """The monitor of one process: OnlineModels' observer, and what the monitoring API reads.
 
 On the request path it only buffers: audit rows, per-model counts, latency buckets and
-last-seen times go to memory and are flushed to the state store in one round trip a few
-tens of milliseconds later (all tenants and models together). The exact metrics do not go
-through this buffer: their input, the outcomes, is logged atomically with each
+last-seen times go to memory and are written to the state store a few tens of milliseconds
+later (all tenants and models together). Once buffered RIDE_AFTER, they ride in the round
+trip of the next request's own store call (shared/state/riders.py), so requests that keep
+coming pay no round trip for them; if none comes within FLUSH_DELAY, the timer writes them
+in one round trip of their own. One write at a time, in order: a ride is not handed over
+while a flush runs, and a flush waits for a ride in flight to land. The exact metrics do not
+go through this buffer: their input, the outcomes, is logged atomically with each
 predict_learn's append (see shared/monitoring/fold.py).
 """
 
@@ -33,12 +37,15 @@ from shared.monitoring.prometheus import (
     OUTBOX_BACKLOG,
     PREDICTIONS,
 )
-from shared.state.base import MonitorWrite, StateUnavailable
+from shared.state.base import MonitorWrite, Ride, StateUnavailable
 from shared.state.interfaces import MonitorState
 
 log = logging.getLogger("ml.monitoring")
 
 FLUSH_DELAY = 0.05  # seconds a buffered row waits for others to share its round trip
+# seconds buffered before a request's round trip may carry the rows (so a ride carries a
+# batch under load, as a flush does); after FLUSH_DELAY the timer writes them alone
+RIDE_AFTER = FLUSH_DELAY / 5
 FLUSH_NOW = 2000  # buffered predictions that trigger a flush at once
 MAX_BUFFERED = 50_000  # beyond this (store down), new rows are dropped, never memory
 BACKLOG_EVERY = 5.0  # seconds between two reads of the outbox depth
@@ -57,8 +64,10 @@ class Monitor:
         live_prediction_every: int = 0,
         live_metrics_seconds: float = 5.0,
         live_metrics_max_models: int = 1000,
+        ride_after_seconds: float = RIDE_AFTER,
     ) -> None:
         self.store = store
+        self.ride_after = ride_after_seconds
         self.events = events
         self.audit_max_rows = audit_max_rows
         self.folder = Folder(store, events, cpu)
@@ -80,6 +89,8 @@ class Monitor:
         self._latest: dict[Key, dict[str, float]] = {}
         self._counts: dict[Key, dict[str, float]] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._buffered_at = 0.0  # monotonic time the timer was armed: the oldest row's age
+        self._riding: asyncio.Future[None] | None = None  # a ride handed over, not landed
         self._flushing: asyncio.Task[None] | None = None  # a flush started, not yet swapped
         self._flush_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -87,6 +98,7 @@ class Monitor:
         self._predictions: dict[tuple[str, str, str], Any] = {}  # Prometheus children
         self._learned_children: dict[Key, Any] = {}
         self._backlog_at = 0.0
+        self._leave_ride = store.ride_along(self._take_ride)
 
     # ----- hooks (shared.monitoring.hooks.Observer): buffer only ---------------------------
 
@@ -266,6 +278,7 @@ class Monitor:
         if self._buffered >= FLUSH_NOW:
             self._start_flush()
         elif self._timer is None:
+            self._buffered_at = time.monotonic()
             self._timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._start_flush)
 
     def _start_flush(self) -> None:
@@ -281,24 +294,51 @@ class Monitor:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    def _take(self) -> MonitorWrite | None:
+        """Everything buffered so far, the buffer emptied (None: nothing was)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending, self._pending, self._buffered = self._pending, [], 0
+        latest, self._latest = self._latest, {}
+        counts, self._counts = self._counts, {}
+        if not (pending or latest or counts):
+            return None
+        return MonitorWrite(audit.encode(pending), latest, counts)
+
+    def _take_ride(self) -> Ride | None:
+        """Asked by the store before a request's call: the buffer, if due, to ride in it."""
+        if self._riding is not None or self._flush_lock.locked():
+            return None  # one write at a time, in order
+        if not (self._pending or self._latest or self._counts):
+            return None
+        if time.monotonic() - self._buffered_at < self.ride_after:
+            return None
+        batch = self._take()
+        if batch is None:
+            return None
+        riding = self._riding = asyncio.get_running_loop().create_future()
+
+        def landed(error: BaseException | None) -> None:
+            self._riding = None
+            riding.set_result(None)
+            if error is not None:
+                _dropped(batch, error)
+
+        return Ride(batch, self.audit_max_rows, landed)
+
     async def flush(self) -> None:
         """Write everything buffered so far (one round trip)."""
         async with self._flush_lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            if self._riding is not None:  # its rows are older: they land first
+                await asyncio.shield(self._riding)
             self._flushing = None
-            pending, self._pending, self._buffered = self._pending, [], 0
-            latest, self._latest = self._latest, {}
-            counts, self._counts = self._counts, {}
-            if pending or latest or counts:
-                batch = MonitorWrite(audit.encode(pending), latest, counts)
+            batch = self._take()
+            if batch is not None:
                 try:
                     await self.store.write_monitoring(batch, self.audit_max_rows)
                 except StateUnavailable as exc:
-                    rows = sum(len(r) for r in batch.audit.values())
-                    AUDIT_DROPPED.inc(rows)
-                    log.warning("monitoring flush failed, %d audit rows dropped: %s", rows, exc)
+                    _dropped(batch, exc)
             if time.monotonic() - self._backlog_at > BACKLOG_EVERY:
                 with contextlib.suppress(Exception):  # a gauge is not worth an error
                     await self.backlog()
@@ -319,11 +359,18 @@ class Monitor:
 
     async def close(self) -> None:
         """Flush and wait for background work (runtime reset, shutdown)."""
+        self._leave_ride()
         if self.live is not None:
             await self.live.close()
         await self.flush()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _dropped(batch: MonitorWrite, error: BaseException) -> None:
+    rows = sum(len(r) for r in batch.audit.values())
+    AUDIT_DROPPED.inc(rows)
+    log.warning("monitoring write failed, %d audit rows dropped: %r", rows, error)
 
 
 def _flagged(answer: dict[str, Any]) -> int:

@@ -9,6 +9,7 @@ sit side by side.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -92,6 +93,16 @@ class MonitorWrite:
     latest: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
     # (tenant, model) → field → increment (counts, latency histogram buckets)
     counts: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Ride:
+    """Buffered monitoring handed over to ride in a request's round trip (MonitorRecords
+    .ride_along); `landed` is called once, with None when written, else the error."""
+
+    batch: MonitorWrite
+    audit_max_rows: int
+    landed: Callable[[BaseException | None], None]
 
 
 class StateUnavailable(Exception):

@@ -10,6 +10,7 @@ end are the leaves a consumer with several needs takes as one constructor parame
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from shared.state.base import (
@@ -18,6 +19,7 @@ from shared.state.base import (
     LogRead,
     MonitorWrite,
     OutcomeBatch,
+    Ride,
     Snapshot,
 )
 
@@ -165,6 +167,11 @@ class MonitorRecords(Protocol):
         """Apply one flush: push audit rows (each tenant keeps its newest `audit_max_rows`),
         raise per-model maxima and add per-model counts (models that no longer exist are
         skipped). One round trip."""
+
+    def ride_along(self, take: Callable[[], Ride | None]) -> Callable[[], None]:
+        """Ask `take` before each of the store's request calls (a keep, an append, a log
+        read) and write what it hands over in that call's round trip (shared/state/riders.py);
+        returns what stops asking. A store without round trips, or a Cluster, never asks."""
 
     async def read_monitor(self, tenant: str, name: str) -> dict[str, float]:
         """The model's monitoring fields (see MonitorWrite)."""

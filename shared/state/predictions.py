@@ -355,7 +355,8 @@ class RedisKeptPredictions:
             return [prediction_id, f"{new_token()}\n{outcome}\n{x}", now, self.ttl, self.max_kept]
 
         if len(items) == 1:  # a predict: one EVALSHA
-            return [bool(await self._call(lambda: self._keep(keys=keys, args=args(items[0]))))]
+            one = args(items[0])
+            return [bool(await self._call(lambda: self.connection.run(self._keep, keys, one)))]
 
         async def many() -> list[Any]:
             return await self.connection.scripts([(self._keep, keys, args(item)) for item in items])
@@ -370,7 +371,7 @@ class RedisKeptPredictions:
         prediction_id, x, outcome = item
         value = f"{new_token()}\n{outcome}\n{x}"
         args = [uid, after, prediction_id, value, repr(time.time()), self.ttl, self.max_kept]
-        raw = await self._call(lambda: self._keep_fresh(keys=keys, args=args))
+        raw = await self._call(lambda: self.connection.run(self._keep_fresh, keys, args))
         status = raw[0].decode()
         report_rewound(raw, tenant, name, after)
         return FreshKeep(status, _entries(raw[1]) if status == "behind" else [])  # type: ignore[arg-type]

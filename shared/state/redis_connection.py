@@ -8,6 +8,11 @@ module's client: they all call through here.
 
 STATE_URL picks the client (shared/state/redis_client.py): one server or a Cluster. Every
 script touches the keys of one hash slot, so both run the same scripts.
+
+On one server, a request's script call (`run`) also carries what the boards hand over
+(shared/state/riders.py): the monitor's buffered writes ride in its round trip. Scripts in a
+pipeline are sent as bare EVALSHA (redis-py would first ask SCRIPT EXISTS, a round trip of its
+own each time) and reloaded only when the server answers NOSCRIPT.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import PipelineCommand, RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import (
@@ -34,6 +40,7 @@ from shared.monitoring.prometheus import count_state_error
 from shared.state.base import ReplicasUnconfirmed, StateUnavailable
 from shared.state.breaker import CircuitBreaker
 from shared.state.redis_client import open_redis
+from shared.state.riders import Board, Rider
 
 T = TypeVar("T")
 
@@ -69,6 +76,8 @@ class RedisConnection:
         self.min_replicas = min_replicas
         self.replica_timeout_ms = replica_timeout_ms
         self._slot_map_stale = False  # a Cluster node failed or redirected: re-read the map
+        self._boards: list[Board] = []  # asked for riders before each `run` (one server only)
+        self._sources: dict[str, str] = {}  # sha → source of every registered script
 
     @property
     def is_cluster(self) -> bool:
@@ -76,7 +85,90 @@ class RedisConnection:
 
     def script(self, source: str) -> AsyncScript:
         """A script of shared/state/lua.py, registered on this connection (EVALSHA)."""
-        return self.client.register_script(source)  # type: ignore[return-value]
+        script: AsyncScript = self.client.register_script(source)  # type: ignore[assignment]
+        self._sources[script.sha] = source
+        return script
+
+    def evalsha(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> tuple:
+        """The raw command of one script call, for a pipeline or a rider."""
+        return ("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    def board(self, take: Board) -> Callable[[], None]:
+        """Have `take` asked for a Rider before each `run`; returns what unregisters it. A
+        Cluster carries nothing (one pipeline cannot span the slots a rider may touch)."""
+        if self.is_cluster:
+            return lambda: None
+        self._boards.append(take)
+
+        def leave() -> None:
+            if take in self._boards:
+                self._boards.remove(take)
+
+        return leave
+
+    async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """One script call, carrying any riders the boards hand over in the same round trip.
+        To be run inside `call`."""
+        riders = [rider for take in self._boards if (rider := take()) is not None]
+        if not riders:
+            return await script(keys=keys, args=args)
+        pipe = self.client.pipeline(transaction=False)
+        for rider in riders:
+            for command in rider.commands:
+                pipe.execute_command(*command)
+        pipe.execute_command(*self.evalsha(script, keys, args))
+        try:
+            results = await pipe.execute(raise_on_error=False)
+        except BaseException as exc:  # nothing came back: the riders fail with the call
+            for rider in riders:
+                rider.landed(exc)
+            raise
+        await self._land(riders, results)
+        result = results[-1]
+        if isinstance(result, NoScriptError):  # Script.__call__ loads it and calls again
+            return await script(keys=keys, args=args)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def _land(self, riders: list[Rider], results: list[Any]) -> None:
+        """Hand each rider its outcome; commands the server lost the script of run again."""
+        start = 0
+        for n, rider in enumerate(riders):
+            answers = results[start : start + len(rider.commands)]
+            start += len(rider.commands)
+            try:
+                await self._rerun_unloaded(rider.commands, answers)
+            except Exception as exc:
+                rider.landed(exc)
+                continue
+            except BaseException as exc:  # cancelled: no news for this rider and the rest
+                for left in riders[n:]:
+                    left.landed(exc)
+                raise
+            error = next((a for a in answers if isinstance(a, Exception)), None)
+            rider.landed(error)
+
+    async def _rerun_unloaded(self, commands: Sequence[tuple], answers: list[Any]) -> None:
+        """Load the scripts the server answered NOSCRIPT for and run those calls again, in
+        order, replacing their answers (a server restarted or flushed its scripts)."""
+        for i, (command, answer) in enumerate(zip(commands, answers, strict=True)):
+            if isinstance(answer, NoScriptError):
+                await self.client.script_load(self._sources[command[1]])
+                answers[i] = await self.client.execute_command(*command)
+
+    async def send(self, commands: Sequence[tuple]) -> list[Any]:
+        """Raw commands as one pipeline on one server (scripts as bare EVALSHA, reloaded if
+        lost); the first error is raised. To be run inside `call`; not on a Cluster."""
+        pipe: Pipeline = self.client.pipeline(transaction=False)  # type: ignore[assignment]
+        for command in commands:
+            pipe.execute_command(*command)
+        answers = await pipe.execute(raise_on_error=False)
+        await self._rerun_unloaded(commands, answers)
+        error = next((a for a in answers if isinstance(a, Exception)), None)
+        if error is not None:
+            raise error
+        return answers
 
     async def call(self, operation: Callable[[], Awaitable[T]], *, probe: bool = False) -> T:
         """One store call through the breaker (shared/state/breaker.py) and the error mapping
@@ -134,10 +226,7 @@ class RedisConnection:
                     *(script(keys=keys, args=args) for script, keys, args in calls)
                 )
             )
-        pipe = self.client.pipeline(transaction=False)
-        for script, keys, args in calls:
-            await script(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]
-        return await pipe.execute()  # type: ignore[no-any-return]
+        return await self.send([self.evalsha(script, keys, args) for script, keys, args in calls])
 
     async def write(
         self,
@@ -152,7 +241,7 @@ class RedisConnection:
         whether the result is one that must be replicated before it is answered (an append,
         a replay of one); if fewer than N replicas confirm, ReplicasUnconfirmed (503)."""
         if self.min_replicas == 0:
-            return await self.call(lambda: script(keys=keys, args=args))
+            return await self.call(lambda: self.run(script, keys, args))
         if self.is_cluster:
             result, replicas = await self.call(
                 lambda: self._script_then_wait_on_node(script, keys, args)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import shared.state.lua as lua
@@ -23,10 +24,12 @@ from shared.state.base import (
     LogRead,
     MonitorWrite,
     OutcomeBatch,
+    Ride,
     Snapshot,
 )
 from shared.state.breaker import CircuitBreaker
 from shared.state.redis_connection import RedisConnection
+from shared.state.riders import Rider
 
 log = logging.getLogger("ml.state")
 
@@ -204,7 +207,10 @@ class RedisStateStore:
 
     async def read_log(self, tenant: str, name: str, uid: str, after: int) -> LogRead:
         state, _, log = self._keys(tenant, name)
-        raw = await self.connection.call(lambda: self._read(keys=[state, log], args=[uid, after]))
+        keys = [state, log]
+        raw = await self.connection.call(
+            lambda: self.connection.run(self._read, keys, [uid, after])
+        )
         status = raw[0].decode()
         report_rewound(raw, tenant, name, after)
         if status != "ok":
@@ -409,25 +415,62 @@ class RedisStateStore:
         args = [generation, consumed, state]
         return bool(await self.connection.call(lambda: self._save_outcomes(keys=keys, args=args)))
 
+    def _monitoring_writes(
+        self, batch: MonitorWrite, audit_max_rows: int
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, list[str], list[Any]]]]:
+        """The audit commands (per tenant: LPUSH then LTRIM) and the models' touch calls."""
+        audit: list[tuple[Any, ...]] = []
+        for tenant, rows in batch.audit.items():
+            key = self._audit_key(tenant)
+            audit.append(("LPUSH", key, *rows))  # newest ends up first
+            audit.append(("LTRIM", key, 0, audit_max_rows - 1))
+        touches: list[tuple[Any, list[str], list[Any]]] = []
+        for tenant, name in batch.latest.keys() | batch.counts.keys():
+            latest = batch.latest.get((tenant, name), {})
+            args: list[Any] = [len(latest)]
+            for pairs in (latest, batch.counts.get((tenant, name), {})):
+                for field_name, value in pairs.items():
+                    args += [field_name, repr(float(value))]
+            keys = [self._keys(tenant, name)[0], self._monitor_keys(tenant, name)[2]]
+            touches.append((self._touch_monitor, keys, args))
+        return audit, touches
+
+    def _monitoring_commands(self, batch: MonitorWrite, audit_max_rows: int) -> list[tuple]:
+        """One server: every write of the batch as raw commands, for one pipeline."""
+        audit, touches = self._monitoring_writes(batch, audit_max_rows)
+        evalsha = self.connection.evalsha
+        return [*audit, *(evalsha(script, keys, args) for script, keys, args in touches)]
+
     async def write_monitoring(self, batch: MonitorWrite, audit_max_rows: int) -> None:
+        if not self.connection.is_cluster:  # one pipeline, one round trip
+            commands = self._monitoring_commands(batch, audit_max_rows)
+            if commands:
+                await self.connection.call(lambda: self.connection.send(commands))
+            return
+        audit, touches = self._monitoring_writes(batch, audit_max_rows)
+
         async def write() -> None:
+            # a Cluster: the audit pipeline to the tenants' nodes, the touches to the models'
             pipe = self.connection.client.pipeline(transaction=False)
-            for tenant, rows in batch.audit.items():
-                key = self._audit_key(tenant)
-                pipe.lpush(key, *rows)  # newest ends up first
-                pipe.ltrim(key, 0, audit_max_rows - 1)
-            touches: list[Any] = []
-            for tenant, name in batch.latest.keys() | batch.counts.keys():
-                latest = batch.latest.get((tenant, name), {})
-                args: list[Any] = [len(latest)]
-                for pairs in (latest, batch.counts.get((tenant, name), {})):
-                    for field_name, value in pairs.items():
-                        args += [field_name, repr(float(value))]
-                keys = [self._keys(tenant, name)[0], self._monitor_keys(tenant, name)[2]]
-                touches.append((self._touch_monitor, keys, args))
+            for command in audit:
+                pipe.execute_command(*command)
             await asyncio.gather(pipe.execute(), self.connection.scripts(touches))
 
         await self.connection.call(write)
+
+    def ride_along(self, take: Callable[[], Ride | None]) -> Callable[[], None]:
+        def board() -> Rider | None:
+            ride = take()
+            if ride is None:
+                return None
+            try:
+                commands = self._monitoring_commands(ride.batch, ride.audit_max_rows)
+            except Exception as exc:  # never the request's error: the ride alone is dropped
+                ride.landed(exc)
+                return None
+            return Rider(commands, ride.landed)
+
+        return self.connection.board(board)
 
     async def read_monitor(self, tenant: str, name: str) -> dict[str, float]:
         key = self._monitor_keys(tenant, name)[2]
