@@ -258,11 +258,21 @@ class RedisConnection:
     async def _script_then_wait(
         self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]
     ) -> list[Any]:
-        # a pipeline holds one connection from the pool for all its commands
-        pipe = self.client.pipeline(transaction=False)
-        await script(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]
-        pipe.wait(self.min_replicas, self.replica_timeout_ms)
-        return await pipe.execute()  # type: ignore[no-any-return]
+        # a pipeline holds one connection from the pool for all its commands; the script as
+        # bare EVALSHA (a Script object in a pipeline costs a SCRIPT EXISTS round trip first)
+        for _ in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.execute_command(*self.evalsha(script, keys, args))
+            pipe.wait(self.min_replicas, self.replica_timeout_ms)
+            result, replicas = await pipe.execute(raise_on_error=False)
+            if isinstance(result, NoScriptError):  # nothing ran: load it, then once more
+                await self.client.script_load(self._sources[script.sha])
+                continue
+            for answer in (result, replicas):
+                if isinstance(answer, Exception):
+                    raise answer
+            return [result, replicas]
+        raise NoScriptError("the script was lost again right after it was loaded")
 
     async def _script_then_wait_on_node(
         self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]

@@ -182,6 +182,15 @@ async def test_min_replicas_on_one_server_with_a_replica(own_valkey: ValkeyServe
         assert (done.status, done.last) == ("appended", 1)  # WAIT 1 on the append's connection
         with redis.Redis(port=replica.port) as c:
             assert c.xlen("ml:{t:m}:log") == 1  # the replica held it when it was acknowledged
+        with redis.Redis(port=own_valkey.port) as c:
+            c.script_flush()  # a restarted primary: the next append reloads its script
+            c.config_resetstat()
+        done = await store.append("t", "m", "u", 1, ["b"], expected=True, idempotency=None)
+        assert (done.status, done.last) == ("appended", 2)
+        with redis.Redis(port=own_valkey.port) as c:
+            stats = c.info("commandstats")
+            assert "cmdstat_script|exists" not in stats  # bare EVALSHA: no extra round trip
+            assert stats["cmdstat_wait"]["calls"] == 2  # beside the NOSCRIPT one and the retry
         await store.close()
     finally:
         replica.stop()
