@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pandas as pd
-
 from shared import limits, numbers, unsupervised
 from shared.catalog import Blueprint
 from shared.errors import unprocessable
@@ -259,6 +257,8 @@ def predict_batch(
         and isinstance(xs[0], dict)
         and all(isinstance(x, dict) and x.keys() == xs[0].keys() and _numeric(x) for x in xs)
     ):
+        import pandas as pd  # here: only a batch large enough to vectorise loads pandas
+
         try:
             frame = pd.DataFrame.from_records(xs, columns=list(xs[0]))
             return [(float(p), None) for p in model.predict_many(frame)]
