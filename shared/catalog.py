@@ -797,6 +797,14 @@ class _Ensembles:
 ENSEMBLES = _Ensembles()
 
 
+def import_all() -> None:
+    """Import every kind's module and read its signature now, not on first use: for a process
+    that builds any spec (the train function), so a request naming a kind for the first time
+    does not pay River's imports (seconds on a busy machine)."""
+    for kind in KINDS.values():
+        _ = kind.params, kind.required
+
+
 def check_bounds(steps: list[Mapping[str, Any]]) -> None:
     """Every parameter of a spec, nested ones included, within its bound (422 if not)."""
     param_bounds.check_spec(steps, ENSEMBLES)
