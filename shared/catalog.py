@@ -6,32 +6,16 @@ last is a transformer, the last is the estimator. `build(spec)` returns the Rive
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
 
-from river import (
-    anomaly,
-    cluster,
-    compose,
-    ensemble,
-    feature_extraction,
-    forest,
-    linear_model,
-    naive_bayes,
-    neighbors,
-    optim,
-    preprocessing,
-    time_series,
-    tree,
-)
-from river.compat import convert_sklearn_to_river
-from sklearn.neural_network import MLPClassifier, MLPRegressor
-
-from shared import bounded_clusterers, param_bounds
-from shared import catalog_families as families
+from shared import catalog_choices as choices
+from shared import param_bounds
+from shared.deferred import Deferred, river
 from shared.errors import unprocessable
 from shared.settings import get_settings
 
@@ -73,20 +57,40 @@ ParamType = Literal[
 
 @dataclass(frozen=True)
 class Kind:
-    """One allow-listed estimator: how to build it and what it accepts."""
+    """One allow-listed estimator: how to build it and what it accepts.
+
+    `factory` is usually a `Deferred`: the River module is imported, and the constructor's
+    signature read into `params` / `required`, the first time the kind is used (a spec naming
+    it, a build, GET /catalog), not when the catalog is imported."""
 
     name: str
     role: Role
     factory: Callable[..., Any]
     doc: str
-    params: Mapping[str, ParamType] = field(default_factory=dict)
+    overrides: Mapping[str, ParamType] = field(default_factory=dict)  # over the signature's
+    dropped: tuple[str, ...] = ()  # signature parameters that take Python objects
+    given_required: tuple[str, ...] | None = None  # None: the signature's own
+    introspected: Callable[..., Any] | None = None  # the signature read, if not the factory's
     defaults: Mapping[str, Any] = field(default_factory=dict)
-    required: tuple[str, ...] = ()
     nested: Mapping[str, Role] = field(default_factory=dict)  # params that are specs themselves
     text_input: bool = False  # takes a raw string x (tokenisers)
     handles_strings: bool = False  # copes with string-valued features (encoders, trees, NB)
     binary_only: bool = False  # labels must be booleans / 0 / 1
     scores_target: bool = False  # a univariate anomaly detector: it scores y, not x
+
+    @cached_property
+    def params(self) -> Mapping[str, ParamType]:
+        """Every parameter a spec may give, with its JSON type."""
+        params, _ = _signature(self.introspected or self.factory)
+        params.update(self.overrides)
+        params.update({p: "spec" for p in self.nested if p not in self.overrides})
+        return {p: t for p, t in params.items() if p not in self.dropped}
+
+    @cached_property
+    def required(self) -> tuple[str, ...]:
+        if self.given_required is not None:
+            return self.given_required
+        return _signature(self.introspected or self.factory)[1]
 
 
 # Parameters we never expose: they take Python objects or callables, not JSON.
@@ -146,6 +150,18 @@ def _infer(signature_of: Callable[..., Any]) -> tuple[dict[str, ParamType], tupl
     return types, tuple(required)
 
 
+@functools.cache
+def _inferred(signature_of: Callable[..., Any]) -> tuple[dict[str, ParamType], tuple[str, ...]]:
+    target = signature_of.load() if isinstance(signature_of, Deferred) else signature_of
+    return _infer(target)
+
+
+def _signature(signature_of: Callable[..., Any]) -> tuple[dict[str, ParamType], tuple[str, ...]]:
+    """`_infer` of a constructor, read once per constructor (a copy: the caller may change it)."""
+    params, required = _inferred(signature_of)
+    return dict(params), required
+
+
 def _kind(
     name: str,
     role: Role,
@@ -153,33 +169,34 @@ def _kind(
     doc: str,
     *,
     overrides: Mapping[str, ParamType] | None = None,
+    required: tuple[str, ...] | None = None,
     **extra: Any,
 ) -> Kind:
-    params, required = _infer(factory)
-    params.update(overrides or {})
-    nested = extra.pop("nested", {})
-    params.update({p: "spec" for p in nested if p not in (overrides or {})})
-    extra.setdefault("required", required)
-    return Kind(name, role, factory, doc, params=params, nested=nested, **extra)
+    """A kind whose parameters are read from `factory`'s signature when first asked for."""
+    return Kind(
+        name, role, factory, doc, overrides=overrides or {}, given_required=required, **extra
+    )
 
 
 def _mlp_regressor(**params: Any) -> Any:
+    from river.compat import convert_sklearn_to_river
+    from sklearn.neural_network import MLPRegressor
+
     return convert_sklearn_to_river(MLPRegressor(**params))
 
 
 def _mlp_classifier(classes: list[Any], **params: Any) -> Any:
+    from river.compat import convert_sklearn_to_river
+    from sklearn.neural_network import MLPClassifier
+
     return convert_sklearn_to_river(MLPClassifier(**params), classes=list(classes))
 
 
-def _mlp_params(estimator: type) -> dict[str, ParamType]:
-    params, _ = _infer(estimator)
-    params["random_state"] = "int"
-    params.pop("verbose", None)
-    params.pop("warm_start", None)
-    params.pop("early_stopping", None)  # needs a validation split, meaningless per sample
-    return params
-
-
+# scikit-learn's constructor parameters, but: `random_state` seeded by default (replays agree);
+# no verbose, no warm_start; no early_stopping (it needs a validation split, meaningless per
+# sample)
+_MLP_OVERRIDES: dict[str, ParamType] = {"random_state": "int"}
+_MLP_DROPPED = ("verbose", "warm_start", "early_stopping")
 _MLP_DEFAULTS = {"hidden_layer_sizes": (32,), "random_state": 0}  # seeded: replays agree
 
 
@@ -199,12 +216,6 @@ def _filter(make: Callable[..., Any], cut: str) -> Callable[..., Any]:
     return build
 
 
-def _without(kind: Kind, *dropped: str) -> Kind:
-    """The kind without parameters that take Python objects (HST's limits, SAD's sub_stat)."""
-    kept = {k: v for k, v in kind.params.items() if k not in dropped}
-    return dataclasses.replace(kind, params=kept)
-
-
 _FILTER_PARAMS: dict[str, ParamType] = {"protect_anomaly_detector": "bool"}
 
 
@@ -217,6 +228,8 @@ def _streamkmeans(
     p: float = 2.0,
     seed: int = 42,
 ) -> Any:
+    from river import cluster
+
     # River builds a KMeans per chunk from these kwargs: unseeded, each would draw from the
     # OS and no replay (nor a second instance) would agree
     return cluster.STREAMKMeans(
@@ -225,20 +238,18 @@ def _streamkmeans(
 
 
 UNSUPERVISED_KINDS = [
-    _without(
-        _kind(
-            "half_space_trees",
-            "anomaly_detector",
-            anomaly.HalfSpaceTrees,
-            "Half-space trees: scores in [0, 1], features expected in [0, 1] (min_max_scaler)",
-            defaults={"seed": 42},
-        ),
-        "limits",
+    _kind(
+        "half_space_trees",
+        "anomaly_detector",
+        river("anomaly.HalfSpaceTrees"),
+        "Half-space trees: scores in [0, 1], features expected in [0, 1] (min_max_scaler)",
+        defaults={"seed": 42},
+        dropped=("limits",),  # takes Python objects
     ),
     _kind(
         "one_class_svm",
         "anomaly_detector",
-        anomaly.OneClassSVM,
+        river("anomaly.OneClassSVM"),
         "Online one-class SVM (a scaler before it helps)",
         overrides={"intercept_lr": "float"},
         nested={"optimizer": "optimizer"},
@@ -246,38 +257,36 @@ UNSUPERVISED_KINDS = [
     _kind(
         "loda",
         "anomaly_detector",
-        anomaly.LODA,
+        river("anomaly.LODA"),
         "Lightweight on-line detector of anomalies (random projections)",
         defaults={"seed": 42},
     ),
     _kind(
         "local_outlier_factor",
         "anomaly_detector",
-        anomaly.LocalOutlierFactor,
+        river("anomaly.LocalOutlierFactor"),
         "Incremental local outlier factor over River's default neighbour search: a sliding "
         "window of the last 1,000 samples (bounded memory)",
     ),
     _kind(
         "gaussian_scorer",
         "anomaly_detector",
-        anomaly.GaussianScorer,
+        river("anomaly.GaussianScorer"),
         "Univariate: scores y by a running Gaussian (CDF); send y, x may be omitted",
         scores_target=True,
     ),
-    _without(
-        _kind(
-            "standard_absolute_deviation",
-            "anomaly_detector",
-            anomaly.StandardAbsoluteDeviation,
-            "Univariate: scores y by its standardised distance to the mean; send y",
-            scores_target=True,
-        ),
-        "sub_stat",
+    _kind(
+        "standard_absolute_deviation",
+        "anomaly_detector",
+        river("anomaly.StandardAbsoluteDeviation"),
+        "Univariate: scores y by its standardised distance to the mean; send y",
+        scores_target=True,
+        dropped=("sub_stat",),  # takes a Python object
     ),
     _kind(
         "quantile_filter",
         "anomaly_detector",
-        _filter(anomaly.QuantileFilter, "q"),
+        _filter(river("anomaly.QuantileFilter"), "q"),
         "Flags a score above the running q-quantile of the scores (is_anomaly); "
         "params.anomaly_detector is a nested detector spec",
         overrides={**_FILTER_PARAMS, "q": "float"},
@@ -287,7 +296,7 @@ UNSUPERVISED_KINDS = [
     _kind(
         "threshold_filter",
         "anomaly_detector",
-        _filter(anomaly.ThresholdFilter, "threshold"),
+        _filter(river("anomaly.ThresholdFilter"), "threshold"),
         "Flags a score at or above a fixed threshold (is_anomaly); "
         "params.anomaly_detector is a nested detector spec",
         overrides={**_FILTER_PARAMS, "threshold": "float"},
@@ -297,7 +306,7 @@ UNSUPERVISED_KINDS = [
     _kind(
         "kmeans",
         "clusterer",
-        cluster.KMeans,
+        river("cluster.KMeans"),
         "Incremental k-means; predict answers the nearest centre's id",
         overrides={"halflife": "float", "mu": "float", "sigma": "float", "p": "float"},
         defaults={"seed": 42},
@@ -305,14 +314,14 @@ UNSUPERVISED_KINDS = [
     _kind(
         "dbstream",
         "clusterer",
-        bounded_clusterers.dbstream,
+        Deferred("shared.bounded_clusterers", "dbstream"),
         "Density-based micro-clusters (DBSTREAM), at most MAX_MICRO_CLUSTERS of them",
         overrides={"cleanup_interval": "float", "minimum_weight": "float"},
     ),
     _kind(
         "denstream",
         "clusterer",
-        bounded_clusterers.denstream,
+        Deferred("shared.bounded_clusterers", "denstream"),
         "Density-based clustering with decay (DenStream); ids once n_samples_init are seen; "
         "at most MAX_MICRO_CLUSTERS micro-clusters",
         overrides={"mu": "float"},
@@ -320,7 +329,7 @@ UNSUPERVISED_KINDS = [
     _kind(
         "clustream",
         "clusterer",
-        cluster.CluStream,
+        river("cluster.CluStream"),
         "Micro-clusters summarised by k-means macro-clusters (CluStream)",
         defaults={"seed": 42},
     ),
@@ -341,32 +350,32 @@ KINDS: dict[str, Kind] = {
         _kind(
             "standard_scaler",
             "transformer",
-            preprocessing.StandardScaler,
+            river("preprocessing.StandardScaler"),
             "Standardise each numeric feature online",
         ),
         _kind(
             "min_max_scaler",
             "transformer",
-            preprocessing.MinMaxScaler,
+            river("preprocessing.MinMaxScaler"),
             "Scale each numeric feature into [0, 1] online",
         ),
         _kind(
             "max_abs_scaler",
             "transformer",
-            preprocessing.MaxAbsScaler,
+            river("preprocessing.MaxAbsScaler"),
             "Scale each numeric feature by its maximum absolute value",
         ),
         _kind(
             "one_hot_encoder",
             "transformer",
-            preprocessing.OneHotEncoder,
+            river("preprocessing.OneHotEncoder"),
             "One-hot encode string features",
             handles_strings=True,
         ),
         _kind(
             "tfidf",
             "transformer",
-            feature_extraction.TFIDF,
+            river("feature_extraction.TFIDF"),
             "TF-IDF of a text x",
             overrides={"ngram_range": "int_list"},
             text_input=True,
@@ -374,7 +383,7 @@ KINDS: dict[str, Kind] = {
         _kind(
             "bag_of_words",
             "transformer",
-            feature_extraction.BagOfWords,
+            river("feature_extraction.BagOfWords"),
             "Token counts of a text x",
             overrides={"ngram_range": "int_list"},
             text_input=True,
@@ -383,38 +392,41 @@ KINDS: dict[str, Kind] = {
         _kind(
             "linear_regression",
             "regressor",
-            linear_model.LinearRegression,
+            river("linear_model.LinearRegression"),
             "Linear regression by SGD; l1 → lasso, l2 → ridge",
             overrides={"intercept_lr": "float"},
             nested={"optimizer": "optimizer"},
         ),
         _kind(
-            "pa_regressor", "regressor", linear_model.PARegressor, "Passive-aggressive regressor"
+            "pa_regressor",
+            "regressor",
+            river("linear_model.PARegressor"),
+            "Passive-aggressive regressor",
         ),
         _kind(
             "knn_regressor",
             "regressor",
-            neighbors.KNNRegressor,
+            river("neighbors.KNNRegressor"),
             "k-nearest neighbours over a sliding window",
         ),
         _kind(
             "hoeffding_tree_regressor",
             "regressor",
-            tree.HoeffdingTreeRegressor,
+            river("tree.HoeffdingTreeRegressor"),
             "Hoeffding tree regressor",
             handles_strings=True,
         ),
         _kind(
             "hoeffding_adaptive_tree_regressor",
             "regressor",
-            tree.HoeffdingAdaptiveTreeRegressor,
+            river("tree.HoeffdingAdaptiveTreeRegressor"),
             "Hoeffding adaptive tree regressor",
             handles_strings=True,
         ),
         _kind(
             "bagging_regressor",
             "regressor",
-            ensemble.BaggingRegressor,
+            river("ensemble.BaggingRegressor"),
             "Online bagging of a base regressor",
             nested={"model": "regressor"},
             defaults={"seed": 42},
@@ -422,14 +434,14 @@ KINDS: dict[str, Kind] = {
         _kind(
             "amf_regressor",
             "regressor",
-            forest.AMFRegressor,
+            river("forest.AMFRegressor"),
             "Aggregated Mondrian forest",
             defaults={"seed": 42},
         ),
         _kind(
             "adaptive_random_forest_regressor",
             "regressor",
-            forest.ARFRegressor,
+            river("forest.ARFRegressor"),
             "Adaptive random forest regressor",
             defaults={"seed": 42},
         ),
@@ -438,7 +450,9 @@ KINDS: dict[str, Kind] = {
             "regressor",
             _mlp_regressor,
             "scikit-learn MLPRegressor learning by partial_fit (river.compat)",
-            overrides=_mlp_params(MLPRegressor),
+            overrides=_MLP_OVERRIDES,
+            dropped=_MLP_DROPPED,
+            introspected=Deferred("sklearn.neural_network", "MLPRegressor"),
             defaults=_MLP_DEFAULTS,
             required=(),
         ),
@@ -446,7 +460,7 @@ KINDS: dict[str, Kind] = {
         _kind(
             "logistic_regression",
             "classifier",
-            linear_model.LogisticRegression,
+            river("linear_model.LogisticRegression"),
             "Binary logistic regression by SGD",
             overrides={"intercept_lr": "float"},
             nested={"optimizer": "optimizer"},
@@ -455,28 +469,28 @@ KINDS: dict[str, Kind] = {
         _kind(
             "perceptron",
             "classifier",
-            linear_model.Perceptron,
+            river("linear_model.Perceptron"),
             "Binary perceptron",
             binary_only=True,
         ),
-        _kind("gaussian_nb", "classifier", naive_bayes.GaussianNB, "Gaussian naive Bayes"),
+        _kind("gaussian_nb", "classifier", river("naive_bayes.GaussianNB"), "Gaussian naive Bayes"),
         _kind(
             "multinomial_nb",
             "classifier",
-            naive_bayes.MultinomialNB,
+            river("naive_bayes.MultinomialNB"),
             "Multinomial naive Bayes (counts, e.g. after tfidf / bag_of_words)",
         ),
         _kind(
             "hoeffding_tree_classifier",
             "classifier",
-            tree.HoeffdingTreeClassifier,
+            river("tree.HoeffdingTreeClassifier"),
             "Hoeffding tree classifier",
             handles_strings=True,
         ),
         _kind(
             "hoeffding_adaptive_tree_classifier",
             "classifier",
-            tree.HoeffdingAdaptiveTreeClassifier,
+            river("tree.HoeffdingAdaptiveTreeClassifier"),
             "Hoeffding adaptive tree classifier",
             handles_strings=True,
             defaults={"seed": 42},
@@ -484,20 +498,20 @@ KINDS: dict[str, Kind] = {
         _kind(
             "amf_classifier",
             "classifier",
-            forest.AMFClassifier,
+            river("forest.AMFClassifier"),
             "Aggregated Mondrian forest classifier",
             defaults={"seed": 42},
         ),
         _kind(
             "knn_classifier",
             "classifier",
-            neighbors.KNNClassifier,
+            river("neighbors.KNNClassifier"),
             "k-nearest neighbours classifier",
         ),
         _kind(
             "adaptive_random_forest_classifier",
             "classifier",
-            forest.ARFClassifier,
+            river("forest.ARFClassifier"),
             "Adaptive random forest classifier",
             handles_strings=True,
             defaults={"seed": 42},
@@ -508,7 +522,9 @@ KINDS: dict[str, Kind] = {
             _mlp_classifier,
             "scikit-learn MLPClassifier learning by partial_fit (river.compat); "
             "params.classes lists every label",
-            overrides={**_mlp_params(MLPClassifier), "classes": "label_list"},
+            overrides={**_MLP_OVERRIDES, "classes": "label_list"},
+            dropped=_MLP_DROPPED,
+            introspected=Deferred("sklearn.neural_network", "MLPClassifier"),
             defaults=_MLP_DEFAULTS,
             required=("classes",),
         ),
@@ -516,7 +532,7 @@ KINDS: dict[str, Kind] = {
         _kind(
             "holt_winters",
             "forecaster",
-            time_series.HoltWinters,
+            river("time_series.HoltWinters"),
             "Holt-Winters exponential smoothing",
             overrides={
                 "alpha": "float",
@@ -529,7 +545,7 @@ KINDS: dict[str, Kind] = {
         _kind(
             "snarimax",
             "forecaster",
-            time_series.SNARIMAX,
+            river("time_series.SNARIMAX"),
             "(S)(N)ARIMA(X) with an online regressor",
             overrides={p: "int" for p in ("p", "d", "q", "m", "sp", "sd", "sq")},
             nested={"regressor": "regressor"},
@@ -538,37 +554,44 @@ KINDS: dict[str, Kind] = {
         _kind(
             "sgd",
             "optimizer",
-            optim.SGD,
+            river("optim.SGD"),
             "Plain stochastic gradient descent",
             overrides={"lr": "float"},
         ),
-        _kind("adam", "optimizer", optim.Adam, "Adam", overrides={"lr": "float"}),
-        _kind("rmsprop", "optimizer", optim.RMSProp, "RMSProp", overrides={"lr": "float"}),
+        _kind("adam", "optimizer", river("optim.Adam"), "Adam", overrides={"lr": "float"}),
+        _kind("rmsprop", "optimizer", river("optim.RMSProp"), "RMSProp", overrides={"lr": "float"}),
         *UNSUPERVISED_KINDS,
     ]
 }
 # --- model selection, ensembles, wrappers, features (issue 17) ---
-_SEEDED = {"seed": families.SEED}  # River draws at random: seeded, two builds agree
+
+
+def _family(name: str) -> Deferred:
+    """A factory of shared/catalog_families.py (imported, with its River modules, on first use)."""
+    return Deferred("shared.catalog_families", name)
+
+
+_SEEDED = {"seed": choices.SEED}  # River draws at random: seeded, two builds agree
 _MODELS = {"models": "spec_list"}
 _POLICY_DOC = " (a bandit policy, the `policy` of a bandit selector)"
-_REGRESSION_METRICS = ", ".join(families.REGRESSION_METRICS)
-_CLASSIFICATION_METRICS = ", ".join(families.CLASSIFICATION_METRICS)
+_REGRESSION_METRICS = ", ".join(choices.REGRESSION_METRICS)
+_CLASSIFICATION_METRICS = ", ".join(choices.CLASSIFICATION_METRICS)
 KINDS.update(
     (k.name, k)
     for k in [
         # bandit policies (only as the `policy` parameter of bandit_regressor / _classifier);
         # not thompson_sampling: River's selectors give it their metric as its reward, and it
         # samples from a distribution (it fails at the first learn)
-        _kind("epsilon_greedy", "policy", families.epsilon_greedy, "ε-greedy" + _POLICY_DOC),
-        _kind("ucb", "policy", families.ucb, "Upper confidence bound" + _POLICY_DOC),
-        _kind("exp3", "policy", families.exp3, "Exp3" + _POLICY_DOC),
-        _kind("bayes_ucb", "policy", families.bayes_ucb, "Bayes-UCB" + _POLICY_DOC),
-        _kind("random_policy", "policy", families.random_policy, "Uniform random" + _POLICY_DOC),
+        _kind("epsilon_greedy", "policy", _family("epsilon_greedy"), "ε-greedy" + _POLICY_DOC),
+        _kind("ucb", "policy", _family("ucb"), "Upper confidence bound" + _POLICY_DOC),
+        _kind("exp3", "policy", _family("exp3"), "Exp3" + _POLICY_DOC),
+        _kind("bayes_ucb", "policy", _family("bayes_ucb"), "Bayes-UCB" + _POLICY_DOC),
+        _kind("random_policy", "policy", _family("random_policy"), "Uniform random" + _POLICY_DOC),
         # model selection: `models` is a list of specs of the selector's own task
         _kind(
             "bandit_regressor",
             "regressor",
-            families.bandit_regressor,
+            _family("bandit_regressor"),
             "Bandit model selection among regressors (River model_selection.BanditRegressor); "
             f"metric one of {_REGRESSION_METRICS} (default r2: the policy maximises it); "
             "policy a bandit policy spec (default epsilon_greedy)",
@@ -578,7 +601,7 @@ KINDS.update(
         _kind(
             "bandit_classifier",
             "classifier",
-            families.bandit_classifier,
+            _family("bandit_classifier"),
             "Bandit model selection among classifiers (model_selection.BanditClassifier); "
             f"metric one of {_CLASSIFICATION_METRICS}",
             overrides={**_MODELS, "metric": "str"},
@@ -587,7 +610,7 @@ KINDS.update(
         _kind(
             "successive_halving_regressor",
             "regressor",
-            families.successive_halving_regressor,
+            _family("successive_halving_regressor"),
             "Successive halving among regressors within a budget of learns; "
             f"metric one of {_REGRESSION_METRICS}",
             overrides={**_MODELS, "metric": "str"},
@@ -596,7 +619,7 @@ KINDS.update(
         _kind(
             "successive_halving_classifier",
             "classifier",
-            families.successive_halving_classifier,
+            _family("successive_halving_classifier"),
             "Successive halving among classifiers within a budget of learns; "
             f"metric one of {_CLASSIFICATION_METRICS}",
             overrides={**_MODELS, "metric": "str"},
@@ -605,7 +628,7 @@ KINDS.update(
         _kind(
             "greedy_regressor",
             "regressor",
-            families.greedy_regressor,
+            _family("greedy_regressor"),
             "Greedy selection: every regressor learns, the best so far predicts; "
             f"metric one of {_REGRESSION_METRICS}",
             overrides={**_MODELS, "metric": "str"},
@@ -615,7 +638,7 @@ KINDS.update(
         _kind(
             "adwin_bagging_classifier",
             "classifier",
-            ensemble.ADWINBaggingClassifier,
+            river("ensemble.ADWINBaggingClassifier"),
             "Online bagging with ADWIN change detection",
             nested={"model": "classifier"},
             defaults=_SEEDED,
@@ -624,7 +647,7 @@ KINDS.update(
         _kind(
             "leveraging_bagging_classifier",
             "classifier",
-            ensemble.LeveragingBaggingClassifier,
+            river("ensemble.LeveragingBaggingClassifier"),
             "Leveraging bagging",
             overrides={"w": "float"},
             nested={"model": "classifier"},
@@ -634,7 +657,7 @@ KINDS.update(
         _kind(
             "srp_classifier",
             "classifier",
-            ensemble.SRPClassifier,
+            river("ensemble.SRPClassifier"),
             "Streaming random patches (default model: a Hoeffding tree)",
             overrides={"subspace_size": "number_or_str"},
             nested={"model": "classifier"},
@@ -644,7 +667,7 @@ KINDS.update(
         _kind(
             "srp_regressor",
             "regressor",
-            ensemble.SRPRegressor,
+            river("ensemble.SRPRegressor"),
             "Streaming random patches regressor (default model: a Hoeffding tree)",
             overrides={"subspace_size": "number_or_str", "seed": "int_or_none"},
             nested={"model": "regressor"},
@@ -654,7 +677,7 @@ KINDS.update(
         _kind(
             "stacking_classifier",
             "classifier",
-            families.stacking_classifier,
+            _family("stacking_classifier"),
             "Stacking: meta_classifier learns from the models' predictions",
             overrides=_MODELS,
             nested={"models": "classifier", "meta_classifier": "classifier"},
@@ -662,7 +685,7 @@ KINDS.update(
         _kind(
             "voting_classifier",
             "classifier",
-            families.voting_classifier,
+            _family("voting_classifier"),
             "Voting among classifiers",
             overrides=_MODELS,
             nested={"models": "classifier"},
@@ -670,7 +693,7 @@ KINDS.update(
         _kind(
             "ewa_regressor",
             "regressor",
-            families.ewa_regressor,
+            _family("ewa_regressor"),
             "Exponentially weighted average of regressors",
             overrides=_MODELS,
             nested={"models": "regressor"},
@@ -679,21 +702,21 @@ KINDS.update(
         _kind(
             "one_vs_rest_classifier",
             "classifier",
-            families.one_vs_rest_classifier,
+            _family("one_vs_rest_classifier"),
             "One-vs-rest: a multiclass classifier from a binary one (MAX_MULTICLASS_LABELS)",
             nested={"classifier": "classifier"},
         ),
         _kind(
             "one_vs_one_classifier",
             "classifier",
-            families.one_vs_one_classifier,
+            _family("one_vs_one_classifier"),
             "One-vs-one: a binary classifier per pair of classes (MAX_MULTICLASS_LABELS)",
             nested={"classifier": "classifier"},
         ),
         _kind(
             "output_code_classifier",
             "classifier",
-            families.output_code_classifier,
+            _family("output_code_classifier"),
             "Output codes: code_size binary classifiers",
             overrides={"code_size": "int"},
             nested={"classifier": "classifier"},
@@ -701,7 +724,7 @@ KINDS.update(
         _kind(
             "random_under_sampler",
             "classifier",
-            families.random_under_sampler,
+            _family("random_under_sampler"),
             "Under-sample the stream to desired_dist (label -> share, summing to 1)",
             overrides={"desired_dist": "label_float_map"},
             nested={"classifier": "classifier"},
@@ -709,7 +732,7 @@ KINDS.update(
         _kind(
             "random_over_sampler",
             "classifier",
-            families.random_over_sampler,
+            _family("random_over_sampler"),
             "Over-sample the stream to desired_dist (label -> share, summing to 1)",
             overrides={"desired_dist": "label_float_map"},
             nested={"classifier": "classifier"},
@@ -717,7 +740,7 @@ KINDS.update(
         _kind(
             "random_sampler",
             "classifier",
-            families.random_sampler,
+            _family("random_sampler"),
             "Under- and over-sample the stream to desired_dist at sampling_rate",
             overrides={"desired_dist": "label_float_map"},
             nested={"classifier": "classifier"},
@@ -726,30 +749,30 @@ KINDS.update(
         _kind(
             "polynomial_extender",
             "transformer",
-            families.polynomial_extender,
+            _family("polynomial_extender"),
             "Polynomial and interaction features (MAX_POLYNOMIAL_FEATURES per x)",
         ),
         _kind(
             "rbf_sampler",
             "transformer",
-            families.rbf_sampler,
+            _family("rbf_sampler"),
             "Random Fourier features approximating an RBF kernel",
         ),
         _kind(
             "target_agg",
             "transformer",
-            families.target_agg,
+            _family("target_agg"),
             "Running statistic of the target per group of `by` (e.g. mean y per user); how one "
-            f"of {', '.join(families.STATISTICS)}",
+            f"of {', '.join(choices.STATISTICS)}",
             overrides={"by": "str_or_str_list", "how": "str", "target_name": "str"},
             handles_strings=True,  # groups by string features; outputs numbers
         ),
         _kind(
             "agg",
             "transformer",
-            families.agg,
+            _family("agg"),
             "Running statistic of feature `on` per group of `by`; how one of "
-            f"{', '.join(families.STATISTICS)}",
+            f"{', '.join(choices.STATISTICS)}",
             overrides={"on": "str", "by": "str_or_str_list", "how": "str"},
             required=("on",),
             handles_strings=True,
@@ -760,12 +783,26 @@ KINDS.update(
 BINARY_REDUCTIONS = frozenset(
     {"one_vs_rest_classifier", "one_vs_one_classifier", "output_code_classifier"}
 )
-# the kinds that hold `n_models` estimators: nested ensembles multiply (MAX_ENSEMBLE_MODELS)
-ENSEMBLES = frozenset(
-    name
-    for name, kind in KINDS.items()
-    if any(p in kind.params for p in param_bounds.ENSEMBLE_SIZE)
-)
+
+
+class _Ensembles:
+    """The kinds that hold `n_models` estimators: nested ensembles multiply
+    (MAX_ENSEMBLE_MODELS). Asked kind by kind, so only the kinds a spec names are read."""
+
+    def __contains__(self, name: object) -> bool:
+        kind = KINDS.get(name) if isinstance(name, str) else None
+        return kind is not None and any(p in kind.params for p in param_bounds.ENSEMBLE_SIZE)
+
+
+ENSEMBLES = _Ensembles()
+
+
+def import_all() -> None:
+    """Import every kind's module and read its signature now, not on first use: for a process
+    that builds any spec (the train function), so a request naming a kind for the first time
+    does not pay River's imports (seconds on a busy machine)."""
+    for kind in KINDS.values():
+        _ = kind.params, kind.required
 
 
 def check_bounds(steps: list[Mapping[str, Any]]) -> None:
@@ -982,7 +1019,12 @@ def build_model(spec: Mapping[str, Any], role: Role | None = None) -> tuple[Blue
         raise unprocessable(
             f"'{last.name}' scores y, not x: it takes no transformer steps", "invalid_spec"
         )
-    model = compose.Pipeline(*(m for _, m in built)) if transformers else estimator
+    if transformers:
+        from river import compose  # here: the catalog's import loads no River module
+
+        model = compose.Pipeline(*(m for _, m in built))
+    else:
+        model = estimator
     blueprint = Blueprint(
         task=TASK_OF_ROLE[last.role],
         text_input=bool(transformers) and transformers[0][0].text_input,

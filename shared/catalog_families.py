@@ -2,11 +2,14 @@
 feature-extraction kinds (issue 17): what a JSON spec names becomes River's object.
 
 River takes objects where a spec can only give JSON (a metric, a bandit policy, a running
-statistic, a class distribution), so each is chosen from an allow-list by name here, never
-by import path. Where River would grow without limit with the data (groups of an aggregate,
+statistic, a class distribution), so each is chosen by name from an allow-list (metrics and
+statistics in shared/catalog_choices.py), never by import path. Where River would grow without limit with the data (groups of an aggregate,
 classes of a one-vs-one, polynomial features), a subclass refuses the sample past the bound
 it was built with (a learn that raises is never acknowledged: 422 learn_failed). The bound is
 a constructor parameter so River's `clone()` keeps it, and a replay meets the same bound.
+
+The catalog names these factories as `Deferred`s: this module (and the River modules it
+subclasses) is imported when a spec first uses one of its kinds, or a pickled model holds one.
 """
 
 from __future__ import annotations
@@ -28,55 +31,26 @@ from river import (
     stats,
 )
 
+from shared.catalog_choices import (
+    CLASSIFICATION_METRICS,
+    REGRESSION_METRICS,
+    SEED,
+    STATISTICS,
+    choose,
+)
 from shared.settings import get_settings
-
-REGRESSION_METRICS: dict[str, Callable[[], metrics.base.RegressionMetric]] = {
-    "mae": metrics.MAE,
-    "mse": metrics.MSE,
-    "rmse": metrics.RMSE,
-    "r2": metrics.R2,
-}
-CLASSIFICATION_METRICS: dict[str, Callable[[], metrics.base.ClassificationMetric]] = {
-    "accuracy": metrics.Accuracy,
-    "balanced_accuracy": metrics.BalancedAccuracy,
-    "macro_f1": metrics.MacroF1,
-    "cross_entropy": metrics.CrossEntropy,
-    "log_loss": metrics.LogLoss,
-}
-# `how` of agg / target_agg: River's running statistics that take no argument
-STATISTICS: dict[str, Callable[[], stats.base.Univariate]] = {
-    "mean": stats.Mean,
-    "var": stats.Var,
-    "count": stats.Count,
-    "sum": stats.Sum,
-    "min": stats.Min,
-    "max": stats.Max,
-    "abs_max": stats.AbsMax,
-    "ptp": stats.PeakToPeak,
-    "skew": stats.Skew,
-    "kurtosis": stats.Kurtosis,
-    "median": lambda: stats.Quantile(0.5),
-}
-SEED = 42  # every random draw seeded by default: two builds of a spec agree
-
-
-def _choose(table: Mapping[str, Callable[[], Any]], name: str, what: str) -> Any:
-    factory = table.get(name)
-    if factory is None:
-        raise ValueError(f"unknown {what} '{name}'; one of: {', '.join(table)}")
-    return factory()
 
 
 def regression_metric(name: str) -> metrics.base.RegressionMetric:
-    return _choose(REGRESSION_METRICS, name, "regression metric")
+    return choose(REGRESSION_METRICS, name, "regression metric")
 
 
 def classification_metric(name: str) -> metrics.base.ClassificationMetric:
-    return _choose(CLASSIFICATION_METRICS, name, "classification metric")
+    return choose(CLASSIFICATION_METRICS, name, "classification metric")
 
 
 def statistic(name: str) -> stats.base.Univariate:
-    return _choose(STATISTICS, name, "statistic")
+    return choose(STATISTICS, name, "statistic")
 
 
 # ----- bandit policies (the `policy` of a bandit selector) ----------------------------------
@@ -113,12 +87,12 @@ def _two_or_more(models: list[Any]) -> list[Any]:
     return list(models)
 
 
-def _reward(table: Mapping[str, Callable[[], metrics.base.Metric]], name: str, what: str) -> Any:
+def _reward(table: dict[str, Callable[[], metrics.base.Metric]], name: str, what: str) -> Any:
     """A bandit's metric: River's policies maximise the metric they are given as reward, so
     one where smaller is better (an error, a loss) would make the bandit favour the worst
     candidate; only metrics where bigger is better are taken."""
     rewards = [n for n, factory in table.items() if factory().bigger_is_better]
-    metric = _choose(table, name, what)
+    metric = choose(table, name, what)
     if not metric.bigger_is_better:
         raise ValueError(
             f"a bandit maximises its metric and '{name}' is better smaller; "

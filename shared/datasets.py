@@ -17,15 +17,16 @@ import logging
 import uuid
 from concurrent.futures import Executor
 from datetime import UTC, datetime
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from shared.data_access import DATASET_META, DATASETS_FOLDER, UPLOAD_SUFFIX, DataAccess, upload_key
 from shared.errors import ApiError, conflict, not_found, unprocessable
 from shared.executors import run_in
 from shared.tenancy import check_name
 from shared.training.data import DataError, read_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("ml.datasets")
 
@@ -35,6 +36,8 @@ SUFFIX = UPLOAD_SUFFIX
 
 
 def _summary(frame: pd.DataFrame) -> dict[str, Any]:
+    import pandas as pd  # here: only the routes that read tables load pandas
+
     """Rows, columns and each column's kind (number or text): what a trainer needs to know."""
     kinds = {
         str(c): "number" if pd.api.types.is_numeric_dtype(frame[c]) else "text"
@@ -44,6 +47,8 @@ def _summary(frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def _parse(data: bytes, fmt: str) -> pd.DataFrame:
+    import pandas as pd  # here: only the routes that read tables load pandas
+
     try:
         if fmt == "csv":
             return pd.read_csv(io.BytesIO(data))

@@ -8,7 +8,7 @@ parameter and its range. Ranges that are operator settings name their variable.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,7 +225,7 @@ def _nested(value: Any) -> list[Mapping[str, Any]] | None:
 
 
 def _walk(
-    steps: list[Mapping[str, Any]], depth: int, settings: Settings, ensembles: Collection[str]
+    steps: list[Mapping[str, Any]], depth: int, settings: Settings, ensembles: Container[str]
 ) -> int:
     """Check every parameter; return the estimators one sample reaches (ensembles multiply)."""
     if depth > MAX_SPEC_NESTING:
@@ -270,7 +270,7 @@ def _spec_list(where: str, value: Any, settings: Settings) -> list[list[Mapping[
 
 
 def check_spec(
-    steps: list[Mapping[str, Any]], ensembles: Collection[str], settings: Settings | None = None
+    steps: list[Mapping[str, Any]], ensembles: Container[str], settings: Settings | None = None
 ) -> None:
     """422 `parameter_out_of_range` for the first parameter out of its range, or when nested
     ensembles would hold more than MAX_ENSEMBLE_MODELS estimators in all. `ensembles`: the

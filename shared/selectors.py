@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from river import model_selection
-
 SELECTOR_KINDS = frozenset(
     {
         "bandit_regressor",
@@ -36,6 +34,9 @@ def preferred(model: Any, spec: Mapping[str, Any] | None) -> dict[str, Any] | No
     """`{"index", "candidate", "decided"?}` for a selector's current best model, else None."""
     if not selects(spec):
         return None
+    # here: river.model_selection loads river.bandit, its datasets and scikit-learn
+    from river import model_selection
+
     steps = getattr(model, "steps", None)
     selector = list(steps.values())[-1] if steps else model
     if not isinstance(selector, model_selection.base.ModelSelector):

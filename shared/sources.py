@@ -13,7 +13,6 @@ from typing import Annotated, Literal
 
 import httpx
 from pydantic import Field
-from river import datasets
 
 from shared.data_access import DataAccess
 from shared.errors import unprocessable
@@ -61,6 +60,8 @@ def dataset_points(name: str, symbol: str | None) -> tuple[Point, ...]:
             f"unknown dataset '{name}'; known: {', '.join(SERIES_DATASETS)}", "unknown_dataset"
         )
     points: list[Point] = []
+    from river import datasets  # here: river.datasets loads scikit-learn and scipy.stats
+
     for x, y in getattr(datasets, name)():
         if name == "SP500Stocks":
             if symbol not in x:

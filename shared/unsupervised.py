@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from river import cluster, compose
-
 from shared import limits, numbers
 from shared.errors import unprocessable
 
@@ -92,6 +90,8 @@ def _no_cluster_yet(model: Any) -> bool:
     (River answers 0 then, a cluster that does not exist). Only STREAMKMeans is asked for
     its centres: DBSTREAM's and DenStream's are filled by predict_one itself, so asking
     them first would answer null for ever."""
+    from river import cluster, compose  # here: a process serving no clusterer never loads them
+
     final = list(model.steps.values())[-1] if isinstance(model, compose.Pipeline) else model
     if isinstance(final, cluster.DenStream):
         return not final.initialized

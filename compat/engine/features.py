@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import io
 
-import pandas as pd
-
 from compat.engine.market_data import Returns
 from shared.errors import unprocessable
 from shared.ingest import lag_features
@@ -54,6 +52,8 @@ def supervised_csv(returns: Returns, n_lags: int) -> bytes:
             f"{returns.symbol}: {len(values)} returns leave no training row with {n_lags} lags",
             "not_enough_data",
         )
+    import pandas as pd  # here: only building a training table loads pandas
+
     buffer = io.StringIO()
     pd.DataFrame(rows).to_csv(buffer, index=False)
     return buffer.getvalue().encode()

@@ -16,12 +16,13 @@ from __future__ import annotations
 import io
 import json
 from datetime import UTC, datetime
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from shared.errors import unprocessable
 from shared.registry import Registry
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FOLDER = "_ml-service"
 TEXT = "text"
@@ -90,11 +91,15 @@ def plan(
 
 
 def joined(values: list[Any]) -> str:
+    import pandas as pd  # here: only the routes that read tables load pandas
+
     return " ".join(str(v) for v in values if v is not None and not pd.isna(v))
 
 
 def text_csv(frame: pd.DataFrame, config: dict[str, Any]) -> bytes:
     """The data set with its feature columns joined into one text column (training input)."""
+    import pandas as pd  # here: only the routes that read tables load pandas
+
     rows = frame[config["features"]].to_numpy(dtype=object).tolist()
     derived = pd.DataFrame(
         {TEXT: [joined(row) for row in rows], config["target"]: frame[config["target"]]}

@@ -17,7 +17,7 @@ from compat.ml_service import handlers as ml_service
 from compat.online import models as online_models
 from shared import datasets_api
 from shared.app import build_router
-from shared.catalog import describe
+from shared.catalog import describe, import_all
 from shared.edge.body import parse_body
 from shared.edge.bridge import forward
 from shared.edge.codec import JSON
@@ -43,6 +43,10 @@ from shared.schemas import (
 )
 from shared.selectors import selects
 from shared.tenancy import path_name, tenant_of
+
+# train builds whatever spec it is sent: every kind's River module is imported at start, as a
+# predict function's never is (docs/architecture.md: the catalog, lazy by kind)
+import_all()
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 

@@ -13,16 +13,16 @@ import logging
 import os
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, Protocol
-
-from nats.aio.client import Client as NATS
-from nats.js import JetStreamContext
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.events.cloudevent import CONTENT_TYPE, Envelope, build_event
-from shared.events.jetstream import connect_nats, ensure_stream
 from shared.events.mirrors import mirrored
 from shared.events.outbox import MemoryOutbox, Outbox, open_outbox
 from shared.executors import run_in
+
+if TYPE_CHECKING:  # nats-py (and aiohttp under it) is imported only when NATS_URL is set
+    from nats.aio.client import Client as NATS
+    from nats.js import JetStreamContext
 
 log = logging.getLogger("shared.events")
 
@@ -265,6 +265,8 @@ class OutboxRelay:
             return len(done)
 
     async def _jetstream(self) -> JetStreamContext:
+        from shared.events.jetstream import connect_nats, ensure_stream
+
         if self._nc is None or self._nc.is_closed:
             self._nc = await connect_nats(
                 self.nats_url, name="online-ml-outbox", connect_timeout=self._connect_timeout

@@ -29,34 +29,19 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
-
-from nats import errors as nats_errors
-from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from nats.js import errors as js_errors
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.events.cloudevent import STREAM, event_id_time, nats_subject
 from shared.events.follow import FileFollower
-from shared.events.jetstream import connect_nats, ensure_stream
 from shared.events.live import LIVE_DIR, live_subject
 from shared.executors import run_in
 
+if TYPE_CHECKING:  # nats-py is imported only when NATS_URL is set (shared/events/jetstream.py)
+    from nats.aio.client import Client as NATS
+    from nats.aio.msg import Msg
+
 log = logging.getLogger("shared.events")
 
-# What makes NATS unavailable (503): its connection or its answer in time, not our own bug.
-NATS_DOWN = (
-    nats_errors.ConnectionClosedError,
-    nats_errors.ConnectionReconnectingError,
-    nats_errors.NoServersError,
-    nats_errors.StaleConnectionError,
-    nats_errors.TimeoutError,
-    nats_errors.NoRespondersError,
-    js_errors.ServiceUnavailableError,
-    TimeoutError,
-    OSError,
-)
 READ_BACK_BYTES = 64 * 1024  # the local log is searched backwards in reads of this size
 
 
@@ -252,6 +237,8 @@ class NatsFeed:
         self._consumers: set[str] = set()
 
     async def _connection(self) -> NATS:
+        from shared.events.jetstream import connect_nats, ensure_stream
+
         async with self._connect_lock:
             if self._nc is None or self._nc.is_closed:
                 try:
@@ -263,6 +250,10 @@ class NatsFeed:
             return self._nc
 
     async def subscribe(self, tenant: str, after: str | None, capacity: int) -> Subscription:
+        from nats.js.api import ConsumerConfig, DeliverPolicy
+
+        from shared.events.jetstream import NATS_DOWN
+
         nc = await self._connection()
         if not nc.is_connected:
             raise FeedUnavailable("NATS is reconnecting")
@@ -322,6 +313,8 @@ class NatsFeed:
     async def _resume_sequence(self, nc: NATS, tenant: str, after: str) -> int:
         """The stream sequence right after event `after` among the tenant's events (searched
         from the window's start, at most `max_scan` messages: ResumeTooFar past that)."""
+        from nats.js.api import ConsumerConfig, DeliverPolicy
+
         js = nc.jetstream()
         last = (await js.stream_info(STREAM)).state.last_seq
         since = event_id_time(after)

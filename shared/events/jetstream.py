@@ -1,4 +1,9 @@
-"""NATS plumbing shared by the relay and the CLI: connect, and make sure ML_EVENTS exists."""
+"""NATS plumbing shared by the relay, the stream, live events and the CLI: connect, make sure
+ML_EVENTS exists, and what counts as NATS being down.
+
+The one module of the event bus that imports nats-py (and aiohttp under it) at import time;
+the others import it where NATS_URL is set, so a process without NATS never loads them.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ import asyncio
 import contextlib
 import logging
 
+from nats import errors as nats_errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from nats.js import errors as js_errors
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import APIError, NotFoundError
 
@@ -16,6 +23,18 @@ from shared.events.cloudevent import STREAM, SUBJECT_PREFIX
 log = logging.getLogger("shared.events")
 
 STREAM_SUBJECTS = f"{SUBJECT_PREFIX}.>"
+# What makes NATS unavailable (503): its connection or its answer in time, not our own bug.
+NATS_DOWN = (
+    nats_errors.ConnectionClosedError,
+    nats_errors.ConnectionReconnectingError,
+    nats_errors.NoServersError,
+    nats_errors.StaleConnectionError,
+    nats_errors.TimeoutError,
+    nats_errors.NoRespondersError,
+    js_errors.ServiceUnavailableError,
+    TimeoutError,
+    OSError,
+)
 
 
 async def _on_error(exc: Exception) -> None:

@@ -22,14 +22,14 @@ import os
 from concurrent.futures import Executor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
-
-from nats.aio.client import Client as NATS
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.events.cloudevent import check_tenant, new_event_id
-from shared.events.jetstream import connect_nats
 from shared.executors import run_in
 from shared.monitoring.prometheus import LIVE_DROPPED
+
+if TYPE_CHECKING:  # nats-py is imported only when NATS_URL is set (shared/events/jetstream.py)
+    from nats.aio.client import Client as NATS
 
 log = logging.getLogger("shared.events")
 
@@ -197,6 +197,8 @@ class NatsLive:
         self._connecting = asyncio.get_running_loop().create_task(self._connect())
 
     async def _connect(self) -> None:
+        from shared.events.jetstream import connect_nats
+
         try:
             self._nc = await connect_nats(self.nats_url, name="online-ml-live")
         except Exception as exc:

@@ -24,8 +24,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from river import metrics
-
 from shared.monitoring.outcomes import Outcome
 from shared.monitoring.unsupervised import AnomalyStats
 from shared.numbers import as_finite
@@ -41,6 +39,8 @@ class Comparison:
         self.n = 0
         self.scores = {side: AnomalyStats(None) for side in SIDES}
         self.clusters: dict[str, Counter[str]] = {side: Counter() for side in SIDES}
+        from river import metrics  # here: river.metrics loads scipy.stats
+
         self.agreement: Any = metrics.AdjustedRand()
         self.agreed = 0
 

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from river import drift
-from scipy import special
 
 from shared.numbers import is_finite
 
@@ -41,6 +39,8 @@ def psi(reference: np.ndarray, recent: np.ndarray, bins: int = PSI_BINS) -> floa
 
 def ks(reference: np.ndarray, recent: np.ndarray) -> tuple[float, float]:
     """Two-sample Kolmogorov-Smirnov statistic and its asymptotic p-value (Stephens)."""
+    from scipy import special  # here: the KS test is a report; serving never loads scipy
+
     a, b = np.sort(reference), np.sort(recent)
     both = np.concatenate([a, b])
     gap = np.searchsorted(a, both, side="right") / len(a)
@@ -55,6 +55,10 @@ class ErrorDrift:
     learning (every fresh model's error falls while it warms up)."""
 
     def __init__(self) -> None:
+        # here: river.drift loads River's data sets, scikit-learn and scipy.stats, which a
+        # process that folds no outcome (a cold predict) has no need of
+        from river import drift
+
         self.adwin = drift.ADWIN()
         self.changes = 0  # every change ADWIN cut its window at, either way
         self.rises = 0

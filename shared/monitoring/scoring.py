@@ -7,10 +7,8 @@ River computes in-process on the same ordered stream.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
-
-from river import metrics, utils
 
 from shared.learning import label_key
 from shared.numbers import SQUARABLE, as_finite, is_finite
@@ -18,25 +16,32 @@ from shared.numbers import SQUARABLE, as_finite, is_finite
 WINDOWS = (5, 10, 20)
 Kind = Literal["regression", "binary", "multiclass"]
 
-METRICS: dict[Kind, dict[str, Callable[[], metrics.base.Metric]]] = {
-    "regression": {
-        "mae": metrics.MAE,
-        "mse": metrics.MSE,
-        "rmse": metrics.RMSE,
-        "mape": metrics.MAPE,
-    },
-    "binary": {
-        "accuracy": metrics.Accuracy,
-        "f1": metrics.F1,
-        "log_loss": metrics.LogLoss,
-        "roc_auc": metrics.ROCAUC,
-    },
-    "multiclass": {
-        "accuracy": metrics.Accuracy,
-        "f1": metrics.MacroF1,
-        "log_loss": metrics.CrossEntropy,
-    },
+# metric name -> River's class in river.metrics, per kind
+_METRIC_CLASSES: dict[Kind, dict[str, str]] = {
+    "regression": {"mae": "MAE", "mse": "MSE", "rmse": "RMSE", "mape": "MAPE"},
+    "binary": {"accuracy": "Accuracy", "f1": "F1", "log_loss": "LogLoss", "roc_auc": "ROCAUC"},
+    "multiclass": {"accuracy": "Accuracy", "f1": "MacroF1", "log_loss": "CrossEntropy"},
 }
+
+
+class _Metrics(Mapping[Kind, dict[str, type]]):
+    """`METRICS[kind]`: metric name -> River's metric class. river.metrics is imported at the
+    first look-up, not with this module: it loads scipy.stats, which a process that scores
+    nothing (a predict function on its first request) has no need of."""
+
+    def __getitem__(self, kind: Kind) -> dict[str, type]:
+        from river import metrics
+
+        return {name: getattr(metrics, cls) for name, cls in _METRIC_CLASSES[kind].items()}
+
+    def __iter__(self) -> Iterator[Kind]:
+        return iter(_METRIC_CLASSES)
+
+    def __len__(self) -> int:
+        return len(_METRIC_CLASSES)
+
+
+METRICS = _Metrics()
 # Metrics that read class probabilities rather than the predicted label.
 PROBABILISTIC = frozenset({"log_loss", "roc_auc"})
 
@@ -61,6 +66,8 @@ class Scoreboard:
 
     def __init__(self, kind: Kind) -> None:
         self.kind = kind
+        from river import utils
+
         factories = METRICS[kind]
         self.cumulative = {name: make() for name, make in factories.items()}
         self.rolling = {

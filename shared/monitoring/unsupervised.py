@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections import Counter, deque
 from typing import Any
 
-from river import metrics, stats, utils
-
 from shared.monitoring.outcomes import Outcome
 from shared.numbers import as_finite
 
@@ -40,6 +38,8 @@ class _AnomalyStats:
     """The statistics of one horizon (the whole version, or one rolling window)."""
 
     def __init__(self, window: int | None) -> None:
+        from river import metrics, stats, utils  # here: river.metrics loads scipy.stats
+
         if window is None:
             self.quantiles: dict[str, Any] = {n: stats.Quantile(q) for n, q in QUANTILES.items()}
             self.mean: Any = stats.Mean()

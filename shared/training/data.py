@@ -5,22 +5,26 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-from river import datasets
+from shared.deferred import river
 
-# Data sets River ships as files (no download at run time), single target.
-DATASETS: dict[str, type] = {
-    "AirlinePassengers": datasets.AirlinePassengers,
-    "Bananas": datasets.Bananas,
-    "ChickWeights": datasets.ChickWeights,
-    "ImageSegments": datasets.ImageSegments,
-    "Phishing": datasets.Phishing,
-    "SP500Stocks": datasets.SP500Stocks,
-    "TrumpApproval": datasets.TrumpApproval,
-    "WaterFlow": datasets.WaterFlow,
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Data sets River ships as files (no download at run time), single target. Deferred: river.
+# datasets loads scikit-learn and scipy.stats, which a process that trains on none never needs.
+DATASETS: dict[str, Callable[[], Any]] = {
+    "AirlinePassengers": river("datasets.AirlinePassengers"),
+    "Bananas": river("datasets.Bananas"),
+    "ChickWeights": river("datasets.ChickWeights"),
+    "ImageSegments": river("datasets.ImageSegments"),
+    "Phishing": river("datasets.Phishing"),
+    "SP500Stocks": river("datasets.SP500Stocks"),
+    "TrumpApproval": river("datasets.TrumpApproval"),
+    "WaterFlow": river("datasets.WaterFlow"),
 }
 SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -63,6 +67,8 @@ def read_frame(uri: str) -> pd.DataFrame:
     """A CSV or Parquet file from a path, file:// or gs:// URI. Call it only with a URI that
     shared.data_access resolved for the tenant. Messages name the file by its base name only
     (never the server's path) and say nothing of any other file."""
+    import pandas as pd  # here: only the routes that read tables load pandas
+
     lower = uri.lower().split("?", 1)[0]
     if not lower.endswith(SUFFIXES):
         raise DataError("the file must end in .csv or .parquet")

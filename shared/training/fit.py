@@ -10,8 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from river import metrics
-
 from shared import learning
 from shared.catalog import Blueprint
 from shared.errors import ApiError
@@ -48,6 +46,8 @@ def _checked(blueprint: Blueprint, rows: list[Row], offset: int) -> list[Row]:
 
 
 def _score(model: Any, blueprint: Blueprint, test: list[Row]) -> dict[str, float | None]:
+    from river import metrics  # here: river.metrics loads scipy.stats; only a fit scores
+
     if not test or blueprint.task in learning.UNSUPERVISED:
         return {}  # a detector or clusterer has no held-out score to report
     if blueprint.task == "forecasting":
