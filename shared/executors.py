@@ -10,11 +10,16 @@ one kind of work cannot starve another (issue 11: isolation of work).
   (shared/learn_process.py), started on first use: threads keep the event loop free but
   not the GIL, and a thousand-sample batch into a forest holds it for seconds.
 
+- `monitor` (CPU_WORKERS threads): the monitor's folds of the exact shared metrics, our own
+  steady background work, apart from the tenants' (below).
+
 The threads share the GIL with the event loop: each time the loop wants it back (after every
-poll for I/O) it waits until the running thread is told to let go, every GIL_SWITCH_MS. At
+poll for I/O) it waits until the running thread is told to let go, every switch interval. At
 CPython's default of 5 ms one busy pool thread made every other request wait 5 ms at each
 step (tenant A's predict_learns fell from ~1,300 to ~350 req/s beside tenant B's learn
-batches); the process sets the interval when its pools are made.
+batches). So while a task of `cpu` or `jobs` runs, the interval is GIL_SWITCH_MS (0.5 ms),
+and back to CPython's once none does: held short all the time it cost a busy predict_learn
+a third of its rate, the folds then taking a fair share of the GIL from the event loop.
 
 The runtime creates one `Executors` per process and passes the pools to the components
 that need them; it shuts them down when it is dropped (tests, a new event loop). A serving
@@ -31,6 +36,7 @@ import contextvars
 import functools
 import multiprocessing
 import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
@@ -44,30 +50,80 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+# CPython's interval as the process started (5 ms unless someone changed it before)
+USUAL_SWITCH_SECONDS = sys.getswitchinterval()
 # what the learn workers' fork server imports once, so each worker starts with River loaded
 LEARN_WORKER_MODULES = ["shared.learn_process"]
 
 
+class ShortSwitch:
+    """The process's GIL switch interval: `short` while at least one tenant task runs in a
+    pool, else what it was (CPython's 5 ms). Counted across pools and threads."""
+
+    def __init__(self, short_seconds: float) -> None:
+        self.short = short_seconds
+        self.usual = USUAL_SWITCH_SECONDS
+        self._running = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._running += 1
+            if self._running == 1:
+                sys.setswitchinterval(min(self.short, self.usual))
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._running -= 1
+            if self._running == 0:
+                sys.setswitchinterval(self.usual)
+
+    def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        with self:
+            return fn(*args, **kwargs)
+
+
+class TenantWorkPool(ThreadPoolExecutor):
+    """A thread pool whose tasks run with the short switch interval (builds, learn batches,
+    cold loads, training jobs: work a tenant sends, which must not hold up the others)."""
+
+    def __init__(self, workers: int, prefix: str, switch: ShortSwitch | None) -> None:
+        super().__init__(workers, thread_name_prefix=prefix)
+        self.switch = switch
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+        if self.switch is None:
+            return super().submit(fn, *args, **kwargs)
+        return super().submit(self.switch.run, fn, *args, **kwargs)
+
+
 class Executors:
-    """The three thread pools and the learn worker processes, sized by settings."""
+    """The thread pools and the learn worker processes, sized by settings. `switch`: the
+    short GIL switch interval the tenant pools run with (None: CPython's throughout)."""
 
     def __init__(
-        self, cpu_workers: int, io_workers: int, job_workers: int, learn_processes: int = 0
+        self,
+        cpu_workers: int,
+        io_workers: int,
+        job_workers: int,
+        learn_processes: int = 0,
+        switch: ShortSwitch | None = None,
     ) -> None:
-        self.cpu = ThreadPoolExecutor(cpu_workers, thread_name_prefix="ml-cpu")
+        self.cpu = TenantWorkPool(cpu_workers, "ml-cpu", switch)
+        self.jobs = TenantWorkPool(job_workers, "ml-job", switch)
         self.io = ThreadPoolExecutor(io_workers, thread_name_prefix="ml-io")
-        self.jobs = ThreadPoolExecutor(job_workers, thread_name_prefix="ml-job")
+        self.monitor = ThreadPoolExecutor(cpu_workers, thread_name_prefix="ml-monitor")
         self.learn_processes = learn_processes
         self._learn: ProcessPoolExecutor | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Executors:
-        sys.setswitchinterval(settings.gil_switch_ms / 1000)
         return cls(
             settings.cpu_workers,
             settings.io_workers,
             settings.job_workers,
             settings.learn_processes,
+            _switch_of(settings.gil_switch_ms / 1000),
         )
 
     def learn_pool(self) -> ProcessPoolExecutor | None:
@@ -93,10 +149,19 @@ class Executors:
     def shutdown(self) -> None:
         """Drop queued work and let running threads finish on their own (they cannot be
         interrupted); the event loop does not wait for them. Idle learn workers exit."""
-        for pool in (self.cpu, self.io, self.jobs):
+        for pool in (self.cpu, self.io, self.jobs, self.monitor):
             pool.shutdown(wait=False, cancel_futures=True)
         if self._learn is not None:
             self._learn.shutdown(wait=False, cancel_futures=True)
+
+
+_switches: dict[float, ShortSwitch] = {}
+
+
+def _switch_of(short_seconds: float) -> ShortSwitch:
+    """One ShortSwitch per interval in the process (runtimes come and go in tests; their
+    counts must not restore an interval another runtime's task still relies on)."""
+    return _switches.setdefault(short_seconds, ShortSwitch(short_seconds))
 
 
 async def run_in(

@@ -111,7 +111,7 @@ def current_runtime() -> Runtime:
             store,
             events,
             audit_max_rows=settings.audit_max_rows,
-            cpu=executors.cpu,
+            cpu=executors.monitor,
             live=live,
             live_prediction_every=settings.stream_prediction_every,
             live_metrics_seconds=settings.stream_metrics_seconds,

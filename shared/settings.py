@@ -411,8 +411,8 @@ class Settings(BaseSettings):
         gt=0,
         le=100,
         description="how long a pool thread (a learn batch, a build, a job) may keep the GIL "
-        "while the event loop waits for it (sys.setswitchinterval): short, so other tenants' "
-        "requests are not each held up behind it",
+        "while the event loop waits for it (sys.setswitchinterval), while such a task runs: "
+        "short, so other tenants' requests are not each held up behind it",
     )
     learn_processes: int = Field(
         1,
