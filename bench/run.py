@@ -208,7 +208,11 @@ def measure(work: Path, stack: contextlib.ExitStack) -> Measured:
         )
     for route in ROUTES:
         value = trips[f"{route}, {REDIS}"].round_trips
-        checks.append(Aim(f"Valkey round trips per {route} (warm, one at a time)", value, 1, "="))
+        # at most one: no request can take fewer than one round trip, so a count under 1 is
+        # only the 'others' correction's error (our own periodic reads in its quiet spell)
+        checks.append(
+            Aim(f"Valkey round trips per {route} (warm, one at a time)", round(value, 2), 1, "<=")
+        )
 
     progress(f"cold start, median of {coldstart.RUNS}")
     x = learned[0][0]
