@@ -107,12 +107,7 @@ def _row(p: Pending, x: Any, output: dict[str, Any], version: Any, seq: Any) -> 
         known["prediction_id"] = prediction_id
     return _compact(
         {
-            "at": _Clock.iso(p[4]),
-            "request_id": p[3],
-            "tenant": p[0],
-            "model": p[1],
-            "version": version,
-            "route": p[2],
+            **_leading_fields(p, version),
             "input_hash": input_hash(x),
             "output": output,
             "seq": seq,
@@ -166,20 +161,23 @@ def encode(pending: list[Pending]) -> dict[str, list[str]]:
     return rows
 
 
+def _leading_fields(p: Pending, version: Any) -> dict[str, Any]:
+    """A row's first fields, in their order: when, which request, whose model, which route."""
+    return {
+        "at": _Clock.iso(p[4]),
+        "request_id": p[3],
+        "tenant": p[0],
+        "model": p[1],
+        "version": version,
+        "route": p[2],
+    }
+
+
 def _batch_rows(p: Pending, version: Any, seq: Any) -> list[str]:
     """`_row` of each item of a batch without actuals (a batch predict's): the same text, the
     fields the items share (time, request, model, seq, latency) written once and each item's
     own parts (hash, output, id) spliced in between, as orjson writes a compact object."""
-    head = _compact(
-        {
-            "at": _Clock.iso(p[4]),
-            "request_id": p[3],
-            "tenant": p[0],
-            "model": p[1],
-            "version": version,
-            "route": p[2],
-        }
-    )[:-1]
+    head = _compact(_leading_fields(p, version))[:-1]
     tail = _compact({"seq": seq, "latency_ms": round(p[5], 3)})[1:-1]
     rows = []
     for x, result in zip(p[6], p[7]["results"], strict=True):
