@@ -7,6 +7,7 @@ the same outcomes reaches the same detections.
 from __future__ import annotations
 
 import math
+import sys
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -22,32 +23,51 @@ CHECK_EVERY = 50  # samples between two feature comparisons
 PSI_BINS = 10
 PSI_DRIFT = 0.25  # the usual "significant shift" threshold
 KS_ALPHA = 0.001
+_FLOAT_MAX = sys.float_info.max
+_HUGE = np.empty(0)  # the column could not be converted as a whole
 _EPS = 1e-4  # an empty bin counts as this share (PSI's log needs both sides > 0)
 
 
 def psi(reference: np.ndarray, recent: np.ndarray, bins: int = PSI_BINS) -> float:
     """Population stability index over the reference's quantile bins."""
-    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
-    expected = np.bincount(
-        np.searchsorted(edges, reference, side="right"), minlength=len(edges) + 1
-    )
-    actual = np.bincount(np.searchsorted(edges, recent, side="right"), minlength=len(edges) + 1)
-    p = np.maximum(expected / len(reference), _EPS)
-    q = np.maximum(actual / len(recent), _EPS)
-    return float(np.sum((q - p) * np.log(q / p)))
+    return Baseline(reference, bins).psi(recent)
 
 
 def ks(reference: np.ndarray, recent: np.ndarray) -> tuple[float, float]:
     """Two-sample Kolmogorov-Smirnov statistic and its asymptotic p-value (Stephens)."""
-    from scipy import special  # here: the KS test is a report; serving never loads scipy
+    return Baseline(reference).ks(recent)
 
-    a, b = np.sort(reference), np.sort(recent)
-    both = np.concatenate([a, b])
-    gap = np.searchsorted(a, both, side="right") / len(a)
-    gap -= np.searchsorted(b, both, side="right") / len(b)
-    d = float(np.max(np.abs(gap)))
-    en = math.sqrt(len(a) * len(b) / (len(a) + len(b)))
-    return d, min(1.0, float(special.kolmogorov((en + 0.12 + 0.11 / en) * d)))
+
+class Baseline:
+    """One feature's reference column with what PSI and KS need of it (its quantile bins
+    and their shares, its sorted values), computed once: a version's reference is fixed once
+    full, so a comparison every CHECK_EVERY samples only pays for the recent side."""
+
+    def __init__(self, reference: np.ndarray, bins: int = PSI_BINS) -> None:
+        self.edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
+        expected = np.bincount(
+            np.searchsorted(self.edges, reference, side="right"), minlength=len(self.edges) + 1
+        )
+        self.shares = np.maximum(expected / len(reference), _EPS)
+        self.ordered = np.sort(reference)
+
+    def psi(self, recent: np.ndarray) -> float:
+        actual = np.bincount(
+            np.searchsorted(self.edges, recent, side="right"), minlength=len(self.edges) + 1
+        )
+        p, q = self.shares, np.maximum(actual / len(recent), _EPS)
+        return float(np.sum((q - p) * np.log(q / p)))
+
+    def ks(self, recent: np.ndarray) -> tuple[float, float]:
+        from scipy import special  # here: the KS test is a report; serving never loads scipy
+
+        a, b = self.ordered, np.sort(recent)
+        both = np.concatenate([a, b])
+        gap = np.searchsorted(a, both, side="right") / len(a)
+        gap -= np.searchsorted(b, both, side="right") / len(b)
+        d = float(np.max(np.abs(gap)))
+        en = math.sqrt(len(a) * len(b) / (len(a) + len(b)))
+        return d, min(1.0, float(special.kolmogorov((en + 0.12 + 0.11 / en) * d)))
 
 
 class ErrorDrift:
@@ -108,6 +128,7 @@ class FeatureDrift:
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
         self.scores: dict[str, FeatureScore] = {}
         self.checked_at = 0  # samples seen at the last comparison
+        self._kept: dict[str, Baseline] | None = None
 
     def update(self, x: Any) -> bool:
         """Add one sample; every CHECK_EVERY samples compare the windows. True if drifted."""
@@ -121,17 +142,36 @@ class FeatureDrift:
         if self.samples < REFERENCE + RECENT or self.samples % CHECK_EVERY:
             return False
         self.checked_at = self.samples
-        self.scores = {}
-        for name in _numeric_features(self.reference):
-            reference, recent = _column(self.reference, name), _column(self.recent, name)
-            if len(reference) >= REFERENCE // 2 and len(recent) >= RECENT // 2:
-                self.scores[name] = FeatureScore(psi(reference, recent), *ks(reference, recent))
+        self.scores = {
+            name: FeatureScore(baseline.psi(recent), *baseline.ks(recent))
+            for name, baseline in self._baselines().items()
+            if len(recent := _column(self.recent, name)) >= RECENT // 2
+        }
         return any(score.drifted for score in self.scores.values())
+
+    def _baselines(self) -> dict[str, Baseline]:
+        """Per compared feature its Baseline, kept once the reference is full (fixed)."""
+        kept: dict[str, Baseline] | None = getattr(self, "_kept", None)  # older pickles
+        if kept is not None:
+            return kept
+        baselines = {}
+        for name in _numeric_features(self.reference):
+            reference = _column(self.reference, name)
+            if len(reference) >= REFERENCE // 2:
+                baselines[name] = Baseline(reference)
+        if len(self.reference) == REFERENCE:
+            self._kept = baselines
+        return baselines
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the kept baselines: they are rebuilt from the reference."""
+        return {k: v for k, v in self.__dict__.items() if k != "_kept"}
 
     def retire(self) -> None:
         """Drop the windows (the scores stay): the version is no longer the one serving."""
         self.reference = []
         self.recent.clear()
+        self._kept = None
 
     def drifted(self) -> list[str]:
         return sorted(name for name, score in self.scores.items() if score.drifted)
@@ -172,4 +212,14 @@ def _numeric_features(samples: list[dict[str, Any]]) -> list[str]:
 
 
 def _column(samples: Any, name: str) -> np.ndarray:
-    return np.array([v for x in samples if _numeric(v := x.get(name))], dtype=float)
+    """The feature's finite numeric values across the samples, in order."""
+    values = [v for x in samples if type(v := x.get(name)) is float or type(v) is int]
+    try:
+        column = np.array(values, dtype=float)
+    except OverflowError:
+        column = _HUGE
+    # float's largest value may be an int just past it, rounded down: those are checked one
+    # by one (as ints, never converted), like any int beyond float's range
+    if column is _HUGE or (len(column) and np.max(np.abs(column)) == _FLOAT_MAX):
+        return np.array([v for v in values if _numeric(v)], dtype=float)
+    return column[np.isfinite(column)]
