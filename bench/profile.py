@@ -37,16 +37,18 @@ _LINE = re.compile(r":\d+\)$")
 class ProfiledServer(Server):
     """The bench's Server, started under `py-spy record` (raw collapsed stacks)."""
 
-    def __init__(self, *args: object, output: Path, rate: int, **kwargs: object) -> None:
+    def __init__(self, *args: object, output: Path, rate: int, gil: bool, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.output, self.rate = output, rate
+        self.output, self.rate, self.gil = output, rate, gil
         self.server_pid: int | None = None
 
     def start(self) -> None:
         spy = Path(sys.executable).with_name("py-spy")
         argv = [
             *(str(spy), "record", "--format", "raw", "--rate", str(self.rate)),
-            *("--output", str(self.output), "--threads", "--"),
+            *("--output", str(self.output), "--threads"),
+            *(("--gil",) if self.gil else ()),
+            "--",
             *(sys.executable, "-m", "shared.server", "--app", self.target),
             *("--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"),
         ]
@@ -111,6 +113,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
+    # A thread blocked on the GIL or in a syscall counts as active to py-spy: shares of all
+    # samples overstate the executor threads. --gil keeps only the GIL holder's stacks, which
+    # is where a CPU-bound process's time goes.
+    parser.add_argument("--gil", action="store_true", help="only samples holding the GIL")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-profile-"))
@@ -125,7 +131,13 @@ def main() -> None:
             env = {"STATE_URL": valkey.connection_url}
         output = work / f"{args.state}-{args.route}.txt"
         server = ProfiledServer(
-            "profiled", "bench.function_apps:combined", env, work, output=output, rate=args.rate
+            "profiled",
+            "bench.function_apps:combined",
+            env,
+            work,
+            output=output,
+            rate=args.rate,
+            gil=args.gil,
         )
         stack.callback(server.stop)
         server.start()
