@@ -32,6 +32,3 @@ async def bare(scope: Scope, receive: Receive, send: Send) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-floor: ASGIApp = create_asgi_app(target="app", source=str(Path(__file__).with_name("floor.py")))

@@ -43,6 +43,17 @@ IN_PROCESS_SECONDS = 1.0
 BUSY = 0.9  # share of a core above which a process may be what limits a row
 MEMORY, REDIS = "ff predict+train, memory://", "ff predict | train, redis://"
 BARE_ECHO = "bare ASGI echo (uvicorn, no ff)"
+# The ceiling of a served predict: River and a JSON codec in a function, none of the platform
+FLOORS = {  # job key → (route, row label, server, body)
+    "floor/predict": ("predict", "floor: River+orjson in ff", "floor", "x"),
+    "floor/predict_learn": ("predict_learn", "floor: River+orjson in ff", "floor", "xy"),
+    "floor-valkey/predict_learn": (
+        "predict_learn",
+        "floor + 1 redis-py RPUSH",
+        "floor-valkey",
+        "xy",
+    ),
+}
 # Where the linreg model is served: row label → server name. The gateway row shows what the
 # functions-framework layer costs; the aims are judged on the ff rows, served as deployed.
 DEPLOYMENTS = {
@@ -139,6 +150,9 @@ def measure(work: Path, stack: contextlib.ExitStack) -> Measured:
             jobs.append(
                 Job(f"{label}/{route}", servers[name], path, bodies[body], THROUGHPUT, pids)
             )
+    for key, (_, _, name, body) in FLOORS.items():
+        pids = {"valkey": valkey_pid} if name == "floor-valkey" else {}
+        jobs.append(Job(key, servers[name], "/", bodies[body], THROUGHPUT, pids))
     # chantilly's CPU is its two gunicorn workers' (the master only watches them) and Valkey's
     rival_pids = {f"worker{i}": pid for i, pid in enumerate(rival.children(), 1)}
     rival_pids["valkey"] = valkey_pid
@@ -164,6 +178,11 @@ def measure(work: Path, stack: contextlib.ExitStack) -> Measured:
                 f"{route} scaler>linreg", label, THROUGHPUT, best[f"{label}/{route}"], echo_rps
             )
             for label in DEPLOYMENTS
+        ]
+        throughput_rows += [
+            served_row(f"{route} scaler>linreg", label, THROUGHPUT, best[key], echo_rps)
+            for key, (of_route, label, _, _) in FLOORS.items()
+            if of_route == route
         ]
     for case in CHANTILLY_ROUTES:
         result = best[f"chantilly/{case}"]
@@ -253,6 +272,8 @@ def notes(rows: list[Row]) -> list[str]:
         "'other' = load on the box that is not ours (e.g. a test run), which slows rows down.",
         "River calls/s = calls / time inside the calls (p50/p99 include ~0.1 us of timer).",
         "redis:// rows share the cores between client, predict server and Valkey.",
+        "floor rows: River and orjson in a functions-framework function with none of the "
+        "platform (bench/floor.py): no served predict can beat them, so they bound the ratios.",
         "chantilly's gunicorn sync workers close the connection after every response; the "
         "client then reconnects (as wrk does), so its rows include one TCP connect per request.",
     ]

@@ -94,6 +94,14 @@ def start_servers(
     servers = [
         Server("echo", "bench.echo_app:app", {}, work),
         Server("bare-echo", "bench.echo_app:bare", {}, work),  # no functions-framework
+        # the ceiling: River + orjson in a function, with (floor-valkey) one round trip a learn
+        Server("floor", "bench.floor_app:app", {}, work),
+        Server(
+            "floor-valkey",
+            "bench.floor_app:app",
+            {"FLOOR_REDIS_URL": valkey.connection_url},
+            work,
+        ),
         # memory:// lives in one process, so train and predict share one there.
         Server("ff-memory", "bench.function_apps:combined", memory, work),
         # The split deployment: train and predict as separate processes on one Valkey.
