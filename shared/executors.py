@@ -53,7 +53,7 @@ T = TypeVar("T")
 # CPython's interval as the process started (5 ms unless someone changed it before)
 USUAL_SWITCH_SECONDS = sys.getswitchinterval()
 # what the learn workers' fork server imports once, so each worker starts with River loaded
-LEARN_WORKER_MODULES = ["shared.learn_process"]
+LEARN_WORKER_MODULES = ["shared.learn_process", "shared.monitoring.fold"]
 
 
 class ShortSwitch:

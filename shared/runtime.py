@@ -112,6 +112,7 @@ def current_runtime() -> Runtime:
             events,
             audit_max_rows=settings.audit_max_rows,
             cpu=executors.monitor,
+            workers=executors,
             live=live,
             live_prediction_every=settings.stream_prediction_every,
             live_metrics_seconds=settings.stream_metrics_seconds,

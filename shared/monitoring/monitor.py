@@ -26,7 +26,7 @@ from shared.events import EventBus
 from shared.events.live import LivePublisher
 from shared.monitoring import audit, latency
 from shared.monitoring.comparison import Comparison
-from shared.monitoring.fold import FOLD_EVERY, Folder
+from shared.monitoring.fold import FOLD_EVERY, Folder, WorkerPool
 from shared.monitoring.hooks import LabelledPrediction
 from shared.monitoring.ledger import Ledger
 from shared.monitoring.live import LiveSampler
@@ -60,6 +60,7 @@ class Monitor:
         *,
         audit_max_rows: int,
         cpu: Executor | None = None,
+        workers: WorkerPool | None = None,
         live: LivePublisher | None = None,
         live_prediction_every: int = 0,
         live_metrics_seconds: float = 5.0,
@@ -70,7 +71,7 @@ class Monitor:
         self.ride_after = ride_after_seconds
         self.events = events
         self.audit_max_rows = audit_max_rows
-        self.folder = Folder(store, events, cpu)
+        self.folder = Folder(store, events, cpu, workers)
         # live `prediction` / `metrics` events for the SSE stream (None: not sent)
         self.live = (
             LiveSampler(
@@ -349,7 +350,7 @@ class Monitor:
         try:
             if await self.store.try_lock(lock, 30_000):
                 try:
-                    await self.folder.fold(tenant, name)
+                    await self.folder.advance(tenant, name)
                 finally:
                     await self.store.release_lock(lock)
         except Exception:
