@@ -259,6 +259,33 @@ async def test_concurrent_fresh_keeps_of_one_model_share_script_calls(redis_url:
     await store.close()
 
 
+async def test_a_cancelled_leader_strands_no_follower(redis_url: str) -> None:
+    """The keep in flight is cancelled with followers queued behind it: they are sent all the
+    same (a follower cancelled before its group went has its item dropped, not kept)."""
+    store = RedisStateStore(redis_url)
+    kept = RedisKeptPredictions(store.connection, 3600, 1000)
+    await store.create_model("t", "c", "u", "{}", b"snap0")
+    await kept.keep_fresh("t", "c", "u", 0, ("warm", X, outcome(0.0)))  # the script loaded
+
+    def keep(pid: str) -> asyncio.Task:
+        return asyncio.create_task(kept.keep_fresh("t", "c", "u", 0, (pid, X, outcome(1.0))))
+
+    leader = keep("lead")
+    await asyncio.sleep(0)  # its call in flight
+    followers = [keep(f"f{i}") for i in range(5)]
+    gone = keep("gone")
+    await asyncio.sleep(0)  # all queued behind it
+    leader.cancel()
+    gone.cancel()
+    assert [(await f).status for f in followers] == ["kept"] * 5
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    got = await kept.fetch("t", "c", "u", ["f0", "f4", "gone"], time.time(), None)
+    assert isinstance(got.kept["f0"], Kept) and isinstance(got.kept["f4"], Kept)
+    assert got.kept["gone"] == "missing"
+    await store.close()
+
+
 async def fetch_one_of(kept: KeptPredictions, name: str, pid: str) -> Kept:
     found = (await kept.fetch("t", name, "u", [pid], time.time(), None)).kept[pid]
     assert isinstance(found, Kept)
