@@ -336,22 +336,28 @@ return keep(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonu
 """
 )
 
-# A warm predict's one round trip: keep its prediction only if it was made on the whole log
-# (the log still ends at `after` in this lineage); else the tail it missed, and nothing kept.
-KEEP_FRESH_PREDICTION = (
+# Warm predicts' one round trip, for a group of them made at one (uid, seq) (group commit,
+# shared/state/group_commit.py): keep each prediction only if they were made on the whole log
+# (the log still ends at `after` in this lineage) — then 1 kept / 0 labelled per item, in
+# order; else one answer for all: the tail they missed (or stale / missing), nothing kept.
+KEEP_FRESH_PREDICTIONS = (
     TAIL
     + KEEP
     + """
--- KEYS: state, log, kept, pending, labelled; ARGV: uid, after, id, value, now, ttl, max_kept
+-- KEYS: state, log, kept, pending, labelled; ARGV: uid, after, now, ttl, max_kept, then
+-- (id, value) per item
 local st = redis.call('HMGET', KEYS[1], 'uid', 'seq', 'trimmed')
 if not st[1] then return {'missing'} end
 local seq, after = tonumber(st[2]), tonumber(ARGV[2])
 if st[1] ~= ARGV[1] or after < tonumber(st[3]) then return {'stale'} end
 if after > seq then return {'stale', 'rewound', seq} end
 if seq ~= after then return {'behind', tail(KEYS[2], after, seq)} end
-local done = keep(KEYS[3], KEYS[4], KEYS[5], ARGV[3], ARGV[4], tonumber(ARGV[5]),
-  tonumber(ARGV[6]), tonumber(ARGV[7]))
-return {done == 1 and 'kept' or 'labelled'}
+local now, ttl, max_kept = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local out = {'ok'}
+for i = 6, #ARGV, 2 do
+  out[#out + 1] = keep(KEYS[3], KEYS[4], KEYS[5], ARGV[i], ARGV[i + 1], now, ttl, max_kept)
+end
+return out
 """
 )
 

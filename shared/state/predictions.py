@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol
 
 from shared.state import lua
 from shared.state.base import AppendResult, Idempotency, LogEntry
+from shared.state.group_commit import GroupCommit
 from shared.state.interfaces import ModelLog, OutcomeLog, StateStore
 from shared.state.redis_connection import RedisConnection
 from shared.state.redis_store import RedisStateStore, report_rewound
@@ -92,6 +93,12 @@ class FreshKeep:
     entries: list[LogEntry] = field(default_factory=list)
 
 
+FRESH_KEPT, FRESH_LABELLED = FreshKeep("kept"), FreshKeep("labelled")
+
+# keeps sent in one script call at most (group commit; as predict_learn's MAX_GROUP)
+MAX_KEEP_GROUP = 64
+
+
 class KeptPredictions(Protocol):
     async def keep(self, tenant: str, name: str, items: list[KeepItem]) -> list[bool]:
         """Keep predictions (one round trip), each replacing an unlabelled one under its id;
@@ -102,7 +109,16 @@ class KeptPredictions(Protocol):
     ) -> FreshKeep:
         """A warm predict's one round trip: atomically, if the model's log (lineage `uid`)
         still ends at `after` — the prediction was made on all of it — keep `item`; else
-        keep nothing and answer the entries after `after` (or stale / missing)."""
+        keep nothing and answer the entries after `after` (or stale / missing). On Redis,
+        concurrent keeps of one model at one (uid, `after`) share that round trip
+        (`keep_fresh_group` by group commit); each still gets its own item's answer."""
+
+    async def keep_fresh_group(
+        self, tenant: str, name: str, uid: str, after: int, items: list[KeepItem]
+    ) -> list[FreshKeep]:
+        """`keep_fresh` of several items made at one (uid, `after`), as one atomic step: the
+        log is checked once, then each item is kept (`kept` / `labelled` each, in order) or
+        none is, and all get the one answer (`behind` with the tail, `stale`, `missing`)."""
 
     async def fetch(
         self,
@@ -213,13 +229,19 @@ class MemoryKeptPredictions:
     async def keep_fresh(
         self, tenant: str, name: str, uid: str, after: int, item: KeepItem
     ) -> FreshKeep:
+        (answer,) = await self.keep_fresh_group(tenant, name, uid, after, [item])
+        return answer  # one process: no round trip to share, so no group commit
+
+    async def keep_fresh_group(
+        self, tenant: str, name: str, uid: str, after: int, items: list[KeepItem]
+    ) -> list[FreshKeep]:
         read = await self.store.read_log(tenant, name, uid, after)  # never suspends
         if read.status != "ok":
-            return FreshKeep(read.status)
+            return [FreshKeep(read.status)] * len(items)
         if read.entries:
-            return FreshKeep("behind", read.entries)
-        (done,) = await self.keep(tenant, name, [item])
-        return FreshKeep("kept" if done else "labelled")
+            return [FreshKeep("behind", read.entries)] * len(items)
+        done = await self.keep(tenant, name, items)
+        return [FreshKeep("kept" if d else "labelled") for d in done]
 
     async def fetch(
         self,
@@ -333,7 +355,11 @@ class RedisKeptPredictions:
         self._redis = connection.client
         self.ttl, self.max_kept = ttl_seconds, max_kept
         self._keep = connection.script(lua.KEEP_PREDICTION)
-        self._keep_fresh = connection.script(lua.KEEP_FRESH_PREDICTION)
+        self._keep_fresh = connection.script(lua.KEEP_FRESH_PREDICTIONS)
+        # concurrent keeps of one model at one (uid, seq): one script call per group
+        self._groups: GroupCommit[tuple[str, str, str, int], KeepItem, FreshKeep] = GroupCommit(
+            self._send_group, MAX_KEEP_GROUP
+        )
         self._fetch = connection.script(lua.FETCH_PREDICTIONS)
         self._label = connection.script(lua.LABEL_PREDICTIONS)
         self._pending = connection.script(lua.PENDING_PREDICTIONS)
@@ -366,15 +392,28 @@ class RedisKeptPredictions:
     async def keep_fresh(
         self, tenant: str, name: str, uid: str, after: int, item: KeepItem
     ) -> FreshKeep:
+        return await self._groups.submit((tenant, name, uid, after), item)
+
+    async def _send_group(
+        self, key: tuple[str, str, str, int], items: list[KeepItem]
+    ) -> list[FreshKeep]:
+        return await self.keep_fresh_group(*key, items)
+
+    async def keep_fresh_group(
+        self, tenant: str, name: str, uid: str, after: int, items: list[KeepItem]
+    ) -> list[FreshKeep]:
         tag = f"ml:{{{tenant}:{name}}}"
         keys = [f"{tag}:state", f"{tag}:log", *self._keys(tenant, name)]
-        prediction_id, x, outcome = item
-        value = f"{new_token()}\n{outcome}\n{x}"
-        args = [uid, after, prediction_id, value, repr(time.time()), self.ttl, self.max_kept]
+        args: list[Any] = [uid, after, repr(time.time()), self.ttl, self.max_kept]
+        for (prediction_id, x, outcome), token in zip(items, new_tokens(len(items)), strict=True):
+            args += (prediction_id, f"{token}\n{outcome}\n{x}")
         raw = await self._call(lambda: self.connection.run(self._keep_fresh, keys, args))
         status = raw[0].decode()
+        if status == "ok":
+            return [FRESH_KEPT if done else FRESH_LABELLED for done in raw[1:]]
         report_rewound(raw, tenant, name, after)
-        return FreshKeep(status, _entries(raw[1]) if status == "behind" else [])  # type: ignore[arg-type]
+        one = FreshKeep(status, _entries(raw[1]) if status == "behind" else [])  # type: ignore[arg-type]
+        return [one] * len(items)  # read only: the tail is the same for every member
 
     async def fetch(
         self,

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shared.state import MemoryStateStore, StateStore
+from shared.state import MemoryStateStore, RedisStateStore, StateStore
 from shared.state.base import Idempotency
 from shared.state.predictions import (
     Kept,
@@ -191,6 +191,105 @@ async def test_keep_fresh_keeps_only_a_prediction_made_on_the_whole_log(
     assert isinstance(found, Kept)
     await kept.label("t", "m", "u", 1, [write("p1", found, 3.0)], time.time(), None, "", 60)
     assert (await kept.keep_fresh("t", "m", "u", 2, ("p1", X, outcome(4.0)))).status == ("labelled")
+
+
+async def test_a_group_of_fresh_keeps_answers_each_as_alone(
+    backends: tuple[StateStore, KeptPredictions],
+) -> None:
+    """`keep_fresh_group` checks the log once: moved → every member `behind` with the same
+    tail and nothing kept; current → each kept, but an id labelled already `labelled` alone."""
+    store, kept = backends
+    await store.create_model("t", "m", "u", "{}", b"snap0")
+    assert (await kept.keep_fresh("t", "m", "u", 0, ("p0", X, outcome(0.0)))).status == "kept"
+    found = await fetch_one(kept, "p0")
+    assert isinstance(found, Kept)
+    await kept.label("t", "m", "u", 0, [write("p0", found, 5.0)], time.time(), None, "", 60)
+
+    group = [("p1", X, outcome(1.0)), ("p0", X, outcome(9.0)), ("p2", X, outcome(2.0))]
+    behind = await kept.keep_fresh_group("t", "m", "u", 0, group)
+    assert [b.status for b in behind] == ["behind"] * 3
+    assert all([(e.seq, e.data) for e in b.entries] == [(1, f"[{X},5.0]")] for b in behind)
+    assert await fetch_one(kept, "p1") == "missing"  # nothing kept for a stale group
+
+    answers = await kept.keep_fresh_group("t", "m", "u", 1, group)
+    assert [a.status for a in answers] == ["kept", "labelled", "kept"]
+    for pid, p in (("p1", 1.0), ("p2", 2.0)):
+        got = await fetch_one(kept, pid)
+        assert isinstance(got, Kept) and (got.x, got.outcome) == (X, outcome(p))
+    assert await fetch_one(kept, "p0") == "labelled"
+    assert [a.status for a in await kept.keep_fresh_group("t", "m", "v", 1, group)] == (
+        ["stale"] * 3
+    )
+    assert [a.status for a in await kept.keep_fresh_group("t", "n", "u", 1, group)] == (
+        ["missing"] * 3
+    )
+
+
+async def test_concurrent_fresh_keeps_of_one_model_share_script_calls(redis_url: str) -> None:
+    """Group commit on Redis: concurrent keeps of one model at one (uid, seq) go as one script
+    call behind the one in flight; another seq is its own group. Each caller gets exactly its
+    own item's answer."""
+    store = RedisStateStore(redis_url)
+    kept = RedisKeptPredictions(store.connection, 3600, 1000)
+    await store.create_model("t", "g", "u", "{}", b"snap0")
+    assert (await kept.keep_fresh("t", "g", "u", 0, ("done", X, outcome(0.0)))).status == "kept"
+    found = await fetch_one_of(kept, "g", "done")
+    await kept.label("t", "g", "u", 0, [write("done", found, 5.0)], time.time(), None, "", 60)
+    client = store.connection.client
+    before = int((await client.info("commandstats"))["cmdstat_evalsha"]["calls"])
+
+    current = [(f"p{i}", X, outcome(float(i))) for i in range(30)] + [("done", X, outcome(1.0))]
+    late = [(f"q{i}", X, outcome(float(i))) for i in range(10)]  # made at seq 0: behind
+    answers = await asyncio.gather(
+        *(kept.keep_fresh("t", "g", "u", 1, item) for item in current),
+        *(kept.keep_fresh("t", "g", "u", 0, item) for item in late),
+    )
+
+    calls = int((await client.info("commandstats"))["cmdstat_evalsha"]["calls"]) - before
+    # per (uid, seq): the first alone at once, all that queued behind it in one call
+    assert calls == 4, calls
+    assert [a.status for a in answers] == ["kept"] * 30 + ["labelled"] + ["behind"] * 10
+    assert all([(e.seq, e.data) for e in a.entries] == [(1, f"[{X},5.0]")] for a in answers[31:])
+    got = await kept.fetch("t", "g", "u", [pid for pid, _, _ in current + late], time.time(), None)
+    for pid, x, out in current[:30]:
+        one = got.kept[pid]
+        assert isinstance(one, Kept) and (one.x, one.outcome) == (x, out)
+    assert got.kept["done"] == "labelled"
+    assert all(got.kept[pid] == "missing" for pid, _, _ in late)
+    await store.close()
+
+
+async def test_a_cancelled_leader_strands_no_follower(redis_url: str) -> None:
+    """The keep in flight is cancelled with followers queued behind it: they are sent all the
+    same (a follower cancelled before its group went has its item dropped, not kept)."""
+    store = RedisStateStore(redis_url)
+    kept = RedisKeptPredictions(store.connection, 3600, 1000)
+    await store.create_model("t", "c", "u", "{}", b"snap0")
+    await kept.keep_fresh("t", "c", "u", 0, ("warm", X, outcome(0.0)))  # the script loaded
+
+    def keep(pid: str) -> asyncio.Task:
+        return asyncio.create_task(kept.keep_fresh("t", "c", "u", 0, (pid, X, outcome(1.0))))
+
+    leader = keep("lead")
+    await asyncio.sleep(0)  # its call in flight
+    followers = [keep(f"f{i}") for i in range(5)]
+    gone = keep("gone")
+    await asyncio.sleep(0)  # all queued behind it
+    leader.cancel()
+    gone.cancel()
+    assert [(await f).status for f in followers] == ["kept"] * 5
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    got = await kept.fetch("t", "c", "u", ["f0", "f4", "gone"], time.time(), None)
+    assert isinstance(got.kept["f0"], Kept) and isinstance(got.kept["f4"], Kept)
+    assert got.kept["gone"] == "missing"
+    await store.close()
+
+
+async def fetch_one_of(kept: KeptPredictions, name: str, pid: str) -> Kept:
+    found = (await kept.fetch("t", name, "u", [pid], time.time(), None)).kept[pid]
+    assert isinstance(found, Kept)
+    return found
 
 
 async def test_memory_records_stay_bounded() -> None:
