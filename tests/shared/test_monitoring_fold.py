@@ -81,16 +81,21 @@ def _report(ledger: Ledger) -> dict[str, Any]:
     return {"metrics": ledger.metrics(), "drift": [t.drift() for t in ledger.versions.values()]}
 
 
+async def _folded_in_a_thread(events: LocalEventLog) -> dict[str, Any]:
+    """The reference: the same outcomes folded in a thread, as stored."""
+    store = MemoryStateStore()
+    await _served(store)
+    await Folder(store, events).advance("t", "m")
+    return await _stored(store)
+
+
 async def test_a_worker_folds_exactly_what_a_thread_folds(workers: Workers, tmp_path: Path) -> None:
-    in_thread, in_worker = MemoryStateStore(), MemoryStateStore()
-    await _served(in_thread)
+    events, in_worker = LocalEventLog(tmp_path), MemoryStateStore()
+    reference = await _folded_in_a_thread(events)
     await _served(in_worker)
-    events = LocalEventLog(tmp_path)
-    await Folder(in_thread, events).advance("t", "m")
     await Folder(in_worker, events, workers=workers).advance("t", "m")
     assert workers.ran == ["fold_pickled"]  # one batch of SAMPLES (> THREAD_ABOVE) outcomes
     assert SAMPLES > THREAD_ABOVE
-    reference = await _stored(in_thread)
     assert await _stored(in_worker) == reference
     assert reference["metrics"]["versions"][0]["samples"] == SAMPLES
     assert reference["drift"][0]["features"]["features"]  # the features were compared
@@ -107,15 +112,13 @@ async def test_a_fold_answered_from_a_worker_is_the_stored_ledger(
 
 
 async def test_a_dead_worker_falls_back_to_a_thread(workers: Workers, tmp_path: Path) -> None:
-    reference, store = MemoryStateStore(), MemoryStateStore()
-    await _served(reference)
+    events, store = LocalEventLog(tmp_path), MemoryStateStore()
+    reference = await _folded_in_a_thread(events)
     await _served(store)
-    events = LocalEventLog(tmp_path)
-    await Folder(reference, events).advance("t", "m")
     assert workers.pool is not None
     workers.pool.submit(os.getpid).result()  # the worker process is up: kill it
     for pid in list(workers.pool._processes):
         os.kill(pid, signal.SIGKILL)
     await Folder(store, events, workers=workers).advance("t", "m")
     assert workers.dropped == 1
-    assert await _stored(store) == await _stored(reference)
+    assert await _stored(store) == reference
