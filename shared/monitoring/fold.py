@@ -66,6 +66,11 @@ def fold_pickled(
     return pickle.dumps(ledger, pickle.HIGHEST_PROTOCOL), opened, ledger.drift_open()
 
 
+# a folded batch: the ledger's bytes to store, the episodes opened, whether drift is open, and
+# the ledger itself (None when folded in a worker for nobody to read)
+_Folded = tuple[bytes, list[Episode], bool, Ledger | None]
+
+
 class WorkerPool(Protocol):
     """The worker processes (shared/executors.py's Executors): made on first use, dropped
     once one of them died."""
@@ -107,36 +112,46 @@ class Folder:
         for _ in range(MAX_ROUNDS):
             batch = await self.store.read_outcomes(tenant, name, FOLD_BATCH)
             threaded = len(batch.outcomes) > THREAD_ABOVE
-            pool = self.workers.learn_pool() if threaded and self.workers is not None else None
-            if pool is not None:
-                folded = await self._fold_in_process(pool, tenant, name, batch)
-                if folded is not None:
-                    blob, opened, drift_open = folded
-                    ledger = None
-                    if answer:
-                        ledger = await run_in(self.cpu, ledger_of, blob, f"{tenant}/{name}")
-                    if await self._store(tenant, name, batch, blob, ledger, drift_open, opened):
-                        continue  # another instance folded first: start again from its ledger
-                    if len(batch.outcomes) < FOLD_BATCH:
-                        return ledger
-                    continue
-            # a ledger handed out may still be read by a caller: a thread only ever works
-            # on a fresh copy
-            ledger = self._load(tenant, name, batch, cached=not threaded)
-            if not batch.outcomes:
-                return ledger
-            self._cache.pop((tenant, name), None)  # about to change: not the stored one
-            if threaded:
-                opened = await run_in(self.cpu, ledger.apply, batch.outcomes)
-                blob = await run_in(self.cpu, pickle.dumps, ledger, pickle.HIGHEST_PROTOCOL)
-            else:
-                opened = ledger.apply(batch.outcomes)
-                blob = pickle.dumps(ledger, pickle.HIGHEST_PROTOCOL)
-            if await self._store(tenant, name, batch, blob, ledger, ledger.drift_open(), opened):
+            folded = await self._in_worker(tenant, name, batch, answer) if threaded else None
+            if folded is None:
+                # a ledger handed out may still be read by a caller: a thread only ever
+                # works on a fresh copy
+                ledger = self._load(tenant, name, batch, cached=not threaded)
+                if not batch.outcomes:
+                    return ledger
+                self._cache.pop((tenant, name), None)  # about to change: not the stored one
+                folded = await self._in_thread(ledger, batch.outcomes, threaded)
+            blob, opened, drift_open, ledger = folded
+            if not await self._store(tenant, name, batch, blob, ledger, drift_open, opened):
                 continue  # another instance folded first: start again from its ledger
             if len(batch.outcomes) < FOLD_BATCH:
                 return ledger
         return ledger
+
+    async def _in_thread(self, ledger: Ledger, outcomes: list[str], threaded: bool) -> _Folded:
+        """Apply the outcomes to `ledger`, in the CPU pool if `threaded`."""
+        if threaded:
+            opened = await run_in(self.cpu, ledger.apply, outcomes)
+            blob = await run_in(self.cpu, pickle.dumps, ledger, pickle.HIGHEST_PROTOCOL)
+        else:
+            opened = ledger.apply(outcomes)
+            blob = pickle.dumps(ledger, pickle.HIGHEST_PROTOCOL)
+        return blob, opened, ledger.drift_open(), ledger
+
+    async def _in_worker(
+        self, tenant: str, name: str, batch: OutcomeBatch, answer: bool
+    ) -> _Folded | None:
+        """fold_pickled in a worker process, the ledger unpickled here only if `answer`;
+        None if there is no pool or it could not run there (then: a thread)."""
+        pool = self.workers.learn_pool() if self.workers is not None else None
+        if pool is None:
+            return None
+        folded = await self._fold_in_process(pool, tenant, name, batch)
+        if folded is None:
+            return None
+        blob, opened, drift_open = folded
+        ledger = await run_in(self.cpu, ledger_of, blob, f"{tenant}/{name}") if answer else None
+        return blob, opened, drift_open, ledger
 
     async def _store(
         self,
@@ -148,15 +163,15 @@ class Folder:
         drift_open: bool,
         opened: list[Episode],
     ) -> bool:
-        """Compare-and-set the folded ledger; True if another instance stored first."""
+        """Compare-and-set the folded ledger; False if another instance stored first."""
         consumed = len(batch.outcomes)
         if not await self.store.save_outcomes(tenant, name, batch.generation, consumed, blob):
-            return True
+            return False
         if ledger is not None:
             self._remember(tenant, name, batch.generation + 1, ledger)
         DRIFT.labels(tenant, name).set(1 if drift_open else 0)
         await self._announce(tenant, name, opened)
-        return False
+        return True
 
     async def _fold_in_process(
         self, pool: ProcessPoolExecutor, tenant: str, name: str, batch: OutcomeBatch
