@@ -25,6 +25,7 @@ from typing import Any
 from shared.events.live import LivePublisher
 from shared.monitoring.audit import prediction_error
 from shared.monitoring.ledger import Ledger
+from shared.state.base import StateUnavailable
 from shared.state.interfaces import MonitorState
 
 log = logging.getLogger("ml.monitoring")
@@ -100,6 +101,8 @@ class LiveSampler:
             for tenant, name in learning:
                 try:
                     await self._metrics(tenant, name)
+                except StateUnavailable as exc:  # a store that is down: the next learn asks again
+                    log.warning("live metrics of %s/%s skipped: %s", tenant, name, exc)
                 except Exception:
                     log.exception("live metrics of %s/%s failed", tenant, name)
 

@@ -17,8 +17,8 @@ from urllib.parse import parse_qsl, unquote
 
 from redis import asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 CLUSTER_SCHEME = "redis+cluster://"
 TLS_CLUSTER_SCHEME = "rediss+cluster://"

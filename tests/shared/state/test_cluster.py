@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
+from pathlib import Path
 
 import pytest
 import redis
@@ -18,6 +20,7 @@ from shared.settings import ConfigError, load_settings
 from shared.state import RedisStateStore
 from shared.state.base import Idempotency, ReplicasUnconfirmed, StateUnavailable
 from shared.state.redis_client import cluster_seeds
+from shared.state.redis_connection import RedisConnection
 from shared.state.series import RedisSeriesState
 from shared.state.tenant_keys import RedisKeyRecords
 from tests.servers import free_port
@@ -215,3 +218,50 @@ async def test_a_cluster_whose_seed_nodes_are_all_down_is_unavailable() -> None:
     with pytest.raises(StateUnavailable):
         await store.create_model("t", "m", "u", "{}", b"snap")
     await store.close()
+
+
+async def test_a_primary_killed_mid_traffic_fails_calls_only_as_unavailable(
+    tmp_path: Path,
+) -> None:
+    """Sixteen concurrent callers while a primary is SIGKILLed, failed over and restarted:
+    every store call either answers or raises StateUnavailable (503), never another error.
+    redis-py 8.1 leaked AttributeError here (a pooled connection closed by a concurrent
+    caller's failure handling while it was being opened; fixed upstream in 8.2, redis-py
+    #4287), which the service answered with a 500."""
+    cluster = ValkeyCluster(tmp_path / "cluster").start()
+    connection = RedisConnection(cluster.url, timeout_seconds=1.0)
+    push = connection.script("return redis.call('RPUSH', KEYS[1], ARGV[1])")
+    keys = [f"{{t:m{i}}}:log" for i in range(24)]  # spread over every shard
+    outcomes: Counter[str] = Counter()
+    stop = asyncio.Event()
+
+    async def caller(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            key = keys[(n * 7 + i) % len(keys)]
+            i += 1
+            try:
+                args = [str(i)]
+                await connection.call(lambda: connection.run(push, [key], args))  # noqa: B023
+                outcomes["answered"] += 1
+            except StateUnavailable:
+                outcomes["unavailable"] += 1
+                await asyncio.sleep(0.01)
+            except Exception as exc:  # what the test is for: nothing else may escape
+                outcomes[f"{type(exc).__name__}: {exc}"] += 1
+                await asyncio.sleep(0.01)
+
+    try:
+        callers = [asyncio.create_task(caller(n)) for n in range(16)]
+        await asyncio.sleep(1.0)
+        victim = cluster.owner_of(keys[0])
+        victim.kill()
+        await asyncio.sleep(3.0)  # elected within ~2 s (cluster-node-timeout 1 s)
+        victim.start()
+        await asyncio.sleep(1.5)
+        stop.set()
+        await asyncio.gather(*callers)
+    finally:
+        await connection.close()
+        cluster.stop()
+    assert set(outcomes) == {"answered", "unavailable"}, outcomes
