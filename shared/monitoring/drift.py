@@ -219,7 +219,8 @@ def _column(samples: Any, name: str) -> np.ndarray:
     except OverflowError:
         column = _HUGE
     # float's largest value may be an int just past it, rounded down: those are checked one
-    # by one (as ints, never converted), like any int beyond float's range
-    if column is _HUGE or (len(column) and np.max(np.abs(column)) == _FLOAT_MAX):
+    # by one (as ints, never converted), like any int beyond float's range; `any`, not `max`:
+    # an infinity beside such a value would hide it
+    if column is _HUGE or bool((np.abs(column) == _FLOAT_MAX).any()):
         return np.array([v for v in values if _numeric(v)], dtype=float)
     return column[np.isfinite(column)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 import random
 import sys
@@ -9,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from scipy import stats
 
@@ -99,6 +100,7 @@ _values = st.one_of(
 
 
 @given(st.lists(_values, max_size=30))
+@example([math.inf, int(sys.float_info.max) + 2**969])  # past float's max, rounded down
 def test_column_keeps_exactly_the_finite_numbers(values: list[Any]) -> None:
     column = _column([{"f": v} for v in values], "f")
     expected = np.array([float(v) for v in values if _numeric(v)], dtype=float)
