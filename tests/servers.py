@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import random
 import resource
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,10 +20,45 @@ from shared import hashseed
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _ephemeral_low() -> int:
+    """Where the kernel's ephemeral ports begin: the ports of outgoing connections and of
+    every bind to port 0 are taken from there up."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _worker_ports() -> Iterator[int]:
+    """This process's ports, in a block of its own below the ephemeral range: a port chosen
+    by binding port 0 could meanwhile become another pytest-xdist worker's server port or
+    any process's outgoing connection, and a server started on it then fails to bind."""
+    low, first = _ephemeral_low(), 10000
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    blocks = max(1, (low - first) // PORTS_PER_WORKER)
+    start = first + (worker % blocks) * PORTS_PER_WORKER
+    offset = random.randrange(PORTS_PER_WORKER)  # two sessions at once rarely meet
+    while True:
+        for i in range(PORTS_PER_WORKER):
+            yield start + (offset + i) % PORTS_PER_WORKER
+
+
+PORTS_PER_WORKER = 1000
+_ports = _worker_ports()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on now, never handed out twice in a row by this process."""
+    for _ in range(PORTS_PER_WORKER):
+        port = next(_ports)
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError("no free port left in this worker's block")
 
 
 class AppProcess:

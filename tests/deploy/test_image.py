@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,15 +20,10 @@ import pytest
 
 from deploy import dockerfile, render
 from tests.deploy.conftest import ROOT
+from tests.servers import free_port
 
 START_TIMEOUT = 90.0  # all groups start in parallel; each imports River, pandas, sklearn
 PASS_THROUGH = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "LANG", "LC_ALL", "TZ")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 METRICS_TOKEN = "image-test-metrics-token-0123456789"
@@ -112,7 +106,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serve
             if not (ROOT / source).exists():
                 continue
             tmp = tmp_path_factory.mktemp(f"image-{group}")
-            port = _free_port()
+            port = free_port()
             # ADMIN_API_KEY and METRICS_TOKEN as deploy/functions.yaml's secret_env sets them:
             # the image's ENV=prod (TENANT_AUTH=keys) refuses to start without the admin key,
             # and keeps /metrics shut without the token

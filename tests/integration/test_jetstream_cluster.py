@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nats
 import pytest
+from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import DeliverPolicy
 
 from shared.events.bus import OutboxRelay
@@ -90,13 +91,30 @@ async def stream_leader(url: str) -> tuple[str, int]:
 
 
 async def stored_ids(url: str) -> list[str]:
-    """Every event id in the stream, in stream order, read through a surviving node."""
+    """Every event id in the stream, in stream order, read through a surviving node. Creating
+    the reading consumer needs the JetStream meta leader: if the killed node led that group
+    and no successor is elected yet, the request goes unanswered (it is not queued), so the
+    read is tried again until a deadline."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return await _read_stream(url)
+        except NatsTimeout:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def _read_stream(url: str) -> list[str]:
     nc = await nats.connect(url.split(","), connect_timeout=2)
     try:
         js = nc.jetstream(timeout=5)
         info = await js.stream_info(STREAM)
         sub = await js.subscribe(
-            f"ml.events.{TENANT}.>", ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+            f"ml.events.{TENANT}.>",
+            stream=STREAM,  # named: no stream lookup either
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
         )
         ids = [json.loads((await sub.next_msg(timeout=5)).data)["id"]]
         while len(ids) < info.state.messages:

@@ -121,35 +121,24 @@ def _id_at(at: float) -> str:
     return f"{int(at * 1000):012x}7000a000000000000000"
 
 
+# (Last-Event-ID, accepted), named: ids made from the clock would differ between collections
+# (each pytest-xdist worker collects on its own)
 IDS = [
-    # (Last-Event-ID, accepted)
-    (None, True),
-    ("", True),
-    (_id_at(time.time() - 3600), True),
-    (_id_at(0), True),  # time 0: accepted, and its search is bounded (shared/events/feed.py)
-    ("0" * 32, True),  # an older v4 id: no time
-    (_id_at(time.time() + 30), True),  # within the skew
-    (_id_at(time.time() + 3600), False),
-    ("ffffffffffff7000a000000000000000", False),  # was a 503 (datetime out of range)
-    ("not-an-id", False),
+    pytest.param(None, True, id="none"),
+    pytest.param("", True, id="empty"),
+    pytest.param(_id_at(time.time() - 3600), True, id="an-hour-ago"),
+    # time 0: accepted, and its search is bounded (shared/events/feed.py)
+    pytest.param(_id_at(0), True, id="time-0"),
+    pytest.param("0" * 32, True, id="v4-no-time"),  # an older v4 id
+    pytest.param(_id_at(time.time() + 30), True, id="within-the-skew"),
+    pytest.param(_id_at(time.time() + 3600), False, id="an-hour-ahead"),
+    # was a 503 (datetime out of range)
+    pytest.param("ffffffffffff7000a000000000000000", False, id="max-time"),
+    pytest.param("not-an-id", False, id="junk"),
 ]
 
 
-# named, not by value: ids made from the clock differ between collections (pytest-xdist workers)
-IDS_NAMES = [
-    "none",
-    "empty",
-    "an-hour-ago",
-    "time-0",
-    "v4",
-    "in-skew",
-    "an-hour-ahead",
-    "max",
-    "junk",
-]
-
-
-@pytest.mark.parametrize(("raw", "accepted"), IDS, ids=IDS_NAMES)
+@pytest.mark.parametrize(("raw", "accepted"), IDS)
 def test_last_event_id(raw: str | None, accepted: bool) -> None:
     if accepted:
         assert parse_last_event_id(raw, 60.0) == (raw or None)
