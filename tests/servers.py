@@ -20,6 +20,9 @@ from shared import hashseed
 ROOT = Path(__file__).resolve().parent.parent
 
 
+PORTS_PER_WORKER = 1000
+
+
 def _ephemeral_low() -> int:
     """Where the kernel's ephemeral ports begin: the ports of outgoing connections and of
     every bind to port 0 are taken from there up."""
@@ -43,7 +46,6 @@ def _worker_ports() -> Iterator[int]:
             yield start + (offset + i) % PORTS_PER_WORKER
 
 
-PORTS_PER_WORKER = 1000
 _ports = _worker_ports()
 
 
