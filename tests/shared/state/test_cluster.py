@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -241,8 +242,7 @@ async def test_a_primary_killed_mid_traffic_fails_calls_only_as_unavailable(
             key = keys[(n * 7 + i) % len(keys)]
             i += 1
             try:
-                args = [str(i)]
-                await connection.call(lambda: connection.run(push, [key], args))  # noqa: B023
+                await connection.call(partial(connection.run, push, [key], [str(i)]))
                 outcomes["answered"] += 1
             except StateUnavailable:
                 outcomes["unavailable"] += 1
