@@ -21,6 +21,10 @@ class ApiError(Exception):
         self.message = message
         self.headers = dict(headers or {})
 
+    def __reduce__(self) -> tuple[type[ApiError], tuple[int, str, str, dict[str, str]]]:
+        # picklable with its own fields: a worker process raises it back to the caller
+        return (type(self), (self.status, self.code, self.message, self.headers))
+
 
 def bad_request(message: str, code: str = "bad_request") -> ApiError:
     return ApiError(400, code, message)

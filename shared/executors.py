@@ -6,9 +6,14 @@ one kind of work cannot starve another (issue 11: isolation of work).
 - `io` (IO_WORKERS): registry and data-set file / GCS I/O, the local event log.
 - `jobs` (JOB_WORKERS): training jobs, end to end (reading their data included), so twelve
   jobs queue behind each other and never in front of a create's registry write.
-- `learn_pool()` (LEARN_PROCESSES): worker processes for heavy learn batches
-  (shared/learn_process.py), started on first use: threads keep the event loop free but
-  not the GIL, and a thousand-sample batch into a forest holds it for seconds.
+- `learn` (LEARN_PROCESSES): worker processes for heavy learn batches
+  (shared/learn_process.py) and monitoring folds, started on first use: threads keep the
+  event loop free but not the GIL, and a thousand-sample batch into a forest holds it for
+  seconds.
+- `fits` (JOB_PROCESSES): worker processes that fit training jobs (shared/training/fit.py);
+  the job itself (reading its data, saving its version) stays in `jobs`.
+
+Both run WORKER_NICE steps below the serving process's CPU priority (`WorkerProcesses`).
 
 - `monitor` (CPU_WORKERS threads): the monitor's folds of the exact shared metrics, our own
   steady background work, apart from the tenants' (below).
@@ -35,6 +40,7 @@ import asyncio
 import contextvars
 import functools
 import multiprocessing
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -52,8 +58,8 @@ T = TypeVar("T")
 
 # CPython's interval as the process started (5 ms unless someone changed it before)
 USUAL_SWITCH_SECONDS = sys.getswitchinterval()
-# what the learn workers' fork server imports once, so each worker starts with River loaded
-LEARN_WORKER_MODULES = ["shared.learn_process", "shared.monitoring.fold"]
+# what the worker processes' fork server imports once, so each worker starts with River loaded
+WORKER_MODULES = ["shared.learn_process", "shared.monitoring.fold", "shared.training.fit"]
 
 
 class ShortSwitch:
@@ -97,9 +103,50 @@ class TenantWorkPool(ThreadPoolExecutor):
         return super().submit(self.switch.run, fn, *args, **kwargs)
 
 
+class WorkerProcesses:
+    """A bounded pool of worker processes made on first use, its processes started as work
+    arrives, each `nice` steps below the serving process's CPU priority (`lower_priority`).
+
+    None when `processes` is 0, or when this process does not run with the fixed hash seed:
+    a worker (a fresh interpreter, started with the same environment) would not learn
+    exactly as it does (shared/hashseed.py)."""
+
+    def __init__(self, processes: int, nice: int) -> None:
+        self.processes = processes
+        self.nice = nice
+        self._pool: ProcessPoolExecutor | None = None
+
+    def pool(self) -> ProcessPoolExecutor | None:
+        if self._pool is None and self.processes > 0 and hashseed.is_fixed():
+            # a fork server, not fork: forking a process that runs threads can copy a lock
+            # some other thread holds; the server forks from a clean, single-threaded state.
+            # One fork server per process: every pool's modules are preloaded in it.
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(WORKER_MODULES)
+            self._pool = ProcessPoolExecutor(
+                self.processes,
+                mp_context=context,
+                initializer=lower_priority,
+                initargs=(self.nice,),
+            )
+        return self._pool
+
+    def drop(self, broken: ProcessPoolExecutor) -> None:
+        """Forget a pool whose worker died (it refuses all work after); the next use makes
+        a new one."""
+        if self._pool is broken:
+            self._pool = None
+        broken.shutdown(wait=False, cancel_futures=True)
+
+    def shutdown(self) -> None:
+        """Queued work dropped; idle workers exit."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 class Executors:
-    """The thread pools and the learn worker processes, sized by settings. `switch`: the
-    short GIL switch interval the tenant pools run with (None: CPython's throughout)."""
+    """The thread pools and the worker processes, sized by settings. `switch`: the short GIL
+    switch interval the tenant pools run with (None: CPython's throughout)."""
 
     def __init__(
         self,
@@ -108,13 +155,16 @@ class Executors:
         job_workers: int,
         learn_processes: int = 0,
         switch: ShortSwitch | None = None,
+        *,
+        fit_processes: int = 0,
+        worker_nice: int = 0,
     ) -> None:
         self.cpu = TenantWorkPool(cpu_workers, "ml-cpu", switch)
         self.jobs = TenantWorkPool(job_workers, "ml-job", switch)
         self.io = ThreadPoolExecutor(io_workers, thread_name_prefix="ml-io")
         self.monitor = ThreadPoolExecutor(cpu_workers, thread_name_prefix="ml-monitor")
-        self.learn_processes = learn_processes
-        self._learn: ProcessPoolExecutor | None = None
+        self.learn = WorkerProcesses(learn_processes, worker_nice)
+        self.fits = WorkerProcesses(fit_processes, worker_nice)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Executors:
@@ -124,35 +174,33 @@ class Executors:
             settings.job_workers,
             settings.learn_processes,
             _switch_of(settings.gil_switch_ms / 1000),
+            fit_processes=settings.job_processes,
+            worker_nice=settings.worker_nice,
         )
 
     def learn_pool(self) -> ProcessPoolExecutor | None:
-        """The learn worker processes (made on first use, their processes started as work
-        arrives), or None: LEARN_PROCESSES=0, or this process does not run with the fixed hash
-        seed, so a worker (a fresh interpreter, started with the same environment) would not
-        learn exactly as it does (shared/hashseed.py)."""
-        if self._learn is None and self.learn_processes > 0 and hashseed.is_fixed():
-            # a fork server, not fork: forking a process that runs threads can copy a lock
-            # some other thread holds; the server forks from a clean, single-threaded state
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(LEARN_WORKER_MODULES)
-            self._learn = ProcessPoolExecutor(self.learn_processes, mp_context=context)
-        return self._learn
+        """The learn worker processes (heavy learn batches, monitoring folds), or None."""
+        return self.learn.pool()
 
     def drop_learn_pool(self, broken: ProcessPoolExecutor) -> None:
-        """Forget a pool whose worker died (it refuses all work after); the next use makes
-        a new one."""
-        if self._learn is broken:
-            self._learn = None
-        broken.shutdown(wait=False, cancel_futures=True)
+        self.learn.drop(broken)
 
     def shutdown(self) -> None:
         """Drop queued work and let running threads finish on their own (they cannot be
-        interrupted); the event loop does not wait for them. Idle learn workers exit."""
+        interrupted); the event loop does not wait for them. Idle workers exit."""
         for pool in (self.cpu, self.io, self.jobs, self.monitor):
             pool.shutdown(wait=False, cancel_futures=True)
-        if self._learn is not None:
-            self._learn.shutdown(wait=False, cancel_futures=True)
+        self.learn.shutdown()
+        self.fits.shutdown()
+
+
+def lower_priority(nice: int) -> None:
+    """In a learn worker as it starts: run `nice` steps below the serving process. Where
+    the cores are fewer than the busy processes, the kernel then gives the serving process,
+    whose requests every tenant waits on, its share first, and the bulk learns the rest;
+    on an idle core a worker runs at full speed all the same."""
+    if nice:
+        os.nice(nice)
 
 
 _switches: dict[float, ShortSwitch] = {}

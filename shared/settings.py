@@ -428,6 +428,23 @@ class Settings(BaseSettings):
         description="a learn batch with at least this many samples is learned in a worker "
         "process (LEARN_PROCESSES); smaller ones cost less than the model's round trip",
     )
+    job_processes: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="worker processes that fit in-process training jobs, off the serving "
+        "process's GIL (a job's data read and its saved version stay in JOB_WORKERS); 0: the "
+        "fit runs in the job's thread",
+    )
+    worker_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="how much lower the worker processes' CPU priority (os.nice) is than the "
+        "serving process's (LEARN_PROCESSES, JOB_PROCESSES): where cores are short, a "
+        "tenant's bulk work takes the CPU the serving process leaves, not the share every "
+        "tenant's requests need",
+    )
     max_heavy_learns_per_tenant: int = Field(
         2,
         ge=1,

@@ -1,11 +1,13 @@
 """Fit a model's fresh snapshot on rows in order and score the held-out part (pure, sync:
-it runs in a worker thread or in a Cloud Run Job, never on the event loop)."""
+it runs in a fit worker process, a job thread or a Cloud Run Job, never on the event loop)."""
 
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import random
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -115,3 +117,40 @@ def fit(
         len(train),
         len(test),
     )
+
+
+# a fit's progress as a worker process shares it: one float in a file the job reads
+PROGRESS = struct.Struct("d")
+
+
+def fit_in_worker(
+    progress_path: str,
+    snapshot: bytes,
+    blueprint: Blueprint,
+    rows: list[Row],
+    *,
+    test_size: float,
+    shuffle: bool,
+    seed: int,
+) -> FitResult:
+    """`fit` in a worker process, its progress written to `progress_path` (`read_progress`)."""
+    with open(progress_path, "r+b", buffering=0) as shared:
+
+        def report(value: float) -> None:
+            os.pwrite(shared.fileno(), PROGRESS.pack(value), 0)
+
+        return fit(
+            snapshot,
+            blueprint,
+            rows,
+            test_size=test_size,
+            shuffle=shuffle,
+            seed=seed,
+            progress=report,
+        )
+
+
+def read_progress(fd: int) -> float:
+    """What `fit_in_worker` last wrote to the file open as `fd` (0 before its first step)."""
+    written = os.pread(fd, PROGRESS.size, 0)
+    return PROGRESS.unpack(written)[0] if len(written) == PROGRESS.size else 0.0

@@ -1,5 +1,6 @@
 """Training jobs: 202 + a job document in the state store, run in-process (the JOB_WORKERS
-pool, shared/executors.py) or as a Cloud Run Job when TRAIN_JOB_NAME is set.
+pool, shared/executors.py, the fit itself in a JOB_PROCESSES worker process) or as a Cloud
+Run Job when TRAIN_JOB_NAME is set.
 queued → running → succeeded | failed.
 
 In-process jobs are bounded per instance: MAX_JOBS_PER_TENANT queued or running for one
@@ -9,13 +10,18 @@ tenant, MAX_QUEUED_JOBS for all together; one more answers 429 before anything i
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+import tempfile
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.catalog import Blueprint
 from shared.data_access import DataAccess
 from shared.errors import ApiError, not_found, unprocessable
 from shared.events import EventBus
@@ -26,8 +32,8 @@ from shared.schemas import TrainRequest
 from shared.settings import Settings
 from shared.state.interfaces import Documents
 from shared.training import cloudrun
-from shared.training.data import DATASETS, DataError, dataset_rows, frame_rows, read_frame
-from shared.training.fit import fit
+from shared.training.data import DATASETS, DataError, Row, dataset_rows, frame_rows, read_frame
+from shared.training.fit import FitResult, fit, fit_in_worker, read_progress
 
 log = logging.getLogger("ml.training")
 JOB = "job"
@@ -189,26 +195,7 @@ class Jobs:
             rows = await run_in(
                 pool, frame_rows, frame, request.target, request.features, blueprint.text_input
             )
-        progress = {"value": 0.0}
-        fitting = asyncio.create_task(
-            run_in(
-                pool,
-                fit,
-                snapshot,
-                blueprint,
-                rows,
-                test_size=request.test_size,
-                shuffle=request.shuffle,
-                seed=request.seed,
-                progress=lambda value: progress.__setitem__("value", value),
-            )
-        )
-        while not fitting.done():
-            await asyncio.wait({fitting}, timeout=PROGRESS_EVERY)
-            if progress["value"] != job["progress"]:
-                job["progress"] = round(progress["value"], 4)
-                await self._save(tenant, job)
-        result = fitting.result()
+        result = await self._fit(tenant, job, snapshot, blueprint, rows, request)
         training = {
             **source,
             "features": request.features,
@@ -248,6 +235,63 @@ class Jobs:
         await self.events.publish(
             tenant, "job.succeeded", _public(job), subject=job["id"], source="/online-ml/train"
         )
+
+    async def _fit(
+        self,
+        tenant: str,
+        job: dict[str, Any],
+        snapshot: bytes,
+        blueprint: Blueprint,
+        rows: list[Row],
+        request: TrainRequest,
+    ) -> FitResult:
+        """The fit, in a fit worker process (JOB_PROCESSES: a long fit holds no GIL the
+        serving process needs) or else in the job's thread; its progress is saved on the
+        job every PROGRESS_EVERY seconds while it runs."""
+        options = {"test_size": request.test_size, "shuffle": request.shuffle, "seed": request.seed}
+        pool = self.executors.fits.pool()
+        if pool is None:
+            reported = {"value": 0.0}
+            fitting = run_in(
+                self.executors.jobs,
+                fit,
+                snapshot,
+                blueprint,
+                rows,
+                progress=lambda value: reported.__setitem__("value", value),
+                **options,
+            )
+            return await self._watch(tenant, job, fitting, lambda: reported["value"])
+        with tempfile.NamedTemporaryFile(prefix="fit-progress-") as shared:
+            call = functools.partial(
+                fit_in_worker, shared.name, snapshot, blueprint, rows, **options
+            )
+            fitting = asyncio.get_running_loop().run_in_executor(pool, call)
+            try:
+                return await self._watch(
+                    tenant, job, fitting, lambda: read_progress(shared.fileno())
+                )
+            except BrokenProcessPool:
+                log.error("the fit worker process of job %s died", job["id"])
+                self.executors.fits.drop(pool)
+                raise
+
+    async def _watch(
+        self,
+        tenant: str,
+        job: dict[str, Any],
+        fitting: Awaitable[FitResult],
+        progress: Callable[[], float],
+    ) -> FitResult:
+        """Await the fit, saving its progress on the job as it changes."""
+        task = asyncio.ensure_future(fitting)
+        while not task.done():
+            await asyncio.wait({task}, timeout=PROGRESS_EVERY)
+            value = progress()
+            if value != job["progress"]:
+                job["progress"] = round(value, 4)
+                await self._save(tenant, job)
+        return task.result()
 
     async def _fail(self, tenant: str, job: dict[str, Any], error: str) -> None:
         job.update(status="failed", finished_at=_now(), error=error)

@@ -1,0 +1,131 @@
+"""Training jobs fitted in a worker process (JOB_PROCESSES, shared/training/jobs.py): the
+same version as River in-process, a failure raised in the worker fails the job with its
+message, and the worker runs WORKER_NICE steps below the server's CPU priority.
+
+Worker processes only run in a process with the fixed hash seed, so the HTTP cases run a
+real server (tests/servers.py starts it as deployed).
+"""
+
+from __future__ import annotations
+
+import itertools
+import pickle
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from river import datasets, linear_model, metrics, preprocessing
+
+from shared.catalog import build_model
+from shared.errors import ApiError
+from shared.training.fit import PROGRESS, fit, fit_in_worker, read_progress
+from tests.servers import AppProcess
+
+LINEAR = {"name": "m", "steps": [{"kind": "standard_scaler"}, {"kind": "linear_regression"}]}
+NICE = 7
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, from /proc (Linux)."""
+    found: list[int] = []
+    for child in (int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()):
+        found += [child, *descendants(child)]
+    return found
+
+
+def niceness(pid: int) -> int:
+    # /proc/<pid>/stat: the 19th field is the nice value (after the command's parentheses)
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+@pytest.fixture
+def server(app_factory: Callable[..., AppProcess]) -> AppProcess:
+    return app_factory({"STATE_URL": "memory://", "WORKER_NICE": str(NICE)})
+
+
+def finished(http: httpx.Client, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job = http.get(f"/api/v1/jobs/{job_id}").json()
+        if job["status"] in ("succeeded", "failed"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def test_a_job_fitted_in_a_worker_process_equals_river(server: AppProcess) -> None:
+    assert server.process is not None
+    before = set(descendants(server.process.pid))
+    with httpx.Client(base_url=server.url, headers={"X-Tenant-ID": "acme"}, timeout=60) as http:
+        assert http.post("/api/v1/models", json=LINEAR).status_code == 201
+        body = {"dataset": "TrumpApproval", "test_size": 0.2, "activate": True}
+        submitted = http.post("/api/v1/models/m/train", json=body)
+        assert submitted.status_code == 202, submitted.text
+        job = finished(http, submitted.json()["id"])
+        # the fit ran in a worker process (nothing else of this server starts one: no
+        # heavy learn, no fold), below the server's priority
+        workers = set(descendants(server.process.pid)) - before
+        assert NICE in {niceness(pid) for pid in workers}
+        assert niceness(server.process.pid) == 0
+        x, _ = next(iter(datasets.TrumpApproval()))
+        live = http.post("/api/v1/models/m/predict", json={"x": x}).json()
+    assert job["status"] == "succeeded", job
+    assert job["progress"] == 1.0
+    local = preprocessing.StandardScaler() | linear_model.LinearRegression()
+    rows = list(itertools.islice(datasets.TrumpApproval(), 1001))
+    for xi, yi in rows[:801]:
+        local.learn_one(xi, yi)
+    mae = metrics.MAE()
+    for xi, yi in rows[801:]:
+        mae.update(yi, local.predict_one(xi))
+    assert job["metrics"]["mae"] == mae.get()
+    assert live["model_version"] == job["version"]
+    assert live["prediction"] == local.predict_one(x)
+
+
+def test_a_failure_in_the_worker_fails_the_job_with_its_message(server: AppProcess) -> None:
+    with httpx.Client(base_url=server.url, headers={"X-Tenant-ID": "acme"}, timeout=60) as http:
+        assert http.post("/api/v1/models", json=LINEAR).status_code == 201
+        body = {"dataset": "TrumpApproval", "test_size": 0.9999}
+        job = finished(http, http.post("/api/v1/models/m/train", json=body).json()["id"])
+        assert job["status"] == "failed"
+        assert "nothing left to train on" in job["error"]
+        # the worker pool is still whole: the next job is fitted
+        body = {"dataset": "TrumpApproval", "test_size": 0.5}
+        again = finished(http, http.post("/api/v1/models/m/train", json=body).json()["id"])
+        assert again["status"] == "succeeded", again
+
+
+def test_the_worker_function_reports_its_progress_through_the_file(tmp_path: Path) -> None:
+    shared = tmp_path / "progress"
+    shared.write_bytes(b"")
+    with shared.open("rb") as read:
+        assert read_progress(read.fileno()) == 0.0  # nothing written yet
+        blueprint, model = build_model({"steps": LINEAR["steps"]})
+        assert blueprint is not None
+        snapshot = pickle.dumps(model)
+        rows = [(dict(x), float(y)) for x, y in itertools.islice(datasets.TrumpApproval(), 200)]
+        options = {"test_size": 0.25, "shuffle": False, "seed": 0}
+        in_worker = fit_in_worker(str(shared), snapshot, blueprint, rows, **options)
+        assert read_progress(read.fileno()) == 1.0
+    assert len(shared.read_bytes()) == PROGRESS.size
+    seen: list[float] = []
+    in_thread = fit(snapshot, blueprint, rows, progress=seen.append, **options)
+    assert in_worker.metrics == in_thread.metrics and in_worker.blob == in_thread.blob
+    assert seen[-1] == 1.0
+
+
+def test_an_api_error_crosses_a_process_boundary_whole() -> None:
+    sent = ApiError(429, "learn_quota_exceeded", "too many", {"Retry-After": "1"})
+    received = pickle.loads(pickle.dumps(sent))
+    assert type(received) is ApiError
+    assert (received.status, received.code, received.message, received.headers) == (
+        429,
+        "learn_quota_exceeded",
+        "too many",
+        {"Retry-After": "1"},
+    )
+    assert str(received) == "too many"
