@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message, Receive
 
+from shared.edge.request import edge_request_of
 from shared.errors import ApiError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -49,12 +50,15 @@ def limited(receive: Receive, limit: int) -> Receive:
 
 
 async def read_body(request: Request) -> bytes:
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+    """The JSON body, kept on the EdgeRequest for the Idempotency-Key's hash."""
+    edge = edge_request_of(request.scope)  # its headers: parsed once, by the edge
+    content_type = edge.headers.get(b"content-type", b"")
+    if content_type.split(b";", 1)[0].strip().lower() != b"application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     body = await body_of(request)
     if not body.strip():
         raise ApiError(400, "empty_body", "the request body is empty; send a JSON object")
+    edge.body = body
     return body
 
 
@@ -90,10 +94,8 @@ def describe(exc: ValidationError) -> ApiError:
 
 
 async def parse_body(request: Request, model: type[ModelT]) -> ModelT:
-    """Parse and validate a JSON body; bad JSON → 400, wrong shape → 422 naming the field.
-    The raw body is kept on request.state for the Idempotency-Key's hash."""
+    """Parse and validate a JSON body; bad JSON → 400, wrong shape → 422 naming the field."""
     body = await read_body(request)
-    request.state.raw_body = body
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
@@ -104,7 +106,6 @@ async def parse_rows(request: Request, model: type[BaseModel], field: str) -> li
     """The non-empty list `field` of a body that holds that field alone (`model`: its pydantic
     schema, which answers any other body exactly as `parse_body` does, errors included)."""
     body = await read_body(request)
-    request.state.raw_body = body
     if _LONG_DIGITS not in body.translate(_DIGITS_ONLY):
         try:
             data = orjson.loads(body)
@@ -123,8 +124,8 @@ async def parse_rows(request: Request, model: type[BaseModel], field: str) -> li
 
 async def optional_body(request: Request, model: type[ModelT]) -> ModelT:
     """Like parse_body, but an empty body means the model's defaults."""
-    body = await request.body()
-    request.state.raw_body = body
+    body = await body_of(request)
     if not body.strip():
+        edge_request_of(request.scope).body = body
         return model()
     return await parse_body(request, model)

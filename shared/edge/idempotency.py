@@ -26,9 +26,10 @@ def bad_idempotency_key() -> ApiError:
 def idempotency_of(request: Request) -> Idempotency | None:
     """The request's Idempotency-Key (already checked by the edge) with a hash of what it
     asks: method, path and body (call after parse_body)."""
-    key = edge_request_of(request.scope).idempotency_key
+    edge = edge_request_of(request.scope)
+    key = edge.idempotency_key
     if key is None:
         return None
-    body: bytes = getattr(request.state, "raw_body", b"")
+    body = edge.body
     digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode() + body).hexdigest()
     return Idempotency(key, digest)

@@ -58,6 +58,7 @@ class EdgeRequest:
         "admin_route",
         "api",
         "authenticated",
+        "body",
         "deadline",
         "headers",
         "idempotency_key",
@@ -104,6 +105,7 @@ class EdgeRequest:
         self.authenticated: str | None = None  # the tenant whose X-Tenant-Key was verified
         self.idempotency_key: str | None = None  # well-formed, or None when not sent
         self.deadline: Token[float | None] | None = None  # reset when the request ends
+        self.body = b""  # as read by the handler (shared/edge/body.py), for the idempotency hash
         scope[_SCOPE_KEY] = self
 
     def header(self, name: bytes) -> str | None:

@@ -26,12 +26,29 @@ def upper_ms(bucket: int) -> float:
     return BASE_MS * FACTOR**bucket
 
 
+class _Fields:
+    """One route's field names, made once: a predict records one observation each."""
+
+    __slots__ = ("buckets", "calls", "ms")
+
+    def __init__(self, route: str) -> None:
+        self.buckets = [f"lat:{route}:{bucket}" for bucket in range(LAST + 1)]
+        self.calls = f"calls:{route}"
+        self.ms = f"ms:{route}"
+
+
+_fields: dict[str, _Fields] = {}
+
+
 def record(counts: dict[str, float], route: str, ms: float) -> None:
     """Add one observation to a pending increment map (flushed by the monitor)."""
-    field = f"lat:{route}:{bucket_of(ms)}"
+    fields = _fields.get(route)
+    if fields is None:  # routes are the monitor's few names, never a client's
+        fields = _fields[route] = _Fields(route)
+    field = fields.buckets[bucket_of(ms)]
     counts[field] = counts.get(field, 0.0) + 1
-    counts[f"calls:{route}"] = counts.get(f"calls:{route}", 0.0) + 1
-    counts[f"ms:{route}"] = counts.get(f"ms:{route}", 0.0) + ms
+    counts[fields.calls] = counts.get(fields.calls, 0.0) + 1
+    counts[fields.ms] = counts.get(fields.ms, 0.0) + ms
 
 
 def summarize(fields: dict[str, float]) -> dict[str, dict[str, Any]]:

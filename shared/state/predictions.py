@@ -206,7 +206,9 @@ class MemoryKeptPredictions:
         self._models: dict[tuple[str, str], _Model] = {}
 
     def _model(self, tenant: str, name: str, now: float) -> _Model:
-        model = self._models.setdefault((tenant, name), _Model())
+        model = self._models.get((tenant, name))
+        if model is None:  # not setdefault: it would build an empty _Model every call
+            model = self._models[tenant, name] = _Model()
         model.prune(now, self.ttl, self.max_kept)
         return model
 
@@ -215,7 +217,8 @@ class MemoryKeptPredictions:
         model = self._model(tenant, name, now)
         done = []
         kept, labelled = model.kept, model.labelled
-        for (prediction_id, x, outcome), token in zip(items, new_tokens(len(items)), strict=True):
+        tokens = new_tokens(len(items)) if len(items) > 1 else [new_token()]
+        for (prediction_id, x, outcome), token in zip(items, tokens, strict=True):
             if prediction_id in labelled:
                 done.append(False)
                 continue
