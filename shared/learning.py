@@ -175,12 +175,20 @@ def features_of(model: Any, blueprint: Blueprint, x: Any) -> set[str]:
     return set()
 
 
+def _all_known(known: set[str], x: Any) -> bool:
+    """The common sample: numbers (no string feature, which one-hot names `name_value`)
+    under names the model knows already, so `features_of` would add nothing."""
+    return type(x) is dict and known.issuperset(x) and str not in map(type, x.values())
+
+
 def check_vocabulary(model: Any, blueprint: Blueprint, xs: list[Any]) -> None:
     """422 when learning `xs` would take the model past MAX_MODEL_FEATURES distinct names."""
     bound = limits.current().max_model_features
     known: set[str] = getattr(model, FEATURES_ATTR, None) or set()
     new: set[str] = set()
     for x in xs:
+        if _all_known(known, x):
+            continue
         new |= features_of(model, blueprint, x) - known
         if len(known) + len(new) > bound:
             raise limits.over(
@@ -230,9 +238,11 @@ def learn(model: Any, blueprint: Blueprint, x: Any, y: Any) -> None:
         model.learn_one(x, y)
     if isinstance(x, dict) and x:
         _remember_kinds(model, x)
+    known = getattr(model, FEATURES_ATTR, None)
+    if known is not None and _all_known(known, x):
+        return
     names = features_of(model, blueprint, x)
     if names:
-        known = getattr(model, FEATURES_ATTR, None)
         if known is None:
             known = set()
             setattr(model, FEATURES_ATTR, known)

@@ -28,6 +28,7 @@ from prometheus_client import Counter
 
 from shared import deadline, learning, limits, numbers, selectors, unsupervised
 from shared.catalog import Blueprint, build_model
+from shared.edge.codec import dump_text
 from shared.errors import ApiError, conflict, not_found, unavailable, unprocessable
 from shared.executors import run_in, run_to_end
 from shared.labels import (
@@ -89,7 +90,9 @@ def blueprint_of(record: dict[str, Any]) -> Blueprint:
 
 
 def encode_sample(x: Any, y: Any) -> str:
-    return json.dumps([x, y], separators=(",", ":"), allow_nan=False)
+    """A learn log entry. x and y are checked finite by then; read back (`json.loads`) it is
+    the same values in the same key order whichever codec wrote it (shared/edge/codec.py)."""
+    return dump_text([x, y])
 
 
 def public_record(record: dict[str, Any], **extra: Any) -> dict[str, Any]:

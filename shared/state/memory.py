@@ -259,9 +259,15 @@ class MemoryStateStore:
         )
         if result.status != "appended":
             return result, 0
-        monitoring = self._monitoring.setdefault((tenant, name), _Monitoring())
+        monitoring = self._monitoring_of((tenant, name))
         monitoring.outcomes.append(f"[{result.last},{sample},{outcome}]")
         return result, len(monitoring.outcomes)
+
+    def _monitoring_of(self, key: tuple[str, str]) -> _Monitoring:
+        monitoring = self._monitoring.get(key)
+        if monitoring is None:  # not setdefault: it would build one every call
+            monitoring = self._monitoring[key] = _Monitoring()
+        return monitoring
 
     async def append_outcomes(
         self, tenant: str, name: str, uid: str, after: int, samples: list[str], outcomes: list[str]
@@ -272,7 +278,7 @@ class MemoryStateStore:
         )
         if result.status != "appended":
             return result, 0
-        monitoring = self._monitoring.setdefault((tenant, name), _Monitoring())
+        monitoring = self._monitoring_of((tenant, name))
         for seq, sample, outcome in zip(
             range(result.first, result.last + 1), samples, outcomes, strict=True
         ):
@@ -309,7 +315,7 @@ class MemoryStateStore:
         for key in batch.latest.keys() | batch.counts.keys():
             if key not in self._models:
                 continue
-            fields = self._monitoring.setdefault(key, _Monitoring()).fields
+            fields = self._monitoring_of(key).fields
             for name, value in batch.latest.get(key, {}).items():
                 fields[name] = max(fields.get(name, value), value)
             for name, delta in batch.counts.get(key, {}).items():
