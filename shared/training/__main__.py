@@ -14,7 +14,7 @@ async def _run(tenant: str, job_id: str) -> int:
 
     runtime = current_runtime()
     try:
-        job = await runtime.jobs.run(tenant, job_id)
+        job = await runtime.jobs.run(tenant, job_id, own_process=True)
     finally:
         await runtime.events.flush()
         await reset_runtime()

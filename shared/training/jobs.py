@@ -151,8 +151,10 @@ class Jobs:
             raise not_found("job", job_id)
         return json.loads(raw)
 
-    async def run(self, tenant: str, job_id: str) -> dict[str, Any]:
-        """Run one job to its end; every failure is recorded on the job, never raised."""
+    async def run(self, tenant: str, job_id: str, *, own_process: bool = False) -> dict[str, Any]:
+        """Run one job to its end; every failure is recorded on the job, never raised.
+        `own_process`: this process runs nothing but the job (a Cloud Run Job), so the fit
+        stays in it rather than in a fit worker process."""
         job = await self.get(tenant, job_id)
         job.update(status="running", started_at=_now())
         await self._save(tenant, job)
@@ -160,7 +162,7 @@ class Jobs:
             tenant, "job.started", _public(job), subject=job_id, source="/online-ml/train"
         )
         try:
-            await self._train(tenant, job)
+            await self._train(tenant, job, own_process)
         except (DataError, ApiError) as exc:
             await self._fail(tenant, job, exc.message if isinstance(exc, ApiError) else str(exc))
         except Exception as exc:
@@ -172,7 +174,7 @@ class Jobs:
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
 
-    async def _train(self, tenant: str, job: dict[str, Any]) -> None:
+    async def _train(self, tenant: str, job: dict[str, Any], own_process: bool = False) -> None:
         request = TrainRequest.model_validate(job["request"])
         model = job["model"]
         record = await self.lifecycle.record(tenant, model)
@@ -195,7 +197,7 @@ class Jobs:
             rows = await run_in(
                 pool, frame_rows, frame, request.target, request.features, blueprint.text_input
             )
-        result = await self._fit(tenant, job, snapshot, blueprint, rows, request)
+        result = await self._fit(tenant, job, snapshot, blueprint, rows, request, own_process)
         training = {
             **source,
             "features": request.features,
@@ -244,12 +246,13 @@ class Jobs:
         blueprint: Blueprint,
         rows: list[Row],
         request: TrainRequest,
+        own_process: bool,
     ) -> FitResult:
         """The fit, in a fit worker process (JOB_PROCESSES: a long fit holds no GIL the
         serving process needs) or else in the job's thread; its progress is saved on the
         job every PROGRESS_EVERY seconds while it runs."""
         options = {"test_size": request.test_size, "shuffle": request.shuffle, "seed": request.seed}
-        pool = self.executors.fits.pool()
+        pool = None if own_process else self.executors.fits.pool()
         if pool is None:
             reported = {"value": 0.0}
             fitting = run_in(
