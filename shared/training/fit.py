@@ -86,21 +86,27 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+@dataclass(frozen=True)
+class FitOptions:
+    """How a job splits its rows (TrainRequest's fields of the same names)."""
+
+    test_size: float
+    shuffle: bool
+    seed: int
+
+
 def fit(
     snapshot: bytes,
     blueprint: Blueprint,
     rows: list[Row],
-    *,
-    test_size: float,
-    shuffle: bool,
-    seed: int,
+    options: FitOptions,
     progress: Callable[[float], None] = lambda _: None,
 ) -> FitResult:
-    if blueprint.task == "forecasting" and shuffle:
+    if blueprint.task == "forecasting" and options.shuffle:
         raise DataError("a time series cannot be shuffled: set shuffle to false")
     if not rows:
         raise DataError("the data has no usable rows")
-    train, test = split(rows, test_size, shuffle, seed)
+    train, test = split(rows, options.test_size, options.shuffle, options.seed)
     train, test = _checked(blueprint, train, 0), _checked(blueprint, test, len(train))
     if not train:
         raise DataError("nothing left to train on: lower test_size")
@@ -124,14 +130,7 @@ PROGRESS = struct.Struct("d")
 
 
 def fit_in_worker(
-    progress_path: str,
-    snapshot: bytes,
-    blueprint: Blueprint,
-    rows: list[Row],
-    *,
-    test_size: float,
-    shuffle: bool,
-    seed: int,
+    progress_path: str, snapshot: bytes, blueprint: Blueprint, rows: list[Row], options: FitOptions
 ) -> FitResult:
     """`fit` in a worker process, its progress written to `progress_path` (`read_progress`)."""
     with open(progress_path, "r+b", buffering=0) as shared:
@@ -139,15 +138,7 @@ def fit_in_worker(
         def report(value: float) -> None:
             os.pwrite(shared.fileno(), PROGRESS.pack(value), 0)
 
-        return fit(
-            snapshot,
-            blueprint,
-            rows,
-            test_size=test_size,
-            shuffle=shuffle,
-            seed=seed,
-            progress=report,
-        )
+        return fit(snapshot, blueprint, rows, options, report)
 
 
 def read_progress(fd: int) -> float:

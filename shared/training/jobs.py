@@ -33,7 +33,7 @@ from shared.settings import Settings
 from shared.state.interfaces import Documents
 from shared.training import cloudrun
 from shared.training.data import DATASETS, DataError, Row, dataset_rows, frame_rows, read_frame
-from shared.training.fit import FitResult, fit, fit_in_worker, read_progress
+from shared.training.fit import FitOptions, FitResult, fit, fit_in_worker, read_progress
 
 log = logging.getLogger("ml.training")
 JOB = "job"
@@ -251,7 +251,7 @@ class Jobs:
         """The fit, in a fit worker process (JOB_PROCESSES: a long fit holds no GIL the
         serving process needs) or else in the job's thread; its progress is saved on the
         job every PROGRESS_EVERY seconds while it runs."""
-        options = {"test_size": request.test_size, "shuffle": request.shuffle, "seed": request.seed}
+        options = FitOptions(request.test_size, request.shuffle, request.seed)
         pool = None if own_process else self.executors.fits.pool()
         if pool is None:
             reported = {"value": 0.0}
@@ -261,14 +261,12 @@ class Jobs:
                 snapshot,
                 blueprint,
                 rows,
-                progress=lambda value: reported.__setitem__("value", value),
-                **options,
+                options,
+                lambda value: reported.__setitem__("value", value),
             )
             return await self._watch(tenant, job, fitting, lambda: reported["value"])
         with tempfile.NamedTemporaryFile(prefix="fit-progress-") as shared:
-            call = functools.partial(
-                fit_in_worker, shared.name, snapshot, blueprint, rows, **options
-            )
+            call = functools.partial(fit_in_worker, shared.name, snapshot, blueprint, rows, options)
             fitting = asyncio.get_running_loop().run_in_executor(pool, call)
             try:
                 return await self._watch(

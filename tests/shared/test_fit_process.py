@@ -21,7 +21,7 @@ from river import datasets, linear_model, metrics, preprocessing
 
 from shared.catalog import build_model
 from shared.errors import ApiError
-from shared.training.fit import PROGRESS, fit, fit_in_worker, read_progress
+from shared.training.fit import PROGRESS, FitOptions, fit, fit_in_worker, read_progress
 from tests.servers import AppProcess
 
 LINEAR = {"name": "m", "steps": [{"kind": "standard_scaler"}, {"kind": "linear_regression"}]}
@@ -108,12 +108,12 @@ def test_the_worker_function_reports_its_progress_through_the_file(tmp_path: Pat
         assert blueprint is not None
         snapshot = pickle.dumps(model)
         rows = [(dict(x), float(y)) for x, y in itertools.islice(datasets.TrumpApproval(), 200)]
-        options = {"test_size": 0.25, "shuffle": False, "seed": 0}
-        in_worker = fit_in_worker(str(shared), snapshot, blueprint, rows, **options)
+        options = FitOptions(test_size=0.25, shuffle=False, seed=0)
+        in_worker = fit_in_worker(str(shared), snapshot, blueprint, rows, options)
         assert read_progress(read.fileno()) == 1.0
     assert len(shared.read_bytes()) == PROGRESS.size
     seen: list[float] = []
-    in_thread = fit(snapshot, blueprint, rows, progress=seen.append, **options)
+    in_thread = fit(snapshot, blueprint, rows, options, seen.append)
     assert in_worker.metrics == in_thread.metrics and in_worker.blob == in_thread.blob
     assert seen[-1] == 1.0
 
