@@ -429,7 +429,7 @@ class Settings(BaseSettings):
         "process (LEARN_PROCESSES); smaller ones cost less than the model's round trip",
     )
     job_processes: int = Field(
-        1,
+        2,
         ge=0,
         le=64,
         description="worker processes that fit in-process training jobs, off the serving "

@@ -217,7 +217,7 @@ class MemoryKeptPredictions:
         model = self._model(tenant, name, now)
         done = []
         kept, labelled = model.kept, model.labelled
-        tokens = new_tokens(len(items)) if len(items) > 1 else [new_token()]
+        tokens = [new_token()] if len(items) == 1 else new_tokens(len(items))
         for (prediction_id, x, outcome), token in zip(items, tokens, strict=True):
             if prediction_id in labelled:
                 done.append(False)

@@ -129,6 +129,19 @@ def fit(
 PROGRESS = struct.Struct("d")
 
 
+class FitCrashed(Exception):
+    """A fit failed in a worker process with an exception other than DataError or ApiError,
+    sent back as its class name and message: any exception of River's may not unpickle on
+    the other side (one that does not fails the whole pool: every queued fit with it)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(kind, message)
+        self.kind = kind
+
+    def __str__(self) -> str:
+        return f"{self.args[0]}: {self.args[1]}"
+
+
 def fit_in_worker(
     progress_path: str, snapshot: bytes, blueprint: Blueprint, rows: list[Row], options: FitOptions
 ) -> FitResult:
@@ -138,7 +151,13 @@ def fit_in_worker(
         def report(value: float) -> None:
             os.pwrite(shared.fileno(), PROGRESS.pack(value), 0)
 
-        return fit(snapshot, blueprint, rows, options, report)
+        try:
+            return fit(snapshot, blueprint, rows, options, report)
+        except (DataError, ApiError):
+            raise  # both pickle with their fields; the job reports their message
+        except Exception as exc:
+            # `from exc`: the worker's traceback of it travels with the remote one
+            raise FitCrashed(type(exc).__name__, str(exc)) from exc
 
 
 def read_progress(fd: int) -> float:

@@ -33,7 +33,14 @@ from shared.settings import Settings
 from shared.state.interfaces import Documents
 from shared.training import cloudrun
 from shared.training.data import DATASETS, DataError, Row, dataset_rows, frame_rows, read_frame
-from shared.training.fit import FitOptions, FitResult, fit, fit_in_worker, read_progress
+from shared.training.fit import (
+    FitCrashed,
+    FitOptions,
+    FitResult,
+    fit,
+    fit_in_worker,
+    read_progress,
+)
 
 log = logging.getLogger("ml.training")
 JOB = "job"
@@ -167,7 +174,8 @@ class Jobs:
             await self._fail(tenant, job, exc.message if isinstance(exc, ApiError) else str(exc))
         except Exception as exc:
             log.exception("training job %s failed", job_id)
-            await self._fail(tenant, job, f"internal error ({exc.__class__.__name__})")
+            kind = exc.kind if isinstance(exc, FitCrashed) else exc.__class__.__name__
+            await self._fail(tenant, job, f"internal error ({kind})")
         return job
 
     async def drain(self) -> None:
@@ -182,8 +190,9 @@ class Jobs:
         # version 1 is the freshly built estimator: batch training starts from it, so the
         # result does not depend on which instance runs the job
         snapshot = await self.lifecycle.registry.load_artifact(tenant, model, 1)
-        # the whole job (its data read included) runs in the job pool: however many jobs
-        # wait, they wait behind each other, never in front of other requests' work
+        # the job's blocking steps (its data read included) run in the job pool, its fit in
+        # a fit worker process (`_fit`): however many jobs wait, they wait behind each other,
+        # never in front of other requests' work
         pool = self.executors.jobs
         if request.dataset is not None:
             source = {"dataset": request.dataset}
@@ -267,12 +276,18 @@ class Jobs:
             return await self._watch(tenant, job, fitting, lambda: reported["value"])
         with tempfile.NamedTemporaryFile(prefix="fit-progress-") as shared:
             call = functools.partial(fit_in_worker, shared.name, snapshot, blueprint, rows, options)
-            fitting = asyncio.get_running_loop().run_in_executor(pool, call)
+            loop = asyncio.get_running_loop()
+            try:
+                fitting = loop.run_in_executor(pool, call)
+            except BrokenProcessPool:  # a worker died while idle: the fit has not begun
+                log.warning("a fit worker process had died; starting a new one")
+                self.executors.fits.drop(pool)
+                fitting = loop.run_in_executor(self.executors.fits.pool() or pool, call)
             try:
                 return await self._watch(
                     tenant, job, fitting, lambda: read_progress(shared.fileno())
                 )
-            except BrokenProcessPool:
+            except BrokenProcessPool:  # died mid-fit (e.g. out of memory): this job fails
                 log.error("the fit worker process of job %s died", job["id"])
                 self.executors.fits.drop(pool)
                 raise

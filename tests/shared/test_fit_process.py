@@ -9,7 +9,9 @@ real server (tests/servers.py starts it as deployed).
 from __future__ import annotations
 
 import itertools
+import os
 import pickle
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +23,14 @@ from river import datasets, linear_model, metrics, preprocessing
 
 from shared.catalog import build_model
 from shared.errors import ApiError
-from shared.training.fit import PROGRESS, FitOptions, fit, fit_in_worker, read_progress
+from shared.training.fit import (
+    PROGRESS,
+    FitCrashed,
+    FitOptions,
+    fit,
+    fit_in_worker,
+    read_progress,
+)
 from tests.servers import AppProcess
 
 LINEAR = {"name": "m", "steps": [{"kind": "standard_scaler"}, {"kind": "linear_regression"}]}
@@ -86,7 +95,10 @@ def test_a_job_fitted_in_a_worker_process_equals_river(server: AppProcess) -> No
     assert live["prediction"] == local.predict_one(x)
 
 
-def test_a_failure_in_the_worker_fails_the_job_with_its_message(server: AppProcess) -> None:
+def test_a_failure_in_the_worker_fails_the_job_and_a_dead_worker_is_replaced(
+    server: AppProcess,
+) -> None:
+    assert server.process is not None
     with httpx.Client(base_url=server.url, headers={"X-Tenant-ID": "acme"}, timeout=60) as http:
         assert http.post("/api/v1/models", json=LINEAR).status_code == 201
         body = {"dataset": "TrumpApproval", "test_size": 0.9999}
@@ -97,6 +109,49 @@ def test_a_failure_in_the_worker_fails_the_job_with_its_message(server: AppProce
         body = {"dataset": "TrumpApproval", "test_size": 0.5}
         again = finished(http, http.post("/api/v1/models/m/train", json=body).json()["id"])
         assert again["status"] == "succeeded", again
+        # a fit worker killed while idle (the OOM killer, say) breaks its pool: the next job
+        # gets a new one instead of failing like every job after it
+        workers = [p for p in descendants(server.process.pid) if niceness(p) == NICE]
+        assert workers
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{pid}").exists() for pid in workers):
+            assert time.monotonic() < deadline, "the killed workers did not go"
+            time.sleep(0.05)
+        time.sleep(0.5)  # the pool's manager thread notices the dead worker
+        third = finished(http, http.post("/api/v1/models/m/train", json=body).json()["id"])
+        assert third["status"] == "succeeded", third
+        assert third["metrics"] == again["metrics"]
+
+
+class _TwoArguments(Exception):
+    """An exception that does not unpickle from its args (as some libraries' do)."""
+
+    def __init__(self, what: str, why: str) -> None:
+        super().__init__(f"{what} failed: {why}")
+
+
+class _Exploding:
+    def learn_one(self, x: dict[str, Any], y: float) -> None:
+        raise _TwoArguments("learn_one", "on purpose")
+
+
+def test_any_other_failure_in_the_worker_comes_back_picklable(tmp_path: Path) -> None:
+    shared = tmp_path / "progress"
+    shared.write_bytes(b"")
+    blueprint, _ = build_model({"steps": LINEAR["steps"]})
+    assert blueprint is not None
+    with pytest.raises(TypeError):
+        pickle.loads(pickle.dumps(_TwoArguments("a", "b")))  # what would break the pool
+    rows = [({"a": 1.0}, 1.0), ({"a": 2.0}, 2.0)]
+    with pytest.raises(FitCrashed) as crashed:
+        fit_in_worker(
+            str(shared), pickle.dumps(_Exploding()), blueprint, rows, FitOptions(0.5, False, 0)
+        )
+    sent = pickle.loads(pickle.dumps(crashed.value))
+    assert sent.kind == "_TwoArguments"
+    assert str(sent) == "_TwoArguments: learn_one failed: on purpose"
 
 
 def test_the_worker_function_reports_its_progress_through_the_file(tmp_path: Path) -> None:
