@@ -12,6 +12,8 @@ one kind of work cannot starve another (issue 11: isolation of work).
   seconds.
 - `fits` (JOB_PROCESSES): worker processes that fit training jobs (shared/training/fit.py);
   the job itself (reading its data, saving its version) stays in `jobs`.
+- `proofs` (PROOF_PROCESSES): worker processes that prove a new spec (shared/spec_proof.py),
+  handed the proof by a `cpu` thread.
 
 Both run WORKER_NICE steps below the serving process's CPU priority (`WorkerProcesses`).
 
@@ -59,7 +61,12 @@ T = TypeVar("T")
 # CPython's interval as the process started (5 ms unless someone changed it before)
 USUAL_SWITCH_SECONDS = sys.getswitchinterval()
 # what the worker processes' fork server imports once, so each worker starts with River loaded
-WORKER_MODULES = ["shared.learn_process", "shared.monitoring.fold", "shared.training.fit"]
+WORKER_MODULES = [
+    "shared.learn_process",
+    "shared.monitoring.fold",
+    "shared.training.fit",
+    "shared.spec_proof",
+]
 
 
 class ShortSwitch:
@@ -157,6 +164,7 @@ class Executors:
         switch: ShortSwitch | None = None,
         *,
         fit_processes: int = 0,
+        proof_processes: int = 0,
         worker_nice: int = 0,
     ) -> None:
         self.cpu = TenantWorkPool(cpu_workers, "ml-cpu", switch)
@@ -165,6 +173,7 @@ class Executors:
         self.monitor = ThreadPoolExecutor(cpu_workers, thread_name_prefix="ml-monitor")
         self.learn = WorkerProcesses(learn_processes, worker_nice)
         self.fits = WorkerProcesses(fit_processes, worker_nice)
+        self.proofs = WorkerProcesses(proof_processes, worker_nice)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Executors:
@@ -175,6 +184,7 @@ class Executors:
             settings.learn_processes,
             _switch_of(settings.gil_switch_ms / 1000),
             fit_processes=settings.job_processes,
+            proof_processes=settings.proof_processes,
             worker_nice=settings.worker_nice,
         )
 
@@ -190,8 +200,8 @@ class Executors:
         interrupted); the event loop does not wait for them. Idle workers exit."""
         for pool in (self.cpu, self.io, self.jobs, self.monitor):
             pool.shutdown(wait=False, cancel_futures=True)
-        self.learn.shutdown()
-        self.fits.shutdown()
+        for workers in (self.learn, self.fits, self.proofs):
+            workers.shutdown()
 
 
 def lower_priority(nice: int) -> None:

@@ -16,7 +16,7 @@ import uuid
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from shared import catalog, learning, limits, spec_proof
+from shared import catalog, learning, limits
 from shared.challenger import Challengers
 from shared.errors import ApiError, conflict, not_found, unprocessable
 from shared.events import EventBus
@@ -39,6 +39,7 @@ from shared.registry.base import (
     raise_high_water,
 )
 from shared.schemas import ModelSpec
+from shared.spec_proof import SpecProver
 from shared.state.interfaces import LifecycleState
 from shared.state_loss import StateLoss, log_loss, loss_report
 from shared.tenancy import NAME_PATTERN, check_name
@@ -73,8 +74,11 @@ class Lifecycle:
         degraded: DegradedModels | None = None,
         lock_ttl_seconds: float = 60.0,
         lock_wait_seconds: float = 2.0,
+        prover: SpecProver | None = None,
     ) -> None:
         self.models = models
+        # proves a spec before it is created (in the CPU pool, or its proof workers)
+        self.prover = prover or SpecProver(models.cpu)
         self.registry = registry
         self.events = events
         self.state = state  # incarnations and records, the lifecycle lock, the store's epoch
@@ -97,7 +101,7 @@ class Lifecycle:
         limits.check_model_count(len(await self.registry.list_models(tenant)))
         # built, learned and predicted once off the event loop: a spec that cannot work is
         # a 422 here, never a model that fails on every call
-        record, blob = await spec_proof.prove(spec, self.models.cpu)
+        record, blob = await self.prover.prove(spec)
         name = spec.name
         taken = conflict(f"model '{name}' already exists; DELETE it first", "model_exists")
         async with self.locks.hold(tenant, name):

@@ -30,6 +30,7 @@ from shared.outbound import outbound_policy
 from shared.registry import Registry, open_registry
 from shared.serving import Serving
 from shared.settings import Settings, get_settings
+from shared.spec_proof import SpecProver
 from shared.state import StateStore, open_state_store
 from shared.state.predictions import open_kept_predictions
 from shared.state.series import open_series_state
@@ -154,6 +155,7 @@ def current_runtime() -> Runtime:
             degraded=degraded,
             lock_ttl_seconds=settings.lifecycle_lock_ttl_seconds,
             lock_wait_seconds=settings.lifecycle_lock_wait_seconds,
+            prover=SpecProver(executors.cpu, executors.proofs),
         )
         kept = open_kept_predictions(
             store, settings.label_ttl_seconds, settings.label_max_kept_per_model

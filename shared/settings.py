@@ -436,12 +436,19 @@ class Settings(BaseSettings):
         "process's GIL (a job's data read and its saved version stay in JOB_WORKERS); 0: the "
         "fit runs in the job's thread",
     )
+    proof_processes: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="worker processes that prove a new spec (build it, learn and predict a "
+        "sample) off the serving process's GIL; 0: in the CPU threads",
+    )
     worker_nice: int = Field(
         10,
         ge=0,
         le=19,
         description="how much lower the worker processes' CPU priority (os.nice) is than the "
-        "serving process's (LEARN_PROCESSES, JOB_PROCESSES): where cores are short, a "
+        "serving process's (LEARN_PROCESSES, JOB_PROCESSES, PROOF_PROCESSES): where cores are short, a "
         "tenant's bulk work takes the CPU the serving process leaves, not the share every "
         "tenant's requests need",
     )

@@ -1,5 +1,6 @@
 """A spec is proven before it is created: built, then one synthetic sample learned and
-predicted, off the event loop, within SPEC_PROOF_SECONDS and MAX_MODEL_BYTES.
+predicted, off the event loop (in a proof worker process when there is one), within
+SPEC_PROOF_SECONDS and MAX_MODEL_BYTES.
 
 A spec River accepts at construction but fails on at learn or predict time (an invalid
 tokenizer regex, an unknown MLP activation) is a 422 with River's message, never a model that
@@ -9,49 +10,126 @@ answers 500 on every call or acknowledges learns it never makes.
 from __future__ import annotations
 
 import asyncio
+import logging
 import pickle
+import threading
 import time
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from shared import learning
 from shared.catalog import Blueprint
 from shared.errors import ApiError, unavailable, unprocessable
-from shared.executors import run_in
+from shared.executors import WorkerProcesses, run_in
 from shared.online import OnlineModels
 from shared.schemas import ModelSpec
 from shared.settings import Settings, get_settings
 
+log = logging.getLogger("ml.spec_proof")
 
-async def prove(spec: ModelSpec, executor: Executor) -> tuple[dict[str, Any], bytes]:
-    """The model's record and snapshot 0, once the spec has learned and predicted a sample,
-    proven in `executor` (the CPU pool, shared/executors.py): the event loop keeps serving and
-    a flood of proofs waits for a worker."""
-    settings = get_settings()
-    budget = settings.spec_proof_seconds
-    loop = asyncio.get_running_loop()
-    began = asyncio.Event()
 
-    def work() -> tuple[dict[str, Any], bytes]:
-        loop.call_soon_threadsafe(began.set)
-        return proven(spec, settings)
+class SpecProver:
+    """Proves specs off the event loop: in a thread of the CPU pool (`cpu`), which hands the
+    build and trial to a proof worker process when one is up (`workers`, PROOF_PROCESSES:
+    building a big ensemble holds the GIL for tens of milliseconds, which every other
+    tenant's requests would wait behind), else proves in the thread itself.
 
-    task = asyncio.ensure_future(run_in(executor, work))
-    try:
-        await asyncio.wait_for(began.wait(), budget)
-    except TimeoutError:
-        task.cancel()  # still queued: it never runs
-        raise unavailable("every CPU worker is busy; retry", retry_after=2, code="busy") from None
-    try:
-        return await asyncio.wait_for(asyncio.shield(task), budget)
-    except TimeoutError:
-        # the worker finishes on its own (every parameter that scales work is bounded)
-        task.add_done_callback(_consume)
-        raise unprocessable(
-            f"the spec did not build, learn and predict one sample within "
-            f"SPEC_PROOF_SECONDS ({budget:g} s)",
-            "spec_too_slow",
-        ) from None
+    The first proof of a process starts the workers (their fork server loads River: a second
+    or two) and is proven in its thread meanwhile, so no create waits for that start-up."""
+
+    def __init__(self, cpu: Executor | None, workers: WorkerProcesses | None = None) -> None:
+        self.cpu = cpu
+        self.workers = workers
+        # a thread hands its proof on only once a worker is free, so a proof that has begun
+        # (what the budget times) never waits in the pool's queue behind another
+        self._free = threading.BoundedSemaphore(max(1, workers.processes if workers else 1))
+        self._lock = threading.Lock()
+        self._starting: tuple[ProcessPoolExecutor, Future[int]] | None = None
+
+    async def prove(self, spec: ModelSpec) -> tuple[dict[str, Any], bytes]:
+        """The model's record and snapshot 0, once the spec has learned and predicted a
+        sample: a flood of proofs waits for a CPU thread (503 `busy` past the budget), a
+        proof slower than SPEC_PROOF_SECONDS is a 422."""
+        settings = get_settings()
+        budget = settings.spec_proof_seconds
+        loop = asyncio.get_running_loop()
+        began = asyncio.Event()
+
+        def work() -> tuple[dict[str, Any], bytes]:
+            pool = self._started_pool()
+            if pool is not None:
+                with self._free:
+                    loop.call_soon_threadsafe(began.set)
+                    return self._in_worker(pool, spec, settings)
+            loop.call_soon_threadsafe(began.set)
+            return proven(spec, settings)
+
+        task = asyncio.ensure_future(run_in(self.cpu, work))
+        try:
+            await asyncio.wait_for(began.wait(), budget)
+        except TimeoutError:
+            task.cancel()  # still queued: it never runs
+            raise unavailable(
+                "every CPU worker is busy; retry", retry_after=2, code="busy"
+            ) from None
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), budget)
+        except TimeoutError:
+            # the worker finishes on its own (every parameter that scales work is bounded)
+            task.add_done_callback(_consume)
+            raise unprocessable(
+                f"the spec did not build, learn and predict one sample within "
+                f"SPEC_PROOF_SECONDS ({budget:g} s)",
+                "spec_too_slow",
+            ) from None
+
+    def _started_pool(self) -> ProcessPoolExecutor | None:
+        """The proof pool once a worker of it has answered, else None: the pool is made and
+        a first worker started (in the background) on first use, or again after it broke."""
+        pool = self.workers.pool() if self.workers is not None else None
+        if pool is None:
+            return None
+        with self._lock:
+            if self._starting is None or self._starting[0] is not pool:
+                self._starting = (pool, _start(pool))
+            started = self._starting[1]
+        if not started.done():
+            return None
+        if started.exception() is not None:  # it died starting: start another next time
+            self._drop(pool)
+            return None
+        return pool
+
+    def _in_worker(
+        self, pool: ProcessPoolExecutor, spec: ModelSpec, settings: Settings
+    ) -> tuple[dict[str, Any], bytes]:
+        """`proven` in a worker process, waited for in this thread (the GIL let go)."""
+        try:
+            return pool.submit(proven_in_worker, spec, settings).result()
+        except BrokenProcessPool:  # a worker died: prove here, as without one
+            log.warning("a proof worker process died; proving in a thread")
+            self._drop(pool)
+            return proven(spec, settings)
+
+    def _drop(self, pool: ProcessPoolExecutor) -> None:
+        assert self.workers is not None
+        self.workers.drop(pool)
+
+
+def _start(pool: ProcessPoolExecutor) -> Future[int]:
+    """Start a worker of `pool` in a thread of its own (the first submit waits until the fork
+    server has loaded River); done once the worker has answered a first call."""
+    started: Future[int] = Future()
+
+    def start() -> None:
+        try:
+            started.set_result(pool.submit(int).result())
+        except BaseException as exc:  # a worker that died starting: reported, not raised
+            started.set_exception(exc)
+
+    threading.Thread(target=start, name="ml-proof-start", daemon=True).start()
+    return started
 
 
 def _consume(task: asyncio.Future[Any]) -> None:
@@ -85,6 +163,19 @@ def proven(spec: ModelSpec, settings: Settings) -> tuple[dict[str, Any], bytes]:
             "spec_too_slow",
         )
     return record, blob
+
+
+def proven_in_worker(spec: ModelSpec, settings: Settings) -> tuple[dict[str, Any], bytes]:
+    """`proven` in a proof worker process. What it raises comes back pickled: an ApiError
+    with its fields; anything else (a bug, answered 500 as in a thread) as a RuntimeError
+    naming it, since not every exception unpickles from its args (one that does not would
+    break the pool for every proof queued with it)."""
+    try:
+        return proven(spec, settings)
+    except ApiError:
+        raise
+    except Exception as exc:
+        raise RuntimeError(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _check_size(size: int, settings: Settings) -> None:

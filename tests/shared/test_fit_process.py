@@ -38,10 +38,16 @@ NICE = 7
 
 
 def descendants(pid: int) -> list[int]:
-    """Every process below `pid`, from /proc (Linux)."""
+    """Every process below `pid`, from /proc (Linux): the children of each of its threads
+    (a pool made in a worker thread has its fork server started by that thread)."""
     found: list[int] = []
-    for child in (int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()):
-        found += [child, *descendants(child)]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        for child in map(int, children):
+            found += [child, *descendants(child)]
     return found
 
 
