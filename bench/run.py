@@ -200,14 +200,24 @@ def measure(work: Path, stack: contextlib.ExitStack) -> Measured:
         ]
 
     checks: list[Aim] = []
-    for label, short, floor in ((MEMORY, "memory://", 0.8), (REDIS, "redis://", 0.6)):
+    # each throughput aim beside the floor doing the same (predict on Valkey: the floor has
+    # no read to make, so its ratio is an upper bound there)
+    floor_predict = best["floor/predict"].rps / echo_rps
+    for label, short, target in ((MEMORY, "memory://", 0.8), (REDIS, "redis://", 0.6)):
         predict_ratio = best[f"{label}/predict"].rps / echo_rps
-        checks.append(Aim(f"predict / echo req/s, {short}", predict_ratio, floor, ">="))
+        name = f"predict / echo req/s, {short}"
+        checks.append(Aim(name, predict_ratio, target, ">=", floor_predict))
+    learn_floors = {MEMORY: "floor/predict_learn", REDIS: "floor-valkey/predict_learn"}
     for label, short in ((MEMORY, "memory://"), (REDIS, "redis://")):
         learn_ratio = best[f"{label}/predict_learn"].rps / echo_rps
-        checks.append(Aim(f"predict_learn / echo req/s, {short}", learn_ratio, 0.6, ">="))
-    versus = best[f"{REDIS}/predict_learn"].rps / best["chantilly/learn"].rps
-    checks.append(Aim("predict_learn redis:// / chantilly learn req/s", versus, 15, ">="))
+        floor_ratio = best[learn_floors[label]].rps / echo_rps
+        name = f"predict_learn / echo req/s, {short}"
+        checks.append(Aim(name, learn_ratio, 0.6, ">=", floor_ratio))
+    rival_learn = best["chantilly/learn"].rps
+    versus = best[f"{REDIS}/predict_learn"].rps / rival_learn
+    floor_versus = best[learn_floors[REDIS]].rps / rival_learn
+    name = "predict_learn redis:// / chantilly learn req/s"
+    checks.append(Aim(name, versus, 15, ">=", floor_versus))
     for name in WARM_MODELS:
         floor_ms = river_warm[name].p50_ms + best["echo-1"].p50_ms
         ratio = best[f"warm/{name}"].p50_ms / floor_ms

@@ -27,6 +27,16 @@ def test_aims_mark_only_the_missed_ones() -> None:
     assert "aim >= 15" in missed
 
 
+def test_an_aim_says_when_the_floor_misses_it_too() -> None:
+    reachable = Aim("predict / echo", 0.48, 0.8, ">=", floor=1.06)
+    beyond = Aim("predict_learn / echo", 0.28, 0.6, ">=", floor=0.51)
+    assert not reachable.above_floor and beyond.above_floor
+    assert not Aim("no floor", 0.1, 0.8, ">=").above_floor
+    kept, out_of_reach = aims([reachable, beyond]).splitlines()
+    assert kept.endswith("aim missed (floor 1.06)")
+    assert out_of_reach.endswith("aim missed (floor 0.51, the floor misses it too)")
+
+
 def test_throughput_rows_show_their_ratio_to_the_echo() -> None:
     rows = [
         Row("echo", "ff echo", 16, 5000.0, 1.0, 2.0, 0, vs_echo=1.0),
