@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 
 class ApiError(Exception):
@@ -21,9 +22,18 @@ class ApiError(Exception):
         self.message = message
         self.headers = dict(headers or {})
 
-    def __reduce__(self) -> tuple[type[ApiError], tuple[int, str, str, dict[str, str]]]:
-        # picklable with its own fields: a worker process raises it back to the caller
-        return (type(self), (self.status, self.code, self.message, self.headers))
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # picklable with its own fields: a worker process raises it back to the caller. Not
+        # through the constructor: a subclass may take other arguments than ApiError's
+        return (_rebuilt, (type(self), self.status, self.code, self.message, self.headers))
+
+
+def _rebuilt(
+    cls: type[ApiError], status: int, code: str, message: str, headers: dict[str, str]
+) -> ApiError:
+    error = cls.__new__(cls)
+    ApiError.__init__(error, status, code, message, headers)
+    return error
 
 
 def bad_request(message: str, code: str = "bad_request") -> ApiError:

@@ -15,7 +15,10 @@ one kind of work cannot starve another (issue 11: isolation of work).
 - `proofs` (PROOF_PROCESSES): worker processes that prove a new spec (shared/spec_proof.py),
   handed the proof by a `cpu` thread.
 
-Both run WORKER_NICE steps below the serving process's CPU priority (`WorkerProcesses`).
+All three run WORKER_NICE steps below the serving process's CPU priority. `fits` and `proofs`
+run what one tenant's input drives, so each task's end there is its own
+(`IsolatedProcesses`): a fit that dies of memory or a proof stopped past its time fails
+alone, where a dead worker of a `concurrent.futures` pool fails everything queued in it.
 
 - `monitor` (CPU_WORKERS threads): the monitor's folds of the exact shared metrics, our own
   steady background work, apart from the tenants' (below).
@@ -47,7 +50,10 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from multiprocessing.context import ForkServerContext
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
+
+import pebble
 
 from shared import hashseed
 
@@ -66,6 +72,7 @@ WORKER_MODULES = [
     "shared.monitoring.fold",
     "shared.training.fit",
     "shared.spec_proof",
+    "shared.catalog_loaded",
 ]
 
 
@@ -125,14 +132,9 @@ class WorkerProcesses:
 
     def pool(self) -> ProcessPoolExecutor | None:
         if self._pool is None and self.processes > 0 and hashseed.is_fixed():
-            # a fork server, not fork: forking a process that runs threads can copy a lock
-            # some other thread holds; the server forks from a clean, single-threaded state.
-            # One fork server per process: every pool's modules are preloaded in it.
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(WORKER_MODULES)
             self._pool = ProcessPoolExecutor(
                 self.processes,
-                mp_context=context,
+                mp_context=_fork_server(),
                 initializer=lower_priority,
                 initargs=(self.nice,),
             )
@@ -149,6 +151,82 @@ class WorkerProcesses:
         """Queued work dropped; idle workers exit."""
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class IsolatedProcesses:
+    """Worker processes (pebble's ProcessPool) where each task ends on its own: a task past
+    the timeout it was scheduled with has its process stopped (`TimeoutError`), a task whose
+    process dies fails alone (`pebble.ProcessExpired`), and the pool starts a new process in
+    the place of either. Made on first use, under the rules of `WorkerProcesses`; all its
+    processes start at the first task, in the thread that schedules it (which waits for the
+    fork server the first time: never the event loop)."""
+
+    def __init__(self, processes: int, nice: int) -> None:
+        self.processes = processes
+        self.nice = nice
+        self._pool: pebble.ProcessPool | None = None
+        self._lock = threading.Lock()  # pools are asked for from several threads
+
+    def pool(self) -> pebble.ProcessPool | None:
+        with self._lock:
+            if self._pool is None and self.processes > 0 and hashseed.is_fixed():
+                self._pool = pebble.ProcessPool(
+                    self.processes,
+                    initializer=lower_priority,
+                    initargs=(self.nice,),
+                    context=_fork_server(),
+                )
+            return self._pool
+
+    def schedule(
+        self, fn: Callable[..., T], args: tuple[object, ...], timeout: float | None = None
+    ) -> pebble.ProcessFuture[T]:
+        """`fn(*args)` in a worker, stopped past `timeout` seconds of running. Blocks while
+        the pool's processes start. A pool that broke is replaced first: pebble breaks one
+        whose worker died while none ran a task (the OOM killer, say), and its future then
+        raises BrokenProcessPool: the task had not begun, so the caller may schedule it
+        again (`call_again`)."""
+        pool = self.pool()
+        if pool is None:
+            raise RuntimeError("no worker processes (0 configured, or no fixed hash seed)")
+        try:
+            return pool.schedule(fn, args, timeout=timeout)
+        except RuntimeError:  # "Unexpected error within the Pool": it broke
+            self.drop(pool)
+            fresh = self.pool()
+            assert fresh is not None
+            return fresh.schedule(fn, args, timeout=timeout)
+
+    def drop(self, failed: pebble.ProcessPool) -> None:
+        """Forget a pool that cannot run tasks; the next use makes a new one."""
+        with self._lock:
+            if self._pool is failed:
+                self._pool = None
+        failed.stop()
+        _joined_in_background(failed)
+
+    def shutdown(self) -> None:
+        """No new tasks; the processes exit once theirs are done."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+            _joined_in_background(pool)
+
+
+def _joined_in_background(pool: pebble.ProcessPool) -> None:
+    """Join a closed or stopped pool in a thread of its own: joining is what ends its
+    processes (a stopped pool's at once, a closed one's after their tasks), and it waits."""
+    threading.Thread(target=pool.join, name="ml-pool-join", daemon=True).start()
+
+
+def _fork_server() -> ForkServerContext:
+    """A fork server, not fork: forking a process that runs threads can copy a lock some
+    other thread holds; the server forks from a clean, single-threaded state. One fork server
+    per process: every pool's modules are preloaded in it."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(WORKER_MODULES)
+    return context
 
 
 class Executors:
@@ -172,8 +250,8 @@ class Executors:
         self.io = ThreadPoolExecutor(io_workers, thread_name_prefix="ml-io")
         self.monitor = ThreadPoolExecutor(cpu_workers, thread_name_prefix="ml-monitor")
         self.learn = WorkerProcesses(learn_processes, worker_nice)
-        self.fits = WorkerProcesses(fit_processes, worker_nice)
-        self.proofs = WorkerProcesses(proof_processes, worker_nice)
+        self.fits = IsolatedProcesses(fit_processes, worker_nice)
+        self.proofs = IsolatedProcesses(proof_processes, worker_nice)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Executors:

@@ -14,14 +14,16 @@ import logging
 import pickle
 import threading
 import time
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
+
+import pebble
 
 from shared import learning
 from shared.catalog import Blueprint
 from shared.errors import ApiError, unavailable, unprocessable
-from shared.executors import WorkerProcesses, run_in
+from shared.executors import IsolatedProcesses, run_in
 from shared.online import OnlineModels
 from shared.schemas import ModelSpec
 from shared.settings import Settings, get_settings
@@ -35,17 +37,20 @@ class SpecProver:
     building a big ensemble holds the GIL for tens of milliseconds, which every other
     tenant's requests would wait behind), else proves in the thread itself.
 
-    The first proof of a process starts the workers (their fork server loads River: a second
-    or two) and is proven in its thread meanwhile, so no create waits for that start-up."""
+    A proof in a worker that outlives SPEC_PROOF_SECONDS has its process stopped, and one
+    that ends its process (out of memory, a crash in native code) fails alone: both are its
+    spec's 422, other tenants' proofs in the pool go on. The first proof of a process starts
+    the workers (their fork server loads River: a second or two) and is proven in its thread
+    meanwhile, so no create waits for that start-up."""
 
-    def __init__(self, cpu: Executor | None, workers: WorkerProcesses | None = None) -> None:
+    def __init__(self, cpu: Executor | None, workers: IsolatedProcesses | None = None) -> None:
         self.cpu = cpu
         self.workers = workers
         # a thread hands its proof on only once a worker is free, so a proof that has begun
         # (what the budget times) never waits in the pool's queue behind another
         self._free = threading.BoundedSemaphore(max(1, workers.processes if workers else 1))
         self._lock = threading.Lock()
-        self._starting: tuple[ProcessPoolExecutor, Future[int]] | None = None
+        self._starting: tuple[pebble.ProcessPool, Future[int]] | None = None
 
     async def prove(self, spec: ModelSpec) -> tuple[dict[str, Any], bytes]:
         """The model's record and snapshot 0, once the spec has learned and predicted a
@@ -55,11 +60,16 @@ class SpecProver:
         budget = settings.spec_proof_seconds
         loop = asyncio.get_running_loop()
         began = asyncio.Event()
+        # set when the caller gave up waiting for a start: a thread already waiting for a
+        # free worker (more CPU threads than proof workers) must not prove it after all
+        abandoned = threading.Event()
 
         def work() -> tuple[dict[str, Any], bytes]:
             pool = self._started_pool()
             if pool is not None:
                 with self._free:
+                    if abandoned.is_set():
+                        raise _busy()
                     loop.call_soon_threadsafe(began.set)
                     return self._in_worker(pool, spec, settings)
             loop.call_soon_threadsafe(began.set)
@@ -69,24 +79,22 @@ class SpecProver:
         try:
             await asyncio.wait_for(began.wait(), budget)
         except TimeoutError:
+            abandoned.set()
             task.cancel()  # still queued: it never runs
-            raise unavailable(
-                "every CPU worker is busy; retry", retry_after=2, code="busy"
-            ) from None
+            task.add_done_callback(_consume)
+            raise _busy() from None
         try:
             return await asyncio.wait_for(asyncio.shield(task), budget)
         except TimeoutError:
-            # the worker finishes on its own (every parameter that scales work is bounded)
+            # in a worker, the proof's process is stopped at the same budget; in the thread
+            # (the first proof of a process) it runs to its end
             task.add_done_callback(_consume)
-            raise unprocessable(
-                f"the spec did not build, learn and predict one sample within "
-                f"SPEC_PROOF_SECONDS ({budget:g} s)",
-                "spec_too_slow",
-            ) from None
+            raise _too_slow(budget) from None
 
-    def _started_pool(self) -> ProcessPoolExecutor | None:
-        """The proof pool once a worker of it has answered, else None: the pool is made and
-        a first worker started (in the background) on first use, or again after it broke."""
+    def _started_pool(self) -> pebble.ProcessPool | None:
+        """The proof pool once its workers have answered, else None: the pool is made and
+        its workers started (in the background) on first use, or again after they could not
+        start."""
         pool = self.workers.pool() if self.workers is not None else None
         if pool is None:
             return None
@@ -96,35 +104,59 @@ class SpecProver:
             started = self._starting[1]
         if not started.done():
             return None
-        if started.exception() is not None:  # it died starting: start another next time
-            self._drop(pool)
+        if started.exception() is not None:  # it could not start: start another next time
+            log.warning("the proof worker processes did not start: %s", started.exception())
+            assert self.workers is not None
+            self.workers.drop(pool)
             return None
         return pool
 
     def _in_worker(
-        self, pool: ProcessPoolExecutor, spec: ModelSpec, settings: Settings
+        self, pool: pebble.ProcessPool, spec: ModelSpec, settings: Settings
     ) -> tuple[dict[str, Any], bytes]:
-        """`proven` in a worker process, waited for in this thread (the GIL let go)."""
-        try:
-            return pool.submit(proven_in_worker, spec, settings).result()
-        except BrokenProcessPool:  # a worker died: prove here, as without one
-            log.warning("a proof worker process died; proving in a thread")
-            self._drop(pool)
-            return proven(spec, settings)
-
-    def _drop(self, pool: ProcessPoolExecutor) -> None:
+        """`proven` in a worker process, waited for in this thread (the GIL let go); the
+        process is stopped once the proof has run SPEC_PROOF_SECONDS."""
+        budget = settings.spec_proof_seconds
         assert self.workers is not None
-        self.workers.drop(pool)
+        try:
+            try:
+                return self.workers.schedule(proven_in_worker, (spec, settings), budget).result()
+            except BrokenProcessPool:  # the pool broke before the proof began: a new one
+                self.workers.drop(pool)
+                again = self.workers.schedule(proven_in_worker, (spec, settings), budget)
+                return again.result()
+        except TimeoutError:
+            raise _too_slow(budget) from None
+        except pebble.ProcessExpired as exc:
+            # the spec's own doing (memory, native code): never retried in this process
+            log.warning("a proof ended its worker process (exit code %s)", exc.exitcode)
+            raise unprocessable(
+                f"the spec's proof ended its worker process (exit code {exc.exitcode}); "
+                "a smaller model may fit MAX_MODEL_BYTES",
+                "spec_failed",
+            ) from None
 
 
-def _start(pool: ProcessPoolExecutor) -> Future[int]:
-    """Start a worker of `pool` in a thread of its own (the first submit waits until the fork
-    server has loaded River); done once the worker has answered a first call."""
+def _busy() -> ApiError:
+    return unavailable("every CPU worker is busy; retry", retry_after=2, code="busy")
+
+
+def _too_slow(budget: float) -> ApiError:
+    return unprocessable(
+        f"the spec did not build, learn and predict one sample within "
+        f"SPEC_PROOF_SECONDS ({budget:g} s)",
+        "spec_too_slow",
+    )
+
+
+def _start(pool: pebble.ProcessPool) -> Future[int]:
+    """Start the workers of `pool` in a thread of its own (the first task waits until the
+    fork server has loaded River); done once a worker has answered a first call."""
     started: Future[int] = Future()
 
     def start() -> None:
         try:
-            started.set_result(pool.submit(int).result())
+            started.set_result(pool.schedule(int).result())
         except BaseException as exc:  # a worker that died starting: reported, not raised
             started.set_exception(exc)
 
@@ -157,11 +189,7 @@ def proven(spec: ModelSpec, settings: Settings) -> tuple[dict[str, Any], bytes]:
         ) from None
     _check_size(len(pickle.dumps(trial, protocol=pickle.HIGHEST_PROTOCOL)), settings)
     if time.perf_counter() - started > settings.spec_proof_seconds:
-        raise unprocessable(
-            f"the spec did not build, learn and predict one sample within "
-            f"SPEC_PROOF_SECONDS ({settings.spec_proof_seconds:g} s)",
-            "spec_too_slow",
-        )
+        raise _too_slow(settings.spec_proof_seconds)
     return record, blob
 
 

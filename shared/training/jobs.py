@@ -21,6 +21,8 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from typing import Any
 
+import pebble
+
 from shared.catalog import Blueprint
 from shared.data_access import DataAccess
 from shared.errors import ApiError, not_found, unprocessable
@@ -275,22 +277,29 @@ class Jobs:
             )
             return await self._watch(tenant, job, fitting, lambda: reported["value"])
         with tempfile.NamedTemporaryFile(prefix="fit-progress-") as shared:
-            call = functools.partial(fit_in_worker, shared.name, snapshot, blueprint, rows, options)
-            loop = asyncio.get_running_loop()
+            args = (shared.name, snapshot, blueprint, rows, options)
+            progress = functools.partial(read_progress, shared.fileno())
             try:
-                fitting = loop.run_in_executor(pool, call)
-            except BrokenProcessPool:  # a worker died while idle: the fit has not begun
-                log.warning("a fit worker process had died; starting a new one")
-                self.executors.fits.drop(pool)
-                fitting = loop.run_in_executor(self.executors.fits.pool() or pool, call)
-            try:
-                return await self._watch(
-                    tenant, job, fitting, lambda: read_progress(shared.fileno())
+                try:
+                    return await self._watch(tenant, job, self._in_worker(args), progress)
+                except BrokenProcessPool:  # the pool broke before this fit began: a new one
+                    return await self._watch(tenant, job, self._in_worker(args), progress)
+            except pebble.ProcessExpired as exc:
+                # this fit's own process (out of memory, say): the other jobs' fits go on
+                log.error(
+                    "the fit worker process of job %s died (exit code %s)", job["id"], exc.exitcode
                 )
-            except BrokenProcessPool:  # died mid-fit (e.g. out of memory): this job fails
-                log.error("the fit worker process of job %s died", job["id"])
-                self.executors.fits.drop(pool)
-                raise
+                raise unprocessable(
+                    f"the fit's worker process ended (exit code {exc.exitcode}); the data or "
+                    "the model may not fit in memory",
+                    "fit_process_ended",
+                ) from None
+
+    async def _in_worker(self, args: tuple[object, ...]) -> FitResult:
+        # scheduled from a job thread: the pool's first task waits for its fork server
+        fits = self.executors.fits
+        scheduled = await run_in(self.executors.jobs, fits.schedule, fit_in_worker, args)
+        return await asyncio.wrap_future(scheduled)
 
     async def _watch(
         self,

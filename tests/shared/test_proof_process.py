@@ -110,3 +110,43 @@ def test_a_failing_spec_and_a_dead_worker(server: AppProcess) -> None:
             assert created.status_code == 201, created.text
         refused = http.post("/api/v1/models", json=FAILING)
         assert refused.status_code == 422 and refused.json()["error"]["code"] == "spec_failed"
+
+
+# exponential backtracking on the proof's synthetic text (minutes): a spec that never ends
+NEVER_ENDS = {
+    "steps": [
+        {"kind": "tfidf", "params": {"tokenizer_pattern": r"(?:[\w\s]|[\w\s])*\d"}},
+        {"kind": "gaussian_nb"},
+    ]
+}
+
+
+def test_a_proof_past_its_time_has_its_worker_stopped(
+    app_factory: Callable[..., AppProcess],
+) -> None:
+    """A proof still running at SPEC_PROOF_SECONDS is a 422 and its worker process is
+    stopped (before, it spun on, holding a CPU thread and a proof slot for good: two such
+    creates left every later create waiting); the pool starts another in its place."""
+    env = {"STATE_URL": "memory://", "WORKER_NICE": str(NICE), "SPEC_PROOF_SECONDS": "1"}
+    server = app_factory(env)
+    with httpx.Client(base_url=server.url, headers={"X-Tenant-ID": "acme"}, timeout=60) as http:
+        assert http.post("/api/v1/models", json={**LINEAR, "name": "first"}).status_code == 201
+        before = set(started_workers(server))
+        for name in ("slow-1", "slow-2", "slow-3"):  # more than PROOF_PROCESSES (2)
+            refused = http.post("/api/v1/models", json={**NEVER_ENDS, "name": name})
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["error"]["code"] == "spec_too_slow"
+        deadline = time.monotonic() + 15
+        while before & set(proof_workers(server)) or len(proof_workers(server)) < 2:
+            assert time.monotonic() < deadline, "the stopped workers were not replaced"
+            time.sleep(0.05)
+        # nothing is left spinning: the workers now are idle
+        time.sleep(0.5)
+        workers = proof_workers(server)
+        ticks = {pid: cpu_ticks(pid) for pid in workers}
+        time.sleep(0.5)
+        assert all(cpu_ticks(pid) - ticks[pid] < 10 for pid in workers)
+        for name in ("after", "again"):
+            created = http.post("/api/v1/models", json={**LINEAR, "name": name})
+            assert created.status_code == 201, created.text
+        assert http.get("/api/v1/models/slow-1").status_code == 404

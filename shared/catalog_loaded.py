@@ -1,0 +1,9 @@
+"""Importing this module imports every constructor the catalog names (`catalog.load_all`).
+
+Named in the worker processes' preload (shared/executors.py WORKER_MODULES): the fork server
+pays the imports once, and every worker it forks starts with them; the serving process never
+imports this module, and keeps loading a kind's module at its first use."""
+
+from shared.catalog import load_all
+
+load_all()
