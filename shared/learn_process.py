@@ -28,7 +28,7 @@ from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from shared import learning
+from shared import learning, model_pickle
 from shared.catalog import Blueprint
 from shared.errors import ApiError
 from shared.executors import Executors, run_in, run_to_end
@@ -57,7 +57,7 @@ def learn_pickled(blob: bytes, blueprint: Blueprint, pairs: list[tuple[Any, Any]
         except Exception as exc:
             failed = SampleFailed(index, f"{type(exc).__name__}: {exc}")
             return pickle.dumps(failed, pickle.HIGHEST_PROTOCOL)
-    return pickle.dumps(model, pickle.HIGHEST_PROTOCOL)
+    return model_pickle.dumps(model)
 
 
 class ProcessLearner:
@@ -81,7 +81,7 @@ class ProcessLearner:
         cpu: Executor = self.executors.cpu
         try:
             # run_to_end: it reads the live model, whose lock the caller holds until it ends
-            blob = await run_to_end(cpu, pickle.dumps, model, pickle.HIGHEST_PROTOCOL)
+            blob = await run_to_end(cpu, model_pickle.dumps, model)
         except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
             return None
         loop = asyncio.get_running_loop()

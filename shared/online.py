@@ -26,7 +26,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from shared import deadline, learning, limits, numbers, selectors, unsupervised
+from shared import deadline, learning, limits, model_pickle, numbers, selectors, unsupervised
 from shared.catalog import Blueprint, build_model
 from shared.edge.codec import dump_text
 from shared.errors import ApiError, conflict, not_found, unavailable, unprocessable
@@ -168,7 +168,7 @@ class OnlineModels:
             "uid": uuid.uuid4().hex,
             "blueprint": blueprint.__dict__,
         }
-        return record, pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
+        return record, model_pickle.dumps(estimator)
 
     async def install(
         self,
@@ -203,7 +203,13 @@ class OnlineModels:
         """The live model caught up with the log, pickled: (record, seq, artifact)."""
         async with self._locked(tenant, name) as live:
             await self._catch_up(live)
-            blob = await run_to_end(self.cpu, pickle.dumps, live.model, pickle.HIGHEST_PROTOCOL)
+            try:
+                blob = await run_to_end(self.cpu, model_pickle.dumps, live.model)
+            except RecursionError:  # a structure deeper than pickle walks (model_pickle)
+                raise unprocessable(
+                    "the model is nested too deeply to be written as a version",
+                    "model_not_serializable",
+                ) from None
             return dict(live.record), live.seq, blob
 
     async def record(self, tenant: str, name: str) -> dict[str, Any]:
@@ -1012,9 +1018,7 @@ class OnlineModels:
             try:
                 async with live.lock:
                     seq, uid = live.seq, live.uid
-                    blob = await run_to_end(
-                        self.cpu, pickle.dumps, live.model, pickle.HIGHEST_PROTOCOL
-                    )
+                    blob = await run_to_end(self.cpu, model_pickle.dumps, live.model)
                 if await self.store.save_snapshot(live.tenant, live.name, uid, seq, blob):
                     live.snap_seq = max(live.snap_seq, seq)
                     if self.compacted is not None:

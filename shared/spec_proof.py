@@ -20,7 +20,7 @@ from typing import Any
 
 import pebble
 
-from shared import learning
+from shared import learning, model_pickle
 from shared.catalog import Blueprint
 from shared.errors import ApiError, unavailable, unprocessable
 from shared.executors import IsolatedProcesses, run_in
@@ -187,7 +187,7 @@ def proven(spec: ModelSpec, settings: Settings) -> tuple[dict[str, Any], bytes]:
         raise unprocessable(
             f"the spec fails on a sample: {type(exc).__name__}: {exc}", "spec_failed"
         ) from None
-    _check_size(len(pickle.dumps(trial, protocol=pickle.HIGHEST_PROTOCOL)), settings)
+    _check_size(len(model_pickle.dumps(trial)), settings)
     if time.perf_counter() - started > settings.spec_proof_seconds:
         raise _too_slow(settings.spec_proof_seconds)
     return record, blob

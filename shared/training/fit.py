@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared import learning
+from shared import learning, model_pickle
 from shared.catalog import Blueprint
 from shared.errors import ApiError
 from shared.training.data import DataError, Row
@@ -118,7 +118,7 @@ def fit(
             progress(index / len(train))
     progress(1.0)
     return FitResult(
-        pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL),
+        model_pickle.dumps(model),
         _score(model, blueprint, test),
         len(train),
         len(test),

@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from river import compose, datasets, linear_model, preprocessing
+from river import compose, datasets, ensemble, linear_model, preprocessing
+from river.tree import HoeffdingTreeRegressor
 
 from shared.runtime import current_runtime
 from shared.settings import reset_settings_cache
@@ -299,3 +300,25 @@ async def test_a_request_during_delete_does_not_bring_the_model_back(
     assert len(during) == 2
     assert error_code(await versioned.get(M), 404) == "model_not_found"
     assert (await versioned.get("/api/v1/models")).json() == {"models": []}
+
+
+async def test_a_tree_whose_leaves_saw_ordered_values_becomes_a_version(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Bagged Hoeffding trees after 900 date-ordered samples: pickle's own walk of a leaf's
+    E-BST chain overflowed (the version was a 500); written flat, it is the model as learned."""
+    tree = {"kind": "hoeffding_tree_regressor", "params": {}}
+    steps = [{"kind": "bagging_regressor", "params": {"n_models": 2, "seed": 1, "model": tree}}]
+    assert (
+        await client.post("/api/v1/models", json={"name": "m", "steps": steps})
+    ).status_code == 201
+    for start in range(0, 900, 300):
+        await learn(client, SAMPLES[start : start + 300])
+    created = await client.post(f"{M}/versions")
+    assert created.status_code == 201, created.text
+    local = ensemble.BaggingRegressor(HoeffdingTreeRegressor(), n_models=2, seed=1)
+    for x, y in SAMPLES[:900]:
+        local.learn_one(x, y)
+    artifact = (tmp_path / "registry/acme/m/versions/2/model.pkl").read_bytes()
+    assert pickle.loads(artifact).predict_one(PROBE) == local.predict_one(PROBE)
+    assert await prediction(client, "?version=2") == local.predict_one(PROBE)
