@@ -14,6 +14,7 @@ from typing import Any
 
 from shared.errors import unprocessable
 from shared.numbers import is_number, within
+from shared.pattern_bounds import PatternTooCostly, check_pattern
 from shared.settings import Settings, get_settings
 
 MAX_SPEC_NESTING = 3  # a spec inside a spec inside a spec (bagging of a pipeline, say)
@@ -144,7 +145,7 @@ def _check_param(where: str, param: str, value: Any, settings: Settings) -> None
         return
     if isinstance(value, str):
         if param == "tokenizer_pattern":
-            _check_pattern(where, value)
+            _check_pattern(where, value, settings)
         elif len(value) > MAX_STRING_CHARS:
             raise _refuse(where, f"is longer than {MAX_STRING_CHARS} characters")
         return
@@ -154,7 +155,7 @@ def _check_param(where: str, param: str, value: Any, settings: Settings) -> None
         _check_distribution(where, value, settings)
 
 
-def _check_pattern(where: str, pattern: str) -> None:
+def _check_pattern(where: str, pattern: str, settings: Settings) -> None:
     if len(pattern) > MAX_PATTERN_CHARS:
         raise _refuse(where, f"is longer than {MAX_PATTERN_CHARS} characters")
     try:
@@ -163,6 +164,10 @@ def _check_pattern(where: str, pattern: str) -> None:
         raise unprocessable(
             f"{where} is not a valid regular expression: {exc}", "invalid_parameter"
         ) from None
+    try:  # River matches it with `re`, under the GIL, on every text the model learns
+        check_pattern(pattern, settings.max_text_chars)
+    except PatternTooCostly as exc:
+        raise _refuse(where, str(exc)) from None
 
 
 def _check_list(where: str, param: str, value: list[Any], settings: Settings) -> None:

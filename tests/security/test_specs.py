@@ -42,6 +42,26 @@ CASES = [
         "invalid_parameter",
         "missing ), unterminated subpattern",
     ),
+    *(
+        Case(
+            f"tfidf tokenizer_pattern {why}",
+            {
+                "steps": [
+                    {"kind": "tfidf", "params": {"tokenizer_pattern": pattern}},
+                    {"kind": "gaussian_nb"},
+                ]
+            },
+            "parameter_out_of_range",
+            says,
+        )
+        # minutes of `re` on the proof's own 29-character text, hours on a user's
+        for why, pattern, says in (
+            ("nested alternatives", r"(?:[\w\s]|[\w\s])*\d", "may hold no repetition"),
+            ("nested repetition", r"(a+)+$", "may hold no repetition"),
+            ("three repetitions in a row", r"\w+\s*\w+x", "can backtrack too long"),
+            ("back-reference", r"(\w+)\s\1", "back-reference"),
+        )
+    ),
     Case(
         "mlp activation 'nope'",
         {"kind": "mlp_regressor", "params": {"activation": "nope"}},
