@@ -20,7 +20,8 @@ ALLOWED = [
     r"\S+",
     r"[A-Za-z]{2,}",
     r"\w{3,20}",
-    r"#\w+|@\w+|\w+",  # hashtags, mentions, words
+    r"[#@]?\w+",  # words, hashtags, mentions
+    r"#\w+|\w+",
     r"[\d.]+",
     r"(?:ab|cd)",
 ]
@@ -34,7 +35,8 @@ REFUSED = {
     r"(?=\w+x)\w+": "can backtrack too long",  # a lookahead tries at every position
     "a?" * 20 + "a" * 20: "can backtrack too long",  # 2^20 ways
     r"(\w)\1": "back-reference",
-    r"\w+|\w+|\w+|\w+|\w+": "can backtrack too long",  # more than MAX_BRANCHING
+    r"\w+|\w+|\w+": "can backtrack too long",  # more than MAX_BRANCHING
+    r"#\w+|@\w+|\w+": "can backtrack too long",  # [#@]?\w+ says it in one
 }
 
 
