@@ -129,22 +129,25 @@ class WorkerProcesses:
         self.processes = processes
         self.nice = nice
         self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()  # asked for from the loop and from CPU threads
 
     def pool(self) -> ProcessPoolExecutor | None:
-        if self._pool is None and self.processes > 0 and hashseed.is_fixed():
-            self._pool = ProcessPoolExecutor(
-                self.processes,
-                mp_context=_fork_server(),
-                initializer=lower_priority,
-                initargs=(self.nice,),
-            )
-        return self._pool
+        with self._lock:
+            if self._pool is None and self.processes > 0 and hashseed.is_fixed():
+                self._pool = ProcessPoolExecutor(
+                    self.processes,
+                    mp_context=_fork_server(),
+                    initializer=lower_priority,
+                    initargs=(self.nice,),
+                )
+            return self._pool
 
     def drop(self, broken: ProcessPoolExecutor) -> None:
         """Forget a pool whose worker died (it refuses all work after); the next use makes
         a new one."""
-        if self._pool is broken:
-            self._pool = None
+        with self._lock:
+            if self._pool is broken:
+                self._pool = None
         broken.shutdown(wait=False, cancel_futures=True)
 
     def shutdown(self) -> None:
