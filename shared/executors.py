@@ -50,6 +50,7 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.context import ForkServerContext
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
@@ -169,9 +170,12 @@ class IsolatedProcesses:
         self.nice = nice
         self._pool: pebble.ProcessPool | None = None
         self._lock = threading.Lock()  # pools are asked for from several threads
+        self._closed = False  # shut down: no pool is made again
 
     def pool(self) -> pebble.ProcessPool | None:
         with self._lock:
+            if self._closed:
+                return None
             if self._pool is None and self.processes > 0 and hashseed.is_fixed():
                 self._pool = pebble.ProcessPool(
                     self.processes,
@@ -191,27 +195,30 @@ class IsolatedProcesses:
         again (`call_again`)."""
         pool = self.pool()
         if pool is None:
-            raise RuntimeError("no worker processes (0 configured, or no fixed hash seed)")
+            raise BrokenProcessPool("no worker processes (none configured, or shut down)")
         try:
             return pool.schedule(fn, args, timeout=timeout)
         except RuntimeError:  # "Unexpected error within the Pool": it broke
             self.drop(pool)
             fresh = self.pool()
-            assert fresh is not None
+            if fresh is None:
+                raise BrokenProcessPool("the worker processes were shut down") from None
             return fresh.schedule(fn, args, timeout=timeout)
 
     def drop(self, failed: pebble.ProcessPool) -> None:
-        """Forget a pool that cannot run tasks; the next use makes a new one."""
+        """Forget a pool that cannot run tasks; the next use makes a new one. Only the
+        call that detaches it stops it (several threads may see one pool break)."""
         with self._lock:
-            if self._pool is failed:
-                self._pool = None
+            if self._pool is not failed:
+                return
+            self._pool = None
         failed.stop()
         _joined_in_background(failed)
 
     def shutdown(self) -> None:
         """No new tasks; the processes exit once theirs are done."""
         with self._lock:
-            pool, self._pool = self._pool, None
+            pool, self._pool, self._closed = self._pool, None, True
         if pool is not None:
             pool.close()
             _joined_in_background(pool)

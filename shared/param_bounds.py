@@ -160,7 +160,7 @@ def _check_pattern(where: str, pattern: str, settings: Settings) -> None:
         raise _refuse(where, f"is longer than {MAX_PATTERN_CHARS} characters")
     try:
         re.compile(pattern)
-    except re.error as exc:
+    except (re.error, OverflowError) as exc:  # a{99999999999}: a count past C's int
         raise unprocessable(
             f"{where} is not a valid regular expression: {exc}", "invalid_parameter"
         ) from None

@@ -1,19 +1,22 @@
-"""How long a tokenizer regex may backtrack: a bound on its shape, checked at create.
+"""How long a tokenizer regex may backtrack: a bound on its cost, checked at create.
 
 River tokenizes text with Python's `re`, a backtracking matcher that holds the GIL while it
-matches: a pattern such as `(?:[\\w\\s]|[\\w\\s])*\\d` takes minutes on a 29-character
-text (exponential), `\\w+\\s*\\w+x` cubic time on a 10,000-character one, and either would stop
-every tenant's requests in the process that learns it. The model must still tokenize exactly
-as River does, so the pattern is not rewritten or run elsewhere: its shape is bounded.
+matches: `(?:[\\w\\s]|[\\w\\s])*\\d` takes minutes on a 29-character text (exponential),
+`\\w+\\s*\\w+x` and `\\w*a{500}b` are cubic on a long one, and any of them would stop every
+tenant's requests in the process that learns it. The model must still tokenize exactly as River
+does, so the pattern is not rewritten or run elsewhere: its cost is bounded.
 
-`branching` estimates, for one starting position, how many ways the pattern can try: a
-repetition multiplies by its span (an unbounded one by the longest text, MAX_TEXT_CHARS),
-alternatives add up, a sequence multiplies. A repetition may hold no repetition or
-alternatives of its own (nested repetition is what turns polynomial into exponential), and
-back-references are refused. `check_pattern` allows up to `MAX_BRANCHING` x MAX_TEXT_CHARS:
-one unbounded repetition per alternative, at most two (or one beside an optional item),
-measured at ~0.2 s of one core per alternative on the worst 10,000-character text
-(`[\\w\\s]+x` on 'a' * 10,000; four such alternatives took ~1 s).
+`cost` estimates the steps `re` may take from one starting position, from the parsed pattern:
+a sequence costs the sum of its items' costs, each times the ways the items before it can
+match (backtracking retries every one); a repetition matches up to its top count (the longest
+text, MAX_TEXT_CHARS, when unbounded) in as many ways as its span; alternatives add up and
+weigh `BRANCH_WEIGHT` steps each (measured: a branch costs ~10x a character-class step);
+IGNORECASE multiplies by `IGNORECASE_WEIGHT` (measured 5.7x). A repetition may hold no
+repetition or alternatives (that turns polynomial into exponential), and back-references are
+refused. A repetition last in the match costs only its least count: nothing after it can
+fail, so it is never retried, and findall resumes after what it took. findall tries every
+starting position, so the allowance is `ALLOWANCE` x the longest text per position: `\\w+x`
+(2n) passes, `\\w+\\s*x` does not, `#\\w+|@\\w+|\\w+` and `https?://\\S+|\\w+` do.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from re import _constants as sre  # the parsed form `re` itself compiles from
 from re import _parser as sre_parse
 from typing import Any
 
-MAX_BRANCHING = 2  # in units of MAX_TEXT_CHARS: two alternatives with one `+` each
+ALLOWANCE = 2  # steps per starting position, in units of the longest text (plus SLACK)
+SLACK = 64  # for the constant steps around one repetition: anchors, a literal, a `?`
+BRANCH_WEIGHT = 8
+IGNORECASE_WEIGHT = 6
 _REPEATS = {sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", sre.MAX_REPEAT)}
 _BACKREFERENCES = {
     sre.GROUPREF,
@@ -31,45 +37,94 @@ _BACKREFERENCES = {
     sre.GROUPREF_LOC_IGNORE,
     sre.GROUPREF_UNI_IGNORE,
 }
+_ATOMIC = {sre.ASSERT, sre.ASSERT_NOT, getattr(sre, "ATOMIC_GROUP", sre.ASSERT)}
 _NESTED = "a repetition may hold no repetition or alternatives (they backtrack exponentially)"
 
 
 class PatternTooCostly(ValueError):
-    """The pattern's shape lets `re` backtrack past the bound; the message says why."""
+    """The pattern lets `re` backtrack past the bound; the message says why."""
 
 
 def check_pattern(pattern: str, longest_text: int) -> None:
-    """Raise PatternTooCostly when `pattern` could backtrack past MAX_BRANCHING x
-    `longest_text` tries per starting position (the pattern compiles: checked before)."""
-    ways = branching(sre_parse.parse(pattern), longest_text)
-    if ways > MAX_BRANCHING * longest_text:
+    """Raise PatternTooCostly when `pattern` could take more than ALLOWANCE x
+    `longest_text` (+ SLACK) steps from one starting position (it compiles: checked before)."""
+    parsed = sre_parse.parse(pattern)
+    steps = cost(parsed, longest_text)
+    if parsed.state.flags & sre.SRE_FLAG_IGNORECASE or _ignores_case(parsed):
+        steps *= IGNORECASE_WEIGHT
+    if steps > ALLOWANCE * longest_text + SLACK:
         raise PatternTooCostly(
-            "can backtrack too long: at most one unbounded repetition (+, *, {n,}) per "
-            f"alternative and at most {MAX_BRANCHING} such alternatives"
+            f"can backtrack too long (~{steps:,} steps per position where "
+            f"{ALLOWANCE * longest_text + SLACK:,} are allowed): at most one unbounded "
+            "repetition (+, *, {n,}) with something after it, little else that can match in "
+            "several ways, and no (?i) (River lowercases the text already)"
         )
 
 
-def branching(items: Any, longest_text: int, in_repeat: bool = False) -> int:
-    """The ways `items` (a parsed sequence) can be tried from one position, bounded above."""
-    ways = 1
+def cost(items: Any, longest_text: int) -> int:
+    """Steps a parsed pattern may take from one position (every way tried)."""
+    return _sequence(items, longest_text, tail=True)[1]
+
+
+def _sequence(items: Any, n: int, tail: bool = False) -> tuple[int, int]:
+    """(ways, steps) of a parsed sequence: the ways multiply, each item's steps are paid
+    once per way of the items before it. `tail`: nothing after the sequence can fail."""
+    ways, steps = 1, 0
+    last = len(items) - 1
+    for index, item in enumerate(items):
+        item_ways, item_steps = _item(item, n, tail and index == last)
+        steps += ways * item_steps
+        ways *= item_ways
+    return ways, steps
+
+
+def _item(item: tuple[Any, Any], n: int, tail: bool) -> tuple[int, int]:
+    op, av = item
+    if op in _REPEATS:
+        low, high, body = av
+        body_ways, body_steps = _sequence(body, n)
+        if body_ways > 1 or _has_repeat(body):
+            raise PatternTooCostly(_NESTED)
+        top = n if high == sre.MAXREPEAT else min(high, n)
+        if tail:
+            # last in the match: it fails only short of `low`, and once it matches nothing
+            # is retried; findall goes on after what it took, so that is paid once a text
+            return 1, max(1, min(low, top) * body_steps)
+        return max(1, top - min(low, top) + 1), max(1, top * body_steps)
+    if op is sre.BRANCH:
+        alternatives = [_sequence(branch, n, tail) for branch in av[1]]
+        ways = sum(w for w, _ in alternatives)
+        return ways, sum(s for _, s in alternatives) + BRANCH_WEIGHT * len(alternatives)
+    if op is sre.SUBPATTERN:
+        return _sequence(av[-1], n, tail)
+    if op in _ATOMIC:  # lookarounds and atomic groups: tried in full, matched one way
+        body = av if op not in (sre.ASSERT, sre.ASSERT_NOT) else av[1]
+        return 1, max(1, _sequence(body, n)[1])
+    if op in _BACKREFERENCES:
+        raise PatternTooCostly("uses a back-reference (its matching can be exponential)")
+    return 1, 1  # one character, a class, an anchor
+
+
+def _has_repeat(items: Any) -> bool:
     for op, av in items:
-        if op in _REPEATS:
-            low, high, body = av
-            if in_repeat:
-                raise PatternTooCostly(_NESTED)
-            if branching(body, longest_text, in_repeat=True) > 1:
-                raise PatternTooCostly(_NESTED)
-            ways *= longest_text if high == sre.MAXREPEAT else high - low + 1
-        elif op is sre.BRANCH:
-            if in_repeat:
-                raise PatternTooCostly(_NESTED)
-            ways *= sum(branching(branch, longest_text) for branch in av[1])
-        elif op is sre.SUBPATTERN:
-            ways *= branching(av[-1], longest_text, in_repeat)
-        elif op in (sre.ASSERT, sre.ASSERT_NOT):
-            ways *= branching(av[1], longest_text, in_repeat)
-        elif op is getattr(sre, "ATOMIC_GROUP", None):
-            ways *= branching(av, longest_text, in_repeat)
-        elif op in _BACKREFERENCES:
-            raise PatternTooCostly("uses a back-reference (its matching can be exponential)")
-    return ways
+        if op in _REPEATS or op is sre.BRANCH:
+            return True
+        if op is sre.SUBPATTERN and _has_repeat(av[-1]):
+            return True
+        if op in (sre.ASSERT, sre.ASSERT_NOT) and _has_repeat(av[1]):
+            return True
+    return False
+
+
+def _ignores_case(items: Any) -> bool:
+    """A scoped `(?i:...)` anywhere in the pattern."""
+    for op, av in items:
+        if op is sre.SUBPATTERN and (av[1] & sre.SRE_FLAG_IGNORECASE or _ignores_case(av[-1])):
+            return True
+        if op in _REPEATS and _ignores_case(av[2]):
+            return True
+        if op is sre.BRANCH and any(_ignores_case(b) for b in av[1]):
+            return True
+        if op in (sre.ASSERT, sre.ASSERT_NOT) and _ignores_case(av[1]):
+            return True
+    return False

@@ -29,6 +29,7 @@ from shared.schemas import ModelSpec
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger("ml.spec_proof")
+_POLL_SECONDS = 0.05  # how often a waiting proof thread looks whether its caller has gone
 
 
 class SpecProver:
@@ -51,6 +52,7 @@ class SpecProver:
         self._free = threading.BoundedSemaphore(max(1, workers.processes if workers else 1))
         self._lock = threading.Lock()
         self._starting: tuple[pebble.ProcessPool, Future[int]] | None = None
+        self._ever_started = False
 
     async def prove(self, spec: ModelSpec) -> tuple[dict[str, Any], bytes]:
         """The model's record and snapshot 0, once the spec has learned and predicted a
@@ -60,41 +62,50 @@ class SpecProver:
         budget = settings.spec_proof_seconds
         loop = asyncio.get_running_loop()
         began = asyncio.Event()
-        # set when the caller gave up waiting for a start: a thread already waiting for a
-        # free worker (more CPU threads than proof workers) must not prove it after all
+        # set once the caller has gone (a 503, or the request cancelled): a thread still
+        # waiting for a worker gives up instead of proving for nobody
         abandoned = threading.Event()
 
         def work() -> tuple[dict[str, Any], bytes]:
-            pool = self._started_pool()
-            if pool is not None:
-                with self._free:
-                    if abandoned.is_set():
-                        raise _busy()
-                    loop.call_soon_threadsafe(began.set)
-                    return self._in_worker(pool, spec, settings)
-            loop.call_soon_threadsafe(began.set)
-            return proven(spec, settings)
+            pool = self._started_pool(budget, abandoned)
+            if pool is None:  # the process's first proofs, while the workers start
+                loop.call_soon_threadsafe(began.set)
+                return proven(spec, settings)
+            while not self._free.acquire(timeout=_POLL_SECONDS):
+                if abandoned.is_set():
+                    raise _busy()
+            try:
+                if abandoned.is_set():
+                    raise _busy()
+                loop.call_soon_threadsafe(began.set)
+                return self._in_worker(pool, spec, settings)
+            finally:
+                self._free.release()
 
         task = asyncio.ensure_future(run_in(self.cpu, work))
         try:
-            await asyncio.wait_for(began.wait(), budget)
-        except TimeoutError:
+            try:
+                await asyncio.wait_for(began.wait(), budget)
+            except TimeoutError:
+                raise _busy() from None
+            try:
+                return await asyncio.wait_for(asyncio.shield(task), budget)
+            except TimeoutError:
+                # in a worker, the proof's process is stopped at the same budget; in the
+                # thread (the first proofs of a process) it runs to its end
+                raise _too_slow(budget) from None
+        except BaseException:
             abandoned.set()
             task.cancel()  # still queued: it never runs
             task.add_done_callback(_consume)
-            raise _busy() from None
-        try:
-            return await asyncio.wait_for(asyncio.shield(task), budget)
-        except TimeoutError:
-            # in a worker, the proof's process is stopped at the same budget; in the thread
-            # (the first proof of a process) it runs to its end
-            task.add_done_callback(_consume)
-            raise _too_slow(budget) from None
+            raise
 
-    def _started_pool(self) -> pebble.ProcessPool | None:
-        """The proof pool once its workers have answered, else None: the pool is made and
-        its workers started (in the background) on first use, or again after they could not
-        start."""
+    def _started_pool(self, budget: float, abandoned: threading.Event) -> pebble.ProcessPool | None:
+        """The proof pool once its workers have answered. The first time, None until then
+        (the pool is made and its workers started in the background, and the first proofs
+        run in their thread); a pool made again later (its processes could not start, or it
+        broke) is waited for, up to `budget`: no proof runs in the serving process after
+        the workers first answered."""
         pool = self.workers.pool() if self.workers is not None else None
         if pool is None:
             return None
@@ -102,13 +113,22 @@ class SpecProver:
             if self._starting is None or self._starting[0] is not pool:
                 self._starting = (pool, _start(pool))
             started = self._starting[1]
+        if not started.done() and self._ever_started:
+            deadline = time.monotonic() + budget
+            while not started.done():
+                if abandoned.is_set() or time.monotonic() > deadline:
+                    raise _busy()
+                time.sleep(_POLL_SECONDS)
         if not started.done():
             return None
         if started.exception() is not None:  # it could not start: start another next time
             log.warning("the proof worker processes did not start: %s", started.exception())
             assert self.workers is not None
             self.workers.drop(pool)
+            if self._ever_started:
+                raise unavailable("the proof worker processes did not start; retry", 2)
             return None
+        self._ever_started = True
         return pool
 
     def _in_worker(
@@ -127,6 +147,8 @@ class SpecProver:
                 return again.result()
         except TimeoutError:
             raise _too_slow(budget) from None
+        except BrokenProcessPool:
+            raise unavailable("the proof worker processes are failing; retry", 2) from None
         except pebble.ProcessExpired as exc:
             # the spec's own doing (memory, native code): never retried in this process
             log.warning("a proof ended its worker process (exit code %s)", exc.exitcode)

@@ -112,7 +112,7 @@ def test_a_failing_spec_and_a_dead_worker(server: AppProcess) -> None:
         assert refused.status_code == 422 and refused.json()["error"]["code"] == "spec_failed"
 
 
-# ~2.5 s of proof on a quiet core (eight layers of 1,024 neurons), well past a 1 s budget
+# ~0.7 s of proof on a quiet core (eight layers of 1,024 neurons, 64 MB), past a 0.2 s budget
 SLOW = {"steps": [{"kind": "mlp_regressor", "params": {"hidden_layer_sizes": [1024] * 8}}]}
 
 
@@ -122,10 +122,17 @@ def test_a_proof_past_its_time_has_its_worker_stopped(
     """A proof still running at SPEC_PROOF_SECONDS is a 422 and its worker process is
     stopped (before, it ran on to its end, holding a CPU thread and a proof slot: two proofs
     that never end left every later create waiting for good); the pool starts another."""
-    env = {"STATE_URL": "memory://", "WORKER_NICE": str(NICE), "SPEC_PROOF_SECONDS": "1"}
+    env = {
+        "STATE_URL": "memory://",
+        "WORKER_NICE": str(NICE),
+        "SPEC_PROOF_SECONDS": "0.2",
+        "MAX_MODEL_BYTES": str(2**30),
+    }
     server = app_factory(env)
     with httpx.Client(base_url=server.url, headers={"X-Tenant-ID": "acme"}, timeout=60) as http:
-        assert http.post("/api/v1/models", json={**LINEAR, "name": "first"}).status_code == 201
+        # starts the workers (proven in its thread, which may take longer than 0.2 s: the
+        # serving process imports the estimator's modules at its first build)
+        http.post("/api/v1/models", json={**LINEAR, "name": "first"})
         before = set(started_workers(server))
         for name in ("slow-1", "slow-2", "slow-3"):  # more than PROOF_PROCESSES (2)
             refused = http.post("/api/v1/models", json={**SLOW, "name": name})
