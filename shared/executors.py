@@ -203,7 +203,10 @@ class IsolatedProcesses:
             fresh = self.pool()
             if fresh is None:
                 raise BrokenProcessPool("the worker processes were shut down") from None
-            return fresh.schedule(fn, args, timeout=timeout)
+            try:
+                return fresh.schedule(fn, args, timeout=timeout)
+            except RuntimeError as exc:  # the new pool failed at once too
+                raise BrokenProcessPool(str(exc)) from exc
 
     def drop(self, failed: pebble.ProcessPool) -> None:
         """Forget a pool that cannot run tasks; the next use makes a new one. Only the

@@ -10,11 +10,13 @@ does, so the pattern is not rewritten or run elsewhere: its cost is bounded.
 a sequence costs the sum of its items' costs, each times the ways the items before it can
 match (backtracking retries every one); a repetition matches up to its top count (the longest
 text, MAX_TEXT_CHARS, when unbounded) in as many ways as its span; alternatives add up and
-weigh `BRANCH_WEIGHT` steps each (measured: a branch costs ~10x a character-class step);
-IGNORECASE multiplies by `IGNORECASE_WEIGHT` (measured 5.7x). A repetition may hold no
+weigh `BRANCH_WEIGHT` steps each (measured: a branch costs ~10x a character-class step), a
+repeated group `GENERAL_REPEAT_WEIGHT` per character (re's general repeat, not its fast
+one-character loop); IGNORECASE multiplies by `IGNORECASE_WEIGHT` (measured 5.7x). A repetition may hold no
 repetition or alternatives (that turns polynomial into exponential), and back-references are
-refused. A repetition last in the match costs only its least count: nothing after it can
-fail, so it is never retried, and findall resumes after what it took. findall tries every
+refused. A repetition last in the match costs only its least count and one more try of its
+body: nothing after it can fail, so it is never retried, and findall resumes after what it
+took. findall tries every
 starting position, so the allowance is `ALLOWANCE` x the longest text per position: `\\w+x`
 (2n) passes, `\\w+\\s*x` does not, `#\\w+|@\\w+|\\w+` and `https?://\\S+|\\w+` do.
 """
@@ -28,6 +30,7 @@ from typing import Any
 ALLOWANCE = 2  # steps per starting position, in units of the longest text (plus SLACK)
 SLACK = 64  # for the constant steps around one repetition: anchors, a literal, a `?`
 BRANCH_WEIGHT = 8
+GENERAL_REPEAT_WEIGHT = 8  # a repeated group: re's general repeat, measured ~7x its fast loop
 IGNORECASE_WEIGHT = 6
 _REPEATS = {sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", sre.MAX_REPEAT)}
 _BACKREFERENCES = {
@@ -37,6 +40,7 @@ _BACKREFERENCES = {
     sre.GROUPREF_LOC_IGNORE,
     sre.GROUPREF_UNI_IGNORE,
 }
+_ONE_CHARACTER = {sre.LITERAL, sre.NOT_LITERAL, sre.IN, sre.ANY, sre.CATEGORY}
 _ATOMIC = {sre.ASSERT, sre.ASSERT_NOT, getattr(sre, "ATOMIC_GROUP", sre.ASSERT)}
 _NESTED = "a repetition may hold no repetition or alternatives (they backtrack exponentially)"
 
@@ -85,11 +89,15 @@ def _item(item: tuple[Any, Any], n: int, tail: bool) -> tuple[int, int]:
         body_ways, body_steps = _sequence(body, n)
         if body_ways > 1 or _has_repeat(body):
             raise PatternTooCostly(_NESTED)
+        if not _single_step(body):  # re's general repeat: no fast one-character loop
+            body_steps *= GENERAL_REPEAT_WEIGHT
         top = n if high == sre.MAXREPEAT else min(high, n)
         if tail:
-            # last in the match: it fails only short of `low`, and once it matches nothing
-            # is retried; findall goes on after what it took, so that is paid once a text
-            return 1, max(1, min(low, top) * body_steps)
+            # last in the match: it fails only short of `low` (a greedy one also tries its
+            # body once more, and fails), and once it matches nothing is retried; findall
+            # goes on after what it took, so that is paid once a text
+            tries = min(low, top) + (0 if op is sre.MIN_REPEAT else 1)
+            return 1, max(1, tries * body_steps)
         return max(1, top - min(low, top) + 1), max(1, top * body_steps)
     if op is sre.BRANCH:
         alternatives = [_sequence(branch, n, tail) for branch in av[1]]
@@ -105,13 +113,31 @@ def _item(item: tuple[Any, Any], n: int, tail: bool) -> tuple[int, int]:
     return 1, 1  # one character, a class, an anchor
 
 
+def _single_step(body: Any) -> bool:
+    """One character, class or category: what re repeats in its fast loop."""
+    return len(body) == 1 and body[0][0] in _ONE_CHARACTER
+
+
+def _inner(op: Any, av: Any) -> list[Any]:
+    """The sequences an item holds (none for a character or an anchor)."""
+    if op in _REPEATS:
+        return [av[2]]
+    if op is sre.BRANCH:
+        return list(av[1])
+    if op is sre.SUBPATTERN:
+        return [av[-1]]
+    if op in (sre.ASSERT, sre.ASSERT_NOT):
+        return [av[1]]
+    if op is getattr(sre, "ATOMIC_GROUP", None):
+        return [av]
+    return []
+
+
 def _has_repeat(items: Any) -> bool:
     for op, av in items:
         if op in _REPEATS or op is sre.BRANCH:
             return True
-        if op is sre.SUBPATTERN and _has_repeat(av[-1]):
-            return True
-        if op in (sre.ASSERT, sre.ASSERT_NOT) and _has_repeat(av[1]):
+        if any(_has_repeat(inner) for inner in _inner(op, av)):
             return True
     return False
 
@@ -119,12 +145,8 @@ def _has_repeat(items: Any) -> bool:
 def _ignores_case(items: Any) -> bool:
     """A scoped `(?i:...)` anywhere in the pattern."""
     for op, av in items:
-        if op is sre.SUBPATTERN and (av[1] & sre.SRE_FLAG_IGNORECASE or _ignores_case(av[-1])):
+        if op is sre.SUBPATTERN and av[1] & sre.SRE_FLAG_IGNORECASE:
             return True
-        if op in _REPEATS and _ignores_case(av[2]):
-            return True
-        if op is sre.BRANCH and any(_ignores_case(b) for b in av[1]):
-            return True
-        if op in (sre.ASSERT, sre.ASSERT_NOT) and _ignores_case(av[1]):
+        if any(_ignores_case(inner) for inner in _inner(op, av)):
             return True
     return False

@@ -16,7 +16,7 @@ import threading
 import time
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import Any, TypeVar
 
 import pebble
 
@@ -30,6 +30,10 @@ from shared.settings import Settings, get_settings
 
 log = logging.getLogger("ml.spec_proof")
 _POLL_SECONDS = 0.05  # how often a waiting proof thread looks whether its caller has gone
+# past a proof's budget, how long before its future is given up on: a worker is started and
+# the proof stopped within it, unless the pool under it was stopped
+WAIT_SLACK_SECONDS = 30.0
+T = TypeVar("T")
 
 
 class SpecProver:
@@ -69,6 +73,8 @@ class SpecProver:
         def work() -> tuple[dict[str, Any], bytes]:
             pool = self._started_pool(budget, abandoned)
             if pool is None:  # the process's first proofs, while the workers start
+                if abandoned.is_set():
+                    raise _busy()
                 loop.call_soon_threadsafe(began.set)
                 return proven(spec, settings)
             while not self._free.acquire(timeout=_POLL_SECONDS):
@@ -108,6 +114,8 @@ class SpecProver:
         the workers first answered."""
         pool = self.workers.pool() if self.workers is not None else None
         if pool is None:
+            if self._ever_started:  # shut down (a runtime going): never in this process
+                raise unavailable("the proof worker processes have stopped; retry", 2)
             return None
         with self._lock:
             if self._starting is None or self._starting[0] is not pool:
@@ -140,11 +148,13 @@ class SpecProver:
         assert self.workers is not None
         try:
             try:
-                return self.workers.schedule(proven_in_worker, (spec, settings), budget).result()
+                return _waited(
+                    self.workers.schedule(proven_in_worker, (spec, settings), budget), budget
+                )
             except BrokenProcessPool:  # the pool broke before the proof began: a new one
                 self.workers.drop(pool)
                 again = self.workers.schedule(proven_in_worker, (spec, settings), budget)
-                return again.result()
+                return _waited(again, budget)
         except TimeoutError:
             raise _too_slow(budget) from None
         except BrokenProcessPool:
@@ -157,6 +167,19 @@ class SpecProver:
                 "a smaller model may fit MAX_MODEL_BYTES",
                 "spec_failed",
             ) from None
+
+
+def _waited(future: pebble.ProcessFuture[T], budget: float) -> T:
+    """The proof's result. Its process is stopped at its budget (TimeoutError); past that
+    and WAIT_SLACK_SECONDS the future itself is given up on (a pool stopped under it never
+    settles it), so no thread waits for good."""
+    try:
+        return future.result(timeout=budget + WAIT_SLACK_SECONDS)
+    except TimeoutError:
+        if future.done():  # the proof's own timeout: its process was stopped
+            raise
+        future.cancel()
+        raise unavailable("the proof worker processes did not answer; retry", 2) from None
 
 
 def _busy() -> ApiError:
