@@ -799,8 +799,9 @@ ENSEMBLES = _Ensembles()
 
 def import_all() -> None:
     """Import every kind's module and read its signature now, not on first use: for a process
-    that builds any spec (the train function), so a request naming a kind for the first time
-    does not pay River's imports (seconds on a busy machine)."""
+    that builds any spec (the train function, the worker processes' fork server: see
+    shared/catalog_loaded.py), so a request naming a kind for the first time does not pay
+    River's imports (seconds on a busy machine; ~1.2 s of a fresh worker's first proof)."""
     for kind in KINDS.values():
         _ = kind.params, kind.required
 
@@ -1033,14 +1034,3 @@ def build_model(spec: Mapping[str, Any], role: Role | None = None) -> tuple[Blue
         scores_target=scores_target,
     )
     return blueprint, model
-
-
-def load_all() -> None:
-    """Import every kind's constructor now, not at its first build: for the worker
-    processes' fork server (shared/catalog_loaded.py), so a worker forked from it builds
-    any spec at once (a fresh worker spent ~1.2 s importing River's submodules and
-    scipy.stats at its first build, inside that proof's SPEC_PROOF_SECONDS)."""
-    for kind in KINDS.values():
-        for target in (kind.factory, kind.introspected):
-            if isinstance(target, Deferred):
-                target.load()
